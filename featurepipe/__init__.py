@@ -1,0 +1,26 @@
+"""featurepipe: classical image features, a feature cache, numpy heads and one benchmark."""
+from ._version import __version__
+
+# Heavy parts (scikit-learn, OpenCV) load on first use, so `featurepipe` on the command line starts fast.
+_LAZY = {
+    "list_extractors": "featurepipe.extractors",
+    "create_extractor": "featurepipe.extractors",
+    "register": "featurepipe.extractors",
+    "Extractor": "featurepipe.extractors",
+    "build_pipeline": "featurepipe.pipeline",
+    "FeaturePipeline": "featurepipe.pipeline",
+    "FeatureStore": "featurepipe.store",
+    "LinearClassifier": "featurepipe.heads",
+    "MLPClassifier": "featurepipe.heads",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'featurepipe' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

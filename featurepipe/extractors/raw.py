@@ -1,0 +1,32 @@
+"""Raw pixels: the input a learned model starts from."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..imageops import resize_batch, to_grey
+from .base import Extractor, require
+from .registry import register
+
+
+@register("raw")
+class RawPixels(Extractor):
+    """Pixels scaled to [0, 1], optionally resized to ``size`` (H, W) and/or converted to grey."""
+
+    def __init__(self, size=None, grey=False):
+        self.size = size
+        self.grey = grey
+
+    @property
+    def size_dependent(self):
+        return self.size is None
+
+    def check_params(self):
+        require(self.size is None or (len(self.size) == 2 and all(int(s) > 0 for s in self.size)),
+                "size", "must be null or [height, width] with positive entries", self.size)
+
+    def _transform_batch(self, batch):
+        if self.size is not None:
+            batch = resize_batch(batch, tuple(self.size))
+        if self.grey:
+            batch = to_grey(batch)
+        return batch.reshape(len(batch), -1).astype(np.float32) * np.float32(1 / 255)

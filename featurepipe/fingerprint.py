@@ -1,0 +1,46 @@
+"""Stable hashes: of JSON-able descriptions, of numpy state, and of the code that computes features."""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from ._version import __version__
+
+# Source files whose change may change feature values; their bytes are part of every fingerprint.
+_FEATURE_CODE = ("extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
+
+
+def digest(obj) -> str:
+    """sha256 hex of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable).encode()).hexdigest()
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "shape": value.shape,
+                "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if hasattr(value, "describe"):
+        return value.describe()
+    raise TypeError(f"cannot fingerprint a {type(value).__name__}")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus a hash of the feature-computing sources: edit them and every cache key moves."""
+    root = Path(__file__).parent
+    h = hashlib.sha256(__version__.encode())
+    for entry in _FEATURE_CODE:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
+        for f in files:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:16]}"

@@ -1,0 +1,123 @@
+"""The linear head: class scores ``s = W x + b``."""
+import numpy as np
+
+from .base import BaseHead
+from .network import DenseNetwork
+
+
+class LinearClassifier(BaseHead):
+    """Linear classifier trained by mini-batch optimisation (or L-BFGS) on a choice of losses.
+
+    ``loss='log_loss'`` is multinomial logistic regression, ``'squared_hinge'`` a one-vs-rest
+    L2-SVM like LinearSVC's, ``'hinge'`` the Weston-Watkins multiclass SVM.
+
+    Parameters
+    ----------
+    loss : {'log_loss', 'hinge', 'squared_hinge'}, default='log_loss'
+        Only ``'log_loss'`` gives ``predict_proba``; the hinge losses give scores only.
+    alpha : float, default=1e-4
+        L2 penalty ``0.5 * alpha * ||W||^2`` added to the mean loss. Biases are never penalised.
+    l1 : float, default=0.0
+        L1 penalty ``l1 * sum|W|`` added to the mean loss.
+    weight_decay : float or None, default=None
+        Decoupled weight decay applied by the optimiser at each step, ``W -= lr * weight_decay * W``.
+        None keeps the optimiser's own (0 except for ``'adamw'``). Not available with L-BFGS.
+    optimizer : str or optimiser object, default='adam'
+        A name from ``featurepipe.heads.list_optimizers()`` or an object such as
+        ``featurepipe.heads.optimizers.SGD(momentum=0.95)``; the object is copied, never changed.
+    learning_rate : float or None, default=None
+        Base learning rate; None keeps the optimiser's own (1e-3 for Adam).
+    schedule : {'constant', 'step', 'cosine'} or schedule object, default='constant'
+        Learning-rate multiplier over the ``max_iter`` epochs (see ``schedules.py``).
+    warmup_epochs : float, default=0
+        Epochs of linear learning-rate warm-up before the schedule takes over.
+    batch_size : int, default=256
+        Mini-batch size, capped at the number of training samples. Ignored by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (iterations for L-BFGS).
+    tol : float, default=1e-4
+        Training stops when the monitored quantity (training loss, or validation accuracy with
+        ``early_stopping``) has not improved by ``tol`` for ``n_iter_no_change`` epochs. For
+        L-BFGS, the largest gradient component at convergence.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule above.
+    shuffle : bool, default=True
+        Reshuffle the training samples every epoch.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified), stop on its accuracy
+        and keep the weights of the best epoch. Ignored by L-BFGS.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
+        models.
+    verbose : bool, default=False
+        Print the loss and accuracies after every epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (n_classes, n_features), float32
+        One weight row per class, also for two classes.
+    intercept_ : ndarray of shape (n_classes,), float32
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has string column names.
+    n_iter_ : int
+        Epochs run (L-BFGS iterations).
+    loss_curve_ : list of float
+        Training objective (mean loss plus penalties) per epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch when ``early_stopping``, else None.
+    history_ : dict of lists
+        ``"loss"``, ``"train_accuracy"`` and ``"val_accuracy"`` per epoch, for plotting.
+    """
+
+    def __init__(
+        self,
+        loss="log_loss",
+        *,
+        alpha=1e-4,
+        l1=0.0,
+        weight_decay=None,
+        optimizer="adam",
+        learning_rate=None,
+        schedule="constant",
+        warmup_epochs=0,
+        batch_size=256,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=False,
+    ):
+        self.loss = loss
+        self.alpha = alpha
+        self.l1 = l1
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_network(self, n_features, n_classes):
+        return DenseNetwork([n_features, n_classes])
+
+    def _network_params(self):
+        return [self.coef_.T, self.intercept_]
+
+    def _store_network_params(self, params):
+        weights, self.intercept_ = params
+        self.coef_ = np.ascontiguousarray(weights.T)

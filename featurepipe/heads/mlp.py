@@ -1,0 +1,105 @@
+"""The multi-layer perceptron head: ``f(x) = W2 act(W1 x + b1) + b2``, and deeper."""
+import numbers
+
+from sklearn.utils import check_scalar
+
+from .activations import get_activation
+from .base import BaseHead
+from .network import DenseNetwork
+
+
+class MLPClassifier(BaseHead):
+    """Fully connected network with any number and width of hidden layers.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(100,)
+        Width of each hidden layer. With ``activation='maxout'`` each unit takes the maximum of
+        two pre-activations, so the weight matrices are twice as wide.
+    activation : {'relu', 'leaky_relu', 'sigmoid', 'tanh', 'elu', 'softplus', 'maxout'}, default='relu'
+        Hidden-layer activation; weights start He-initialised for the ReLU family and maxout,
+        Xavier-initialised for sigmoid and tanh.
+    dropout : float, default=0.0
+        Probability of zeroing a hidden unit at each training step (inverted dropout, so nothing
+        changes at prediction time). Not available with L-BFGS.
+    loss, alpha, l1, weight_decay, optimizer, learning_rate, schedule, warmup_epochs, batch_size,
+    max_iter, tol, n_iter_no_change, shuffle, early_stopping, validation_fraction, random_state,
+    verbose
+        As for ``LinearClassifier``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coefs_ : list of ndarray, float32
+        Weight matrices, ``coefs_[i]`` of shape ``(fan_in, fan_out)`` for layer ``i``.
+    intercepts_ : list of ndarray, float32
+        Bias vectors, ``intercepts_[i]`` of shape ``(fan_out,)``.
+    n_features_in_, feature_names_in_, n_iter_, loss_curve_, validation_scores_, history_
+        As for ``LinearClassifier``.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        dropout=0.0,
+        loss="log_loss",
+        alpha=1e-4,
+        l1=0.0,
+        weight_decay=None,
+        optimizer="adam",
+        learning_rate=None,
+        schedule="constant",
+        warmup_epochs=0,
+        batch_size=256,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.loss = loss
+        self.alpha = alpha
+        self.l1 = l1
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_network(self, n_features, n_classes):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if not hidden:
+            raise ValueError("hidden_layer_sizes needs at least one layer; use LinearClassifier for none")
+        for width in hidden:
+            check_scalar(width, "hidden layer size", numbers.Integral, min_val=1)
+        check_scalar(
+            self.dropout, "dropout", numbers.Real, min_val=0, max_val=1, include_boundaries="left"
+        )
+        return DenseNetwork(
+            [n_features, *hidden, n_classes], get_activation(self.activation), self.dropout
+        )
+
+    def _network_params(self):
+        return [param for layer in zip(self.coefs_, self.intercepts_) for param in layer]
+
+    def _store_network_params(self, params):
+        self.coefs_ = params[0::2]
+        self.intercepts_ = params[1::2]

@@ -1,0 +1,276 @@
+"""Optimisers, kept apart from the models so that any head trains with any of them.
+
+First-order optimisers update a list of parameter arrays in place from mini-batch gradients::
+
+    state = optimizer.init_state(params)
+    optimizer.step(params, grads, state, lr_scale=schedule(epoch))
+
+Settings live on the optimiser and per-run state in ``state``, so one optimiser object can train
+many models without being changed, as scikit-learn requires of an estimator's parameters.
+
+Every first-order optimiser applies *decoupled* weight decay (Loshchilov and Hutter, 2019) to weight
+matrices, never to biases: ``W -= lr * weight_decay * W`` next to the gradient step, rather than a
+penalty folded into the gradient. ``"adamw"`` is Adam with it switched on by default.
+
+L-BFGS is full-batch and hands the whole objective to ``scipy.optimize.minimize``.
+``create_optimizer`` builds any of them by name, in the manner of timm's factory.
+"""
+import fnmatch
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._hyperparameters import Hyperparameters
+from .regularization import is_weight
+
+
+class OptimizerState:
+    """The step count and one tuple of buffers (momentum, squared-gradient averages) per parameter."""
+
+    def __init__(self, buffers):
+        self.steps = 0
+        self.buffers = buffers
+
+
+class Optimizer(Hyperparameters):
+    """Base of the first-order optimisers; subclasses implement ``_update`` for one parameter."""
+
+    full_batch = False
+    #: Names of the per-parameter buffers ``_update`` receives, in order.
+    buffer_names = ()
+
+    def __init__(self, learning_rate, weight_decay):
+        _check_positive("learning_rate", learning_rate)
+        _check_non_negative("weight_decay", weight_decay)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+
+    def init_state(self, params):
+        """Fresh state for training ``params``."""
+        return OptimizerState(
+            [tuple(np.zeros_like(param) for _ in self.buffer_names) for param in params]
+        )
+
+    def step(self, params, grads, state, lr_scale=1.0):
+        """Update ``params`` in place; ``lr_scale`` multiplies the learning rate (for schedules)."""
+        state.steps += 1
+        lr = self.learning_rate * lr_scale
+        for param, grad, buffers in zip(params, grads, state.buffers):
+            if self.weight_decay and is_weight(param):
+                param *= 1 - lr * self.weight_decay
+            self._update(param, grad, buffers, lr, state.steps)
+
+    def _update(self, param, grad, buffers, lr, steps):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with classical or Nesterov momentum.
+
+    With momentum ``mu``: ``v <- mu v - lr g``, then ``p <- p + v`` (classical) or
+    ``p <- p + mu v - lr g`` (Nesterov, in the form of Sutskever et al., 2013).
+    """
+
+    buffer_names = ("velocity",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if nesterov and not momentum:
+            raise ValueError("nesterov=True needs a momentum above 0")
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def _update(self, param, grad, buffers, lr, steps):
+        if not self.momentum:
+            param -= lr * grad
+            return
+        (velocity,) = buffers
+        velocity *= self.momentum
+        velocity -= lr * grad
+        if self.nesterov:
+            param += self.momentum * velocity - lr * grad
+        else:
+            param += velocity
+
+
+class AdaGrad(Optimizer):
+    """Per-coordinate steps shrinking with the sum of squared gradients (Duchi et al., 2011).
+
+    ``G <- G + g^2``, ``p <- p - lr g / (sqrt(G) + epsilon)``.
+    """
+
+    buffer_names = ("sum_sq",)
+
+    def __init__(self, learning_rate=0.01, epsilon=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        _check_positive("epsilon", epsilon)
+        self.epsilon = epsilon
+
+    def _update(self, param, grad, buffers, lr, steps):
+        (sum_sq,) = buffers
+        sum_sq += grad * grad
+        param -= lr * grad / (np.sqrt(sum_sq) + self.epsilon)
+
+
+class RMSProp(Optimizer):
+    """AdaGrad with a moving average of squared gradients instead of their sum (Hinton, 2012).
+
+    ``E <- rho E + (1 - rho) g^2``, ``p <- p - lr g / (sqrt(E) + epsilon)``.
+    """
+
+    buffer_names = ("mean_sq",)
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, epsilon=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        _check_fraction("rho", rho)
+        _check_positive("epsilon", epsilon)
+        self.rho = rho
+        self.epsilon = epsilon
+
+    def _update(self, param, grad, buffers, lr, steps):
+        (mean_sq,) = buffers
+        mean_sq *= self.rho
+        mean_sq += (1 - self.rho) * grad * grad
+        param -= lr * grad / (np.sqrt(mean_sq) + self.epsilon)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with bias-corrected moment estimates.
+
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``p <- p - lr m_hat / (sqrt(v_hat) + epsilon)`` with ``m_hat = m / (1 - b1^t)`` and
+    ``v_hat = v / (1 - b2^t)``. With ``weight_decay`` above 0 this is AdamW.
+    """
+
+    buffer_names = ("m", "v")
+
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        _check_fraction("beta_1", beta_1)
+        _check_fraction("beta_2", beta_2)
+        _check_positive("epsilon", epsilon)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def _update(self, param, grad, buffers, lr, steps):
+        m, v = buffers
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1 - self.beta_2) * grad * grad
+        m_hat = m / (1 - self.beta_1**steps)
+        v_hat = v / (1 - self.beta_2**steps)
+        param -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+
+class LBFGS(Hyperparameters):
+    """Full-batch limited-memory BFGS, through ``scipy.optimize.minimize(method="L-BFGS-B")``.
+
+    It needs a deterministic objective over the whole training set, so no mini-batches, dropout,
+    schedules or weight decay.
+    """
+
+    full_batch = True
+
+    def __init__(self, max_corrections=10):
+        if not isinstance(max_corrections, int) or max_corrections < 1:
+            raise ValueError(f"max_corrections must be a positive integer, got {max_corrections!r}")
+        self.max_corrections = max_corrections
+
+    def minimize(self, fun, params, *, max_iter, tol, callback=None):
+        """Minimise ``fun(params) -> (value, grads)``, updating ``params`` in place.
+
+        ``tol`` bounds the largest gradient component at convergence; ``callback(value)`` is called
+        after each iteration. Returns scipy's ``OptimizeResult``.
+        """
+        sizes = [param.size for param in params]
+        splits = np.cumsum(sizes)[:-1]
+
+        def assign(x):
+            for param, chunk in zip(params, np.split(x, splits)):
+                param[...] = chunk.reshape(param.shape)
+
+        def flat_fun(x):
+            assign(x)
+            value, grads = fun(params)
+            return float(value), np.concatenate([grad.ravel() for grad in grads]).astype(np.float64)
+
+        def on_iteration(intermediate_result):
+            if callback is not None:
+                callback(intermediate_result.fun)
+
+        x0 = np.concatenate([param.ravel() for param in params]).astype(np.float64)
+        result = minimize(
+            flat_fun,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            callback=on_iteration,
+            options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
+        )
+        assign(result.x)
+        return result
+
+
+#: Optimiser names, each mapped to its class and the settings the name implies.
+OPTIMIZERS = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (AdaGrad, {}),
+    "rmsprop": (RMSProp, {}),
+    "adam": (Adam, {}),
+    "adamw": (Adam, {"weight_decay": 0.01}),
+    "lbfgs": (LBFGS, {}),
+}
+
+
+def list_optimizers(pattern="*"):
+    """Sorted optimiser names matching the shell-style wildcard ``pattern``."""
+    return sorted(fnmatch.filter(OPTIMIZERS, pattern))
+
+
+def create_optimizer(optimizer, **overrides):
+    """An optimiser from a name in ``list_optimizers()`` or from an optimiser object.
+
+    ``overrides`` replace the name's defaults (or the object's settings, on a copy: the object
+    itself is not changed). Overrides that are None, or that the optimiser does not take (say,
+    ``momentum`` for Adam or ``learning_rate`` for L-BFGS), are dropped, so a caller can pass one
+    set of settings whichever optimiser is chosen.
+    """
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; choose one of {list_optimizers()} or pass an optimiser object"
+            )
+        cls, settings = OPTIMIZERS[optimizer]
+    elif isinstance(optimizer, (Optimizer, LBFGS)):
+        cls, settings = type(optimizer), optimizer.get_params()
+    else:
+        raise TypeError(
+            f"optimizer must be a name from {list_optimizers()} or an optimiser object, got {optimizer!r}"
+        )
+    accepted = cls.param_names()
+    settings = {
+        **settings,
+        **{name: value for name, value in overrides.items() if name in accepted and value is not None},
+    }
+    return cls(**settings)
+
+
+def _check_positive(name, value):
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def _check_non_negative(name, value):
+    if not value >= 0:
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
+def _check_fraction(name, value):
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")

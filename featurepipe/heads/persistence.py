@@ -1,0 +1,136 @@
+"""Saving fitted heads as plain arrays plus JSON, never pickle.
+
+A head is one ``.npz`` file (read with ``allow_pickle=False``) holding the weights, the classes and
+a JSON document under ``"metadata"``: the format version, the estimator class, its parameters,
+and the training record. Any numpy user can read it back without featurepipe.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .._version import __version__
+from .linear import LinearClassifier
+from .mlp import MLPClassifier
+from .optimizers import LBFGS, SGD, AdaGrad, Adam, RMSProp
+from .schedules import ConstantSchedule, CosineSchedule, LinearWarmup, StepSchedule
+
+FORMAT = "featurepipe.head"
+FORMAT_VERSION = 1
+
+_ESTIMATORS = {cls.__name__: cls for cls in (LinearClassifier, MLPClassifier)}
+# Parameter values that are objects are saved by class name and settings; only these are rebuilt.
+_PARAM_OBJECTS = {
+    cls.__name__: cls
+    for cls in (SGD, AdaGrad, RMSProp, Adam, LBFGS, ConstantSchedule, StepSchedule, CosineSchedule, LinearWarmup)
+}
+
+
+def save_model(model, path):
+    """Write the fitted ``model`` to ``path`` (an ``.npz`` file), replacing it atomically."""
+    check_is_fitted(model)
+    name = type(model).__name__
+    if name not in _ESTIMATORS:
+        raise TypeError(f"save_model saves {sorted(_ESTIMATORS)}, not {name}")
+    params = model._network_params()
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "featurepipe_version": __version__,
+        "estimator": name,
+        "params": {key: _encode(key, value) for key, value in model.get_params().items()},
+        "n_features_in": model.n_features_in_,
+        "n_params": len(params),
+        "n_iter": model.n_iter_,
+        "history": model.history_,
+    }
+    arrays = {f"param_{i}": param for i, param in enumerate(params)}
+    arrays["classes"] = _plain_array(model.classes_, "classes_")
+    if hasattr(model, "feature_names_in_"):
+        arrays["feature_names_in"] = _plain_array(model.feature_names_in_, "feature_names_in_")
+    arrays["metadata"] = np.array(json.dumps(metadata))
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
+        np.savez(file, **arrays)
+    os.replace(partial, path)
+
+
+def load_model(path):
+    """Read a head written by ``save_model``; it predicts exactly as the saved one did."""
+    with np.load(path, allow_pickle=False) as data:
+        if "metadata" not in data:
+            raise ValueError(f"{path} is not a featurepipe head file: it has no metadata")
+        metadata = json.loads(data["metadata"].item())
+        _check_format(path, metadata)
+        model = _ESTIMATORS[metadata["estimator"]](
+            **{key: _decode(value) for key, value in metadata["params"].items()}
+        )
+        model.classes_ = data["classes"]
+        model.n_features_in_ = metadata["n_features_in"]
+        if "feature_names_in" in data:
+            model.feature_names_in_ = data["feature_names_in"].astype(object)
+        model._store_network_params([data[f"param_{i}"] for i in range(metadata["n_params"])])
+    model.n_iter_ = metadata["n_iter"]
+    model.history_ = metadata["history"]
+    model.loss_curve_ = model.history_["loss"]
+    model.validation_scores_ = model.history_["val_accuracy"] or None
+    return model
+
+
+def _check_format(path, metadata):
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a featurepipe head file (format {metadata.get('format')!r})")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path} has an unknown head format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written in head format version {version} by featurepipe "
+            f"{metadata.get('featurepipe_version')}; this featurepipe ({__version__}) reads versions "
+            f"up to {FORMAT_VERSION}: upgrade featurepipe to load it"
+        )
+    if metadata.get("estimator") not in _ESTIMATORS:
+        raise ValueError(f"{path} holds an unknown estimator {metadata.get('estimator')!r}")
+
+
+def _encode(name, value):
+    """A JSON value for the estimator parameter ``name``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [_encode(name, item) for item in value]
+    if type(value).__name__ in _PARAM_OBJECTS:
+        settings = {key: _encode(name, item) for key, item in value.get_params().items()}
+        return {"class": type(value).__name__, "params": settings}
+    if name == "random_state":
+        # A RandomState instance is state, not a setting; a loaded model does not train again.
+        return None
+    raise TypeError(
+        f"cannot save parameter {name}={value!r}: only numbers, strings, tuples and featurepipe "
+        "optimiser and schedule objects are saved"
+    )
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return tuple(_decode(item) for item in value)
+    if isinstance(value, dict):
+        settings = {key: _decode(item) for key, item in value["params"].items()}
+        return _PARAM_OBJECTS[value["class"]](**settings)
+    return value
+
+
+def _plain_array(values, name):
+    """``values`` as an array numpy can save without pickle (strings as unicode, not objects)."""
+    array = np.asarray(values)
+    if array.dtype == object:
+        array = np.array(array.tolist())
+    if array.dtype == object:
+        raise TypeError(f"cannot save {name} of mixed or non-array types without pickle: {values!r}")
+    return array

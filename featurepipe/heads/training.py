@@ -1,0 +1,142 @@
+"""Training loops: mini-batch epochs with early stopping for first-order optimisers, and a single
+full-batch call for L-BFGS. Both record a per-epoch history and refuse to return a NaN model."""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DivergenceError(ValueError):
+    """Training produced a loss that is not finite, so the model would be garbage."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training loop reports besides the parameters it updated in place.
+
+    ``history`` holds, per epoch (per iteration for L-BFGS), the training objective (``"loss"``),
+    the training accuracy (``"train_accuracy"``, on the mini-batches as they were seen) and, when
+    there is a validation split, the validation accuracy (``"val_accuracy"``).
+    """
+
+    n_iter: int
+    converged: bool
+    history: dict = field(
+        default_factory=lambda: {"loss": [], "train_accuracy": [], "val_accuracy": []}
+    )
+
+
+def train_minibatch(
+    objective,
+    params,
+    X,
+    y,
+    *,
+    optimizer,
+    schedule,
+    batch_size,
+    max_epochs,
+    tol,
+    n_iter_no_change,
+    shuffle,
+    rng,
+    validation=None,
+    verbose=False,
+):
+    """Train ``params`` in place with ``optimizer`` on mini-batches of ``(X, y)``.
+
+    Training stops when the monitored quantity has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs in a row: the accuracy on ``validation = (X_val, y_val)`` when it
+    is given, and then the parameters of the best epoch are kept; the training loss otherwise.
+    """
+    n_samples = X.shape[0]
+    n_batches = math.ceil(n_samples / batch_size)
+    order = np.arange(n_samples)
+    state = optimizer.init_state(params)
+    result = TrainingResult(n_iter=0, converged=False)
+    history = result.history
+    best, best_params, epochs_without_improvement = -np.inf, None, 0
+
+    for epoch in range(max_epochs):
+        if shuffle:
+            rng.shuffle(order)
+        loss_sum, n_correct = 0.0, 0
+        for batch in range(n_batches):
+            rows = order[batch * batch_size : (batch + 1) * batch_size]
+            y_batch = y[rows]
+            value, grads, scores = objective(params, X[rows], y_batch, rng)
+            if not np.isfinite(value):
+                raise DivergenceError(
+                    f"training diverged: the loss became {value} at epoch {epoch + 1}, batch "
+                    f"{batch + 1}; lower the learning rate, add warm-up or standardise the features"
+                )
+            optimizer.step(params, grads, state, lr_scale=schedule(epoch + batch / n_batches))
+            loss_sum += float(value) * len(rows)
+            n_correct += _n_correct(scores, y_batch)
+        result.n_iter = epoch + 1
+        history["loss"].append(loss_sum / n_samples)
+        history["train_accuracy"].append(n_correct / n_samples)
+        if validation is None:
+            monitored = -history["loss"][-1]
+        else:
+            X_val, y_val = validation
+            val_scores, _ = objective.network.forward(params, X_val)
+            history["val_accuracy"].append(_n_correct(val_scores, y_val) / len(y_val))
+            monitored = history["val_accuracy"][-1]
+        if verbose:
+            print(_describe_epoch(history))
+
+        epochs_without_improvement = 0 if monitored >= best + tol else epochs_without_improvement + 1
+        if monitored > best:
+            best = monitored
+            if validation is not None:
+                best_params = [param.copy() for param in params]
+        if epochs_without_improvement >= n_iter_no_change:
+            result.converged = True
+            break
+
+    if best_params is not None:
+        for param, kept in zip(params, best_params):
+            param[...] = kept
+    return result
+
+
+def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, verbose=False):
+    """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``."""
+    result = TrainingResult(n_iter=0, converged=False)
+    history = result.history
+    last_accuracy = None
+
+    def value_and_grads(params):
+        nonlocal last_accuracy
+        value, grads, scores = objective(params, X, y)
+        last_accuracy = _n_correct(scores, y) / len(y)
+        return value, grads
+
+    def on_iteration(value):
+        # L-BFGS-B evaluates the accepted point last, so the cached accuracy belongs to it.
+        history["loss"].append(float(value))
+        history["train_accuracy"].append(last_accuracy)
+        if verbose:
+            print(_describe_epoch(history))
+
+    outcome = optimizer.minimize(value_and_grads, params, max_iter=max_iter, tol=tol, callback=on_iteration)
+    if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
+        raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
+    result.n_iter = outcome.nit
+    result.converged = bool(outcome.success)
+    return result
+
+
+def _n_correct(scores, y):
+    return int(np.count_nonzero(scores.argmax(axis=1) == y))
+
+
+def _describe_epoch(history):
+    line = (
+        f"Iteration {len(history['loss'])}: loss {history['loss'][-1]:.6f}, "
+        f"train accuracy {history['train_accuracy'][-1]:.4f}"
+    )
+    if history["val_accuracy"]:
+        line += f", validation accuracy {history['val_accuracy'][-1]:.4f}"
+    return line
