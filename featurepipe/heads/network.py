@@ -55,7 +55,7 @@ class DenseNetwork:
             mask = None
             if rng is not None and self.dropout > 0:
                 mask = inverted_dropout_mask(a.shape, self.dropout, rng, a.dtype)
-                a *= mask
+                a = a * mask  # not in place: activations may cache their output
             inputs.append(a)
             activation_caches.append((cache, mask))
 
