@@ -8,7 +8,11 @@ class Hyperparameters:
 
     @classmethod
     def param_names(cls):
-        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+        return [
+            name
+            for name, param in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        ]
 
     def get_params(self):
         return {name: getattr(self, name) for name in self.param_names()}

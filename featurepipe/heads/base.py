@@ -116,7 +116,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The class with the highest score for each row of ``X``."""
-        return self.classes_[self._scores(X).argmax(axis=1)]
+        scores = self._scores(X)
+        return self.classes_[scores.argmax(axis=1)]
 
     def _has_probabilities(self):
         if self.loss != "log_loss":

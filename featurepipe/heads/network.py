@@ -29,7 +29,14 @@ class DenseNetwork:
         return len(self.layer_sizes) - 1
 
     def init_params(self, rng, dtype=np.float32):
-        """Random weights (He or Xavier, as the activation prefers) and zero biases."""
+        """Initial weights and zero biases.
+
+        Hidden layers start random (He or Xavier, as the activation prefers) to break the symmetry
+        between units, the output layer Xavier-initialised. Without hidden layers the problem is
+        convex and has no symmetry to break, so the weights start at zero, a neutral classifier.
+        """
+        if self.n_layers == 1:
+            return [np.zeros(self.layer_sizes, dtype=dtype), np.zeros(self.layer_sizes[1], dtype=dtype)]
         params = []
         for layer, (fan_in, fan_out) in enumerate(pairwise(self.layer_sizes)):
             if layer < self.n_layers - 1:

@@ -1,0 +1,199 @@
+"""Optimisers: one hand-computed step each, convergence on ridge regression, and the factory."""
+import numpy as np
+import pytest
+
+from featurepipe.heads.optimizers import (
+    LBFGS,
+    SGD,
+    AdaGrad,
+    Adam,
+    RMSProp,
+    create_optimizer,
+    list_optimizers,
+)
+from featurepipe.heads.schedules import CosineSchedule
+
+LR = 0.1
+P0 = np.array([[1.0, -2.0]])
+G1 = np.array([[0.5, 0.25]])
+G2 = np.array([[-1.0, 2.0]])
+
+
+def two_steps(optimizer):
+    """Parameters after steps with gradients G1 then G2, starting from P0."""
+    params = [P0.copy()]
+    state = optimizer.init_state(params)
+    optimizer.step(params, [G1], state)
+    optimizer.step(params, [G2], state)
+    return params[0]
+
+
+def test_sgd_step():
+    np.testing.assert_allclose(two_steps(SGD(LR)), P0 - LR * G1 - LR * G2)
+
+
+def test_momentum_step():
+    v1 = -LR * G1
+    v2 = 0.9 * v1 - LR * G2
+    np.testing.assert_allclose(two_steps(SGD(LR, momentum=0.9)), P0 + v1 + v2)
+
+
+def test_nesterov_step():
+    # The look-ahead form: p += mu * v_new - lr * g, with v_new = mu * v - lr * g.
+    v1 = -LR * G1
+    p1 = P0 + 0.9 * v1 - LR * G1
+    v2 = 0.9 * v1 - LR * G2
+    np.testing.assert_allclose(two_steps(SGD(LR, momentum=0.9, nesterov=True)), p1 + 0.9 * v2 - LR * G2)
+
+
+def test_adagrad_step():
+    p1 = P0 - LR * G1 / (np.abs(G1) + 1e-8)
+    p2 = p1 - LR * G2 / (np.sqrt(G1**2 + G2**2) + 1e-8)
+    np.testing.assert_allclose(two_steps(AdaGrad(LR)), p2)
+
+
+def test_rmsprop_step():
+    e1 = 0.1 * G1**2
+    e2 = 0.9 * e1 + 0.1 * G2**2
+    p1 = P0 - LR * G1 / (np.sqrt(e1) + 1e-8)
+    np.testing.assert_allclose(two_steps(RMSProp(LR, rho=0.9)), p1 - LR * G2 / (np.sqrt(e2) + 1e-8))
+
+
+def test_adam_step_with_bias_correction():
+    # Bias correction makes the first step lr * g / |g|, whatever the betas.
+    p1 = P0 - LR * np.sign(G1)
+    m2 = 0.9 * 0.1 * G1 + 0.1 * G2
+    v2 = 0.999 * 0.001 * G1**2 + 0.001 * G2**2
+    m_hat, v_hat = m2 / (1 - 0.9**2), v2 / (1 - 0.999**2)
+    np.testing.assert_allclose(two_steps(Adam(LR)), p1 - LR * m_hat / (np.sqrt(v_hat) + 1e-8), rtol=1e-6)
+
+
+def test_adamw_decays_weights_but_not_biases():
+    weights, bias = np.array([[2.0, -4.0]]), np.array([2.0, -4.0])
+    optimizer = create_optimizer("adamw", learning_rate=LR, weight_decay=0.5)
+    optimizer.step([weights, bias], [G1, G1[0]], optimizer.init_state([weights, bias]))
+    adam_step = LR * np.sign(G1)
+    np.testing.assert_allclose(weights, np.array([[2.0, -4.0]]) * (1 - LR * 0.5) - adam_step)
+    np.testing.assert_allclose(bias, np.array([2.0, -4.0]) - adam_step[0])
+
+
+def test_lr_scale_multiplies_the_learning_rate():
+    params = [P0.copy()]
+    optimizer = SGD(LR)
+    optimizer.step(params, [G1], optimizer.init_state(params), lr_scale=0.5)
+    np.testing.assert_allclose(params[0], P0 - 0.5 * LR * G1)
+
+
+def ridge_problem():
+    """Half the mean squared error of ``A W ~ B`` plus ``0.5 * lam * ||W||^2`` (up to a constant),
+    its gradient and its closed-form minimiser."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((50, 4))
+    B = A @ rng.standard_normal((4, 2)) + 0.1 * rng.standard_normal((50, 2))
+    hessian = A.T @ A / 50
+    target = A.T @ B / 50
+
+    def value(W, lam):
+        return 0.5 * np.sum(W * (hessian @ W)) - np.sum(W * target) + 0.5 * lam * np.sum(W * W)
+
+    def gradient(W, lam):
+        return hessian @ W - target + lam * W
+
+    def minimiser(lam):
+        return np.linalg.solve(hessian + lam * np.eye(4), target)
+
+    return value, gradient, minimiser
+
+
+# Learning rates and step counts at which each optimiser settles on this problem.
+CONVERGENCE_SETTINGS = {
+    "sgd": ({"learning_rate": 0.3}, 2000),
+    "momentum": ({"learning_rate": 0.05}, 2000),
+    "nesterov": ({"learning_rate": 0.05}, 2000),
+    "adagrad": ({"learning_rate": 0.5}, 2000),
+    "rmsprop": ({"learning_rate": 0.01}, 3000),
+    "adam": ({"learning_rate": 0.02}, 3000),
+    "adamw": ({"learning_rate": 0.02, "weight_decay": 0.0}, 3000),
+}
+
+
+@pytest.mark.parametrize("name", list_optimizers())
+def test_every_optimizer_reaches_the_ridge_minimum(name):
+    value, gradient, minimiser = ridge_problem()
+    lam = 0.1
+    W = np.zeros((4, 2))
+    if name == "lbfgs":
+        result = LBFGS().minimize(
+            lambda params: (value(params[0], lam), [gradient(params[0], lam)]), [W], max_iter=100, tol=1e-10
+        )
+        assert result.success
+    else:
+        settings, n_steps = CONVERGENCE_SETTINGS[name]
+        optimizer = create_optimizer(name, **settings)
+        # Annealing lets the sign-like steps of RMSProp and Adam settle instead of hovering.
+        schedule = CosineSchedule(total_epochs=n_steps)
+        state = optimizer.init_state([W])
+        for step in range(n_steps):
+            optimizer.step([W], [gradient(W, lam)], state, lr_scale=schedule(step))
+    np.testing.assert_allclose(W, minimiser(lam), atol=1e-5)
+
+
+def test_decoupled_weight_decay_on_sgd_is_ridge():
+    # A fixed point of W <- W (1 - lr wd) - lr g(W) has g(W) + wd W = 0: the ridge solution.
+    _, gradient, minimiser = ridge_problem()
+    W = np.zeros((4, 2))
+    optimizer = SGD(0.3, weight_decay=0.2)
+    state = optimizer.init_state([W])
+    for _ in range(2000):
+        optimizer.step([W], [gradient(W, 0.0)], state)
+    np.testing.assert_allclose(W, minimiser(0.2), atol=1e-6)
+
+
+def test_list_optimizers_with_wildcards():
+    assert list_optimizers() == sorted(
+        ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs"]
+    )
+    assert list_optimizers("adam*") == ["adam", "adamw"]
+
+
+def test_names_imply_their_settings():
+    assert create_optimizer("nesterov") == SGD(momentum=0.9, nesterov=True)
+    assert create_optimizer("adamw") == Adam(weight_decay=0.01)
+
+
+def test_factory_drops_settings_the_optimizer_does_not_take():
+    assert create_optimizer("adam", momentum=0.9, learning_rate=0.1) == Adam(learning_rate=0.1)
+    assert create_optimizer("lbfgs", learning_rate=0.1) == LBFGS()
+    assert create_optimizer("sgd", learning_rate=None) == SGD()
+
+
+def test_factory_copies_optimizer_objects():
+    original = SGD(learning_rate=0.5, momentum=0.8)
+    copy = create_optimizer(original, learning_rate=0.1)
+    assert copy == SGD(learning_rate=0.1, momentum=0.8)
+    assert original.learning_rate == 0.5
+    assert create_optimizer(original) is not original
+
+
+def test_factory_rejects_unknown_names_and_types():
+    with pytest.raises(ValueError, match="adagrad"):
+        create_optimizer("adadelta")
+    with pytest.raises(TypeError, match="optimizer must be"):
+        create_optimizer(42)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SGD(learning_rate=0), "learning_rate"),
+        (lambda: SGD(momentum=1.0), "momentum"),
+        (lambda: SGD(nesterov=True), "nesterov"),
+        (lambda: Adam(beta_2=1.0), "beta_2"),
+        (lambda: RMSProp(epsilon=0), "epsilon"),
+        (lambda: Adam(weight_decay=-1), "weight_decay"),
+        (lambda: LBFGS(max_corrections=0), "max_corrections"),
+    ],
+)
+def test_bad_settings_name_themselves(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
