@@ -17,6 +17,11 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable).encode()).hexdigest()
 
 
+def to_json(obj):
+    """``obj`` as plain JSON data (numpy arrays as dtype/shape/hash, stages as their description)."""
+    return json.loads(json.dumps(obj, default=_jsonable))
+
+
 def _jsonable(value):
     import numpy as np
 

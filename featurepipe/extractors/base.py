@@ -25,6 +25,10 @@ def as_batch(images):
     return images
 
 
+class MixedSizeError(ValueError):
+    """Images of several sizes given to an extractor whose output length depends on the size."""
+
+
 class ParamError(ValueError):
     """An extractor parameter that fails validation; the message starts with the parameter's name."""
 
@@ -66,6 +70,7 @@ class Extractor(TransformerMixin, Stage):
 
     kind = "extractor"
     size_dependent = False
+    requires_fit = False  # True for data-driven extractors (codebooks, PCA): fit on the training split
 
     def fit(self, images, y=None):
         self.check_params()
@@ -81,7 +86,7 @@ class Extractor(TransformerMixin, Stage):
     def _transform_mixed(self, images):
         shapes = sorted({im.shape[:2] for im in images})
         if self.size_dependent:
-            raise ValueError(
+            raise MixedSizeError(
                 f"{self.name}: output length depends on image size and the images have {len(shapes)} sizes "
                 f"(e.g. {shapes[0]} and {shapes[-1]}); put a `resize` step in front")
         out = None

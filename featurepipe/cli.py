@@ -1,0 +1,151 @@
+"""The ``featurepipe`` command: argument parsing only; each command calls one API function.
+
+Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure, 2 bad usage or
+config.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
+
+
+def _config(args):
+    from .config import load_config
+
+    overrides = list(args.set or [])
+    for name in ("jobs", "backend", "scheduler", "on_error", "cache_dir", "chunk_size"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides.append(f"run.{name}={value}")
+    if getattr(args, "data", None):
+        overrides.append(f"dataset.path={args.data}")
+    if getattr(args, "hash", False):
+        overrides.append("dataset.hash=true")
+    if getattr(args, "no_progress", False):
+        overrides.append("run.progress=false")
+    return load_config(args.config, overrides)
+
+
+def cmd_extract(args) -> int:
+    from .api import extract_features
+
+    result = extract_features(_config(args))
+    source = "from the cache" if result.computed == 0 else f"{result.computed} computed"
+    line = (f"extracted {result.n_items} items ({source}) in {result.seconds:.1f} s: "
+            f"{result.n_ok} ok, {result.n_failed} skipped; entry {result.key}")
+    if result.n_failed:
+        line += f"; ledger: {result.ledger}"
+    print(line)
+    return EXIT_SKIPPED if result.n_failed else EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from .extractors import extractor_defaults, get_extractor_class, list_extractors
+
+    for kind in ("preprocess", "extractor"):
+        names = list_extractors(args.pattern, kind=kind)
+        if names:
+            print(f"{kind} steps:" if kind == "preprocess" else "extractors:")
+        for name in names:
+            params = ", ".join(f"{k}={v!r}" for k, v in extractor_defaults(name).items())
+            doc = (get_extractor_class(name).__doc__ or "").strip().splitlines()[0]
+            print(f"  {name}({params})\n      {doc}")
+    return EXIT_OK
+
+
+def cmd_cache(args) -> int:
+    from .store import FeatureStore
+
+    store = FeatureStore(args.cache_dir)
+    if args.action == "ls":
+        entries = store.entries()
+        for e in entries:
+            state = "complete" if e["complete"] else "partial"
+            print(f"{e['key']}  {e['n']:>7} x {e['d'] or '?':<6} {state:8} {e['mib']:8.1f} MiB  "
+                  f"{e['pipeline']}  {e['dataset']}")
+        if not entries:
+            print(f"no entries in {store.root}")
+        return EXIT_OK
+    keys = args.keys or ([e["key"] for e in store.entries()] if args.action == "verify" else [])
+    if not keys:
+        print("cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for key in keys:
+        if not store.path(key).exists():
+            print(f"{key}: no such entry in {store.root}", file=sys.stderr)
+            status = EXIT_FAILED
+        elif args.action == "rm":
+            store.remove(key)
+            print(f"{key}: removed")
+        else:
+            problems = store.verify(key)
+            print(f"{key}: " + ("ok" if not problems else "; ".join(problems)))
+            status = status if not problems else EXIT_FAILED
+    return status
+
+
+def _add_run_options(p):
+    p.add_argument("--config", required=True, help="YAML config file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--data", help="dataset path (same as --set dataset.path=...)")
+    p.add_argument("--jobs", type=int, help="worker processes (-1: all cores)")
+    p.add_argument("--backend", choices=["loky", "dask"], help="local processes or a Dask cluster")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--on-error", dest="on_error", choices=["skip", "fail"], help="skip bad files or stop")
+    p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder")
+    p.add_argument("--chunk-size", dest="chunk_size", type=int, help="items per chunk")
+    p.add_argument("--hash", action="store_true", help="identify files by content hash, not size+mtime")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(prog="featurepipe", description="Classical image features, cached, "
+                                     "with numpy heads and a benchmark against learned features.")
+    parser.add_argument("--version", action="version", version=f"featurepipe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("extract", help="extract features for a data set into the cache")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("list", help="list registered extractors and preprocessing steps")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("cache", help="inspect the feature cache")
+    p.add_argument("action", choices=["ls", "verify", "rm"])
+    p.add_argument("keys", nargs="*", help="entry keys (verify: all when none given)")
+    p.add_argument("--cache-dir", dest="cache_dir", default=None, help="feature cache folder")
+    p.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
+        from .config import RunConfig
+
+        args.cache_dir = RunConfig().cache_dir
+    from .config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"featurepipe: config error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:  # noqa: BLE001 -- one clear line, not a traceback, for expected failures
+        from .runner import ExtractError
+
+        if isinstance(e, (ExtractError, OSError)):
+            print(f"featurepipe: error: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

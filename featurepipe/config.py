@@ -1,0 +1,113 @@
+"""YAML run configs: schema, loading and ``--set key=value`` overrides. A bad key or value names itself."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .datasets.decode import MAX_PIXELS
+
+
+class ConfigError(ValueError):
+    """A config problem, as one line: ``<file>: <dotted.key>: <problem>``."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Section):
+    path: str | None = None
+    builtin: Literal["demo"] | None = None
+    kind: Literal["auto", "folder", "unlabelled", "csv"] = "auto"
+    hash: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.builtin is None):
+            raise ValueError("give exactly one of dataset.path and dataset.builtin")
+        return self
+
+
+class PipelineConfig(_Section):
+    preprocess: list[dict] = Field(default_factory=list)
+    extractor: dict
+
+
+class RunConfig(_Section):
+    jobs: int = Field(1, ge=-1)
+    chunk_size: int = Field(1024, ge=1)
+    backend: Literal["loky", "dask"] = "loky"
+    scheduler: str | None = None
+    on_error: Literal["skip", "fail"] = "skip"
+    cache_dir: str = Field(default_factory=lambda: os.environ.get("FEATUREPIPE_CACHE", "~/.cache/featurepipe"))
+    max_pixels: int = Field(MAX_PIXELS, ge=1)
+    progress: bool = True
+
+
+class Config(_Section):
+    dataset: DatasetConfig
+    pipeline: PipelineConfig
+    run: RunConfig = Field(default_factory=RunConfig)
+    heads: list[dict] = Field(default_factory=list)
+    output: str = "runs"
+
+
+def _set_dotted(tree: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        if isinstance(node, list):
+            node = node[int(k)]
+        else:
+            node = node.setdefault(k, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {dotted}: {k} is not a mapping")
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``8``, ``[16, 16]``, ``null``)."""
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        if not sep or not dotted:
+            raise ConfigError(f"--set {item}: expected key=value")
+        try:
+            _set_dotted(tree, dotted.strip(), yaml.safe_load(raw))
+        except (IndexError, ValueError, TypeError) as e:
+            raise ConfigError(f"--set {item}: {e}") from None
+    return tree
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    got = f", got {e['input']!r}" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
+    return f"{where}: {e['msg']}{got}" if where else f"{e['msg']}"
+
+
+def load_config(path, overrides: list[str] = ()) -> Config:
+    """Read, override and validate a YAML config; any problem raises ``ConfigError`` as one line."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}invalid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(apply_overrides(tree, list(overrides)))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {_first_error(e)}") from None

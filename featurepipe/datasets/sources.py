@@ -1,0 +1,155 @@
+"""Image sources -> ``Dataset``: class folders (with optional train/test splits), unlabelled folders, CSV lists."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fingerprint import digest
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pbm", ".pgm",
+                  ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".jp2", ".exr", ".hdr", ".pic", ".avif", ".gif"}
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Items in a fixed order: ``ids`` (path relative to ``root``), labels and splits (or None), stamps.
+
+    A stamp is ``size:mtime_ns`` or a content hash; (id, stamp, label, split) of every item make the
+    dataset's identity, so any added, removed, relabelled or touched file changes it.
+    """
+
+    root: Path
+    ids: tuple[str, ...]
+    stamps: tuple[str, ...]
+    labels: tuple[str, ...] | None = None
+    splits: tuple[str, ...] | None = None
+
+    def __len__(self):
+        return len(self.ids)
+
+    def path(self, i: int) -> Path:
+        return self.root / self.ids[i]
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels)) if self.labels is not None else []
+
+    def identity(self) -> str:
+        return digest([self.ids, self.stamps, self.labels, self.splits])
+
+    def subset(self, split: str) -> "Dataset":
+        """The items of one split, in order."""
+        if self.splits is None:
+            raise ValueError(f"{self.root} has no train/test splits")
+        keep = [i for i, s in enumerate(self.splits) if s == split]
+        pick = lambda seq: None if seq is None else tuple(seq[i] for i in keep)  # noqa: E731
+        return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits))
+
+    def split_mask(self, split: str) -> np.ndarray:
+        return np.array([s == split for s in self.splits]) if self.splits else np.zeros(len(self), bool)
+
+
+def _stamp(path: Path, stat: os.stat_result, content_hash: bool) -> str:
+    if content_hash:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _image_files(folder: Path):
+    """(relative path, stat) of image files below ``folder``, recursively, sorted, hidden entries skipped."""
+    found = []
+    stack = [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(Path(entry.path))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                    found.append((os.path.relpath(entry.path, folder), entry.stat()))
+    found.sort()
+    return found
+
+
+def from_folder(root, content_hash: bool = False) -> Dataset:
+    """One sub-folder per class, optionally below ``train/`` and ``test/`` (as CIFAR-10's JPEG copy)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    has_splits = any((root / s).is_dir() for s in SPLITS)
+    ids, stamps, labels, splits = [], [], [], []
+    for rel, stat in _image_files(root):
+        parts = Path(rel).parts
+        if has_splits and parts[0] not in SPLITS:
+            continue
+        depth = 1 if has_splits else 0
+        if len(parts) < depth + 2:
+            continue  # a file not inside a class folder
+        ids.append(rel)
+        stamps.append(_stamp(root / rel, stat, content_hash))
+        labels.append(parts[depth])
+        splits.append(parts[0] if has_splits else None)
+    if not ids:
+        raise ValueError(f"no images in class sub-folders of {root}")
+    return Dataset(root, tuple(ids), tuple(stamps), tuple(labels), tuple(splits) if has_splits else None)
+
+
+def from_unlabelled(root, content_hash: bool = False) -> Dataset:
+    """Every image below ``root``, recursively, without labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    files = _image_files(root)
+    if not files:
+        raise ValueError(f"no images below {root}")
+    return Dataset(root, tuple(r for r, _ in files), tuple(_stamp(root / r, s, content_hash) for r, s in files))
+
+
+def from_csv(path, content_hash: bool = False) -> Dataset:
+    """A CSV of ``path,label`` rows (a header row ``path,label`` is optional; an optional third column
+    ``split``); relative paths are relative to the CSV's folder. Missing files are kept: they fail
+    to read later and go to the error ledger like any unreadable file."""
+    path = Path(path)
+    root = path.parent
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    bad = next((i for i, r in enumerate(rows) if len(r) < 2), None)
+    if bad is not None:
+        raise ValueError(f"{path}: row {bad + 1} needs path,label")
+    ids, stamps = [], []
+    for r in rows:
+        file = root / r[0].strip()
+        try:
+            stamps.append(_stamp(file, file.stat(), content_hash))
+        except OSError:
+            stamps.append("missing")
+        ids.append(r[0].strip())
+    labels = tuple(r[1].strip() for r in rows)
+    splits = tuple(r[2].strip() for r in rows) if all(len(r) > 2 for r in rows) else None
+    return Dataset(root, tuple(ids), tuple(stamps), labels, splits)
+
+
+def open_dataset(path, kind: str = "auto", content_hash: bool = False) -> Dataset:
+    """Open ``path`` as ``kind`` ('folder', 'unlabelled', 'csv'); 'auto' picks csv for a .csv file,
+    else folder when the top level holds only sub-folders, else unlabelled."""
+    path = Path(path).expanduser()
+    if kind == "auto":
+        if path.suffix.lower() == ".csv":
+            kind = "csv"
+        elif path.is_dir() and not any(f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES for f in path.iterdir()):
+            kind = "folder"
+        else:
+            kind = "unlabelled"
+    openers = {"folder": from_folder, "unlabelled": from_unlabelled, "csv": from_csv}
+    return openers[kind](path, content_hash)

@@ -1,0 +1,108 @@
+"""A feature pipeline: preprocessing steps then one extractor, built from a config spec or in Python."""
+from __future__ import annotations
+
+from .extractors import Extractor, create_extractor, get_extractor_class
+from .extractors.base import ParamError, Stage
+from .preprocess import Preprocessor
+
+
+class SpecError(ValueError):
+    """A pipeline spec entry that cannot be built; the message starts with its dotted config path."""
+
+
+class FeaturePipeline(Extractor):
+    """``preprocess`` steps (image -> image) in order, then ``extractor`` (images -> float32 rows)."""
+
+    name = "pipeline"
+
+    def __init__(self, extractor=None, preprocess=()):
+        self.extractor = extractor
+        self.preprocess = preprocess
+
+    @property
+    def size_dependent(self):
+        fixed = any(getattr(step, "fixes_size", False) for step in self.preprocess)
+        return self.extractor.size_dependent and not fixed
+
+    @property
+    def requires_fit(self):
+        return getattr(self.extractor, "requires_fit", False)
+
+    def check_params(self):
+        if not isinstance(self.extractor, Extractor):
+            raise ParamError(f"extractor: must be an extractor, got {self.extractor!r}")
+        for step in self.preprocess:
+            if not isinstance(step, Preprocessor):
+                raise ParamError(f"preprocess: {step!r} is not a preprocessing step")
+            step.check_params()
+        self.extractor.check_params()
+
+    def prepare(self, images):
+        """Apply the preprocessing steps: images -> images (a stacked batch when sizes agree)."""
+        for step in self.preprocess:
+            images = step.transform(images)
+        return images
+
+    def fit(self, images, y=None):
+        self.check_params()
+        self.extractor.fit(self.prepare(images), y)
+        return self
+
+    def transform(self, images):
+        self.check_params()
+        return self.extractor.transform(self.prepare(images))
+
+    def describe(self):
+        return {"name": self.name, "preprocess": [s.describe() for s in self.preprocess],
+                "extractor": self.extractor.describe()}
+
+
+def _is_stage_spec(value) -> bool:
+    if isinstance(value, dict) and len(value) == 1:
+        try:
+            get_extractor_class(next(iter(value)))
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def build_stage(spec, path: str) -> Stage:
+    """Build one registered stage from ``{name: {param: value}}``; nested stage specs are built too."""
+    if not (isinstance(spec, dict) and len(spec) == 1):
+        raise SpecError(f"{path}: expected one mapping {{name: {{parameters}}}}, got {spec!r}")
+    name, params = next(iter(spec.items()))
+    params = {} if params is None else params
+    try:
+        get_extractor_class(name)
+    except ValueError as e:
+        raise SpecError(f"{path}: {e}") from None
+    if not isinstance(params, dict):
+        raise SpecError(f"{path}.{name}: parameters must be a mapping, got {params!r}")
+    built = {}
+    for key, value in params.items():
+        if isinstance(value, list) and value and all(_is_stage_spec(v) for v in value):
+            value = [build_stage(v, f"{path}.{name}.{key}[{i}]") for i, v in enumerate(value)]
+        elif _is_stage_spec(value):
+            value = build_stage(value, f"{path}.{name}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        built[key] = value
+    try:
+        return create_extractor(name, **built)
+    except ParamError as e:
+        raise SpecError(f"{path}.{name}.{e}") from None
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{path}.{name}: {e}") from None
+
+
+def build_pipeline(spec: dict, path: str = "pipeline") -> FeaturePipeline:
+    """``{"preprocess": [{name: params}, ...], "extractor": {name: params}}`` -> ``FeaturePipeline``."""
+    steps = [build_stage(s, f"{path}.preprocess[{i}]") for i, s in enumerate(spec.get("preprocess") or [])]
+    for i, step in enumerate(steps):
+        if step.kind != "preprocess":
+            raise SpecError(f"{path}.preprocess[{i}]: {step.name!r} is an extractor, not a preprocessing step")
+    extractor = build_stage(spec.get("extractor"), f"{path}.extractor")
+    if extractor.kind != "extractor":
+        raise SpecError(f"{path}.extractor: {extractor.name!r} is a preprocessing step, not an extractor")
+    return FeaturePipeline(extractor, tuple(steps))

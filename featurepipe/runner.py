@@ -1,0 +1,156 @@
+"""Batch execution: chunks of items to worker processes (joblib loky, or a Dask cluster), results into the
+feature store, progress bars, and the per-file error ledger. The one place that knows about parallelism."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from .datasets import Dataset, ImageError, read_image
+from .datasets.decode import MAX_PIXELS
+from .extractors.base import MixedSizeError
+from .fingerprint import to_json
+from .pipeline import FeaturePipeline
+from .store import FAILED, OK, ExtractResult, FeatureStore
+
+
+class ExtractError(RuntimeError):
+    """Extraction stopped: the first bad file under ``on_error='fail'``, or a problem with the pipeline."""
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ImageError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"unreadable file: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_images(paths, pipeline: FeaturePipeline, on_error: str, max_pixels: int = MAX_PIXELS):
+    """Decode and preprocess each file (one at a time, so memory follows the preprocessed size).
+
+    Returns (row indices that worked, their images, [path, reason] of those that did not).
+    """
+    rows, images, errors = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            image = pipeline.prepare([read_image(path, max_pixels)])
+            images.append(image[0])
+            rows.append(i)
+        except Exception as exc:  # noqa: BLE001 -- any per-file failure goes to the ledger
+            if on_error == "fail":
+                raise ExtractError(f"{path}: {_describe_error(exc)}") from exc
+            errors.append([str(path), _describe_error(exc)])
+    return rows, images, errors
+
+
+def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int):
+    """Features of one chunk: (index, features or None, status per item, [path, reason] failures).
+
+    When the batch call fails, items are retried one by one so a single bad image (say, smaller than
+    a HOG block) fails alone.
+    """
+    rows, images, errors = load_images(paths, pipeline, on_error, max_pixels)
+    status = np.full(len(paths), FAILED, np.int8)
+    if not images:
+        return index, None, status, errors
+    try:
+        block = pipeline.extractor.transform(images)
+    except MixedSizeError as exc:
+        raise ExtractError(str(exc)) from exc
+    except Exception:  # noqa: BLE001 -- isolate the culprit(s) below
+        kept, parts = [], []
+        for row, image in zip(rows, images):
+            try:
+                parts.append(pipeline.extractor.transform([image]))
+                kept.append(row)
+            except Exception as exc:  # noqa: BLE001
+                if on_error == "fail":
+                    raise ExtractError(f"{paths[row]}: {_describe_error(exc)}") from exc
+                errors.append([str(paths[row]), _describe_error(exc)])
+        if not kept:
+            return index, None, status, errors
+        rows, block = kept, np.concatenate(parts)
+    features = np.zeros((len(paths), block.shape[1]), np.float32)
+    features[rows] = block
+    status[rows] = OK
+    return index, features, status, errors
+
+
+@contextlib.contextmanager
+def parallel_backend(backend: str, jobs: int, scheduler: str | None):
+    """joblib's loky processes, or a Dask cluster at ``scheduler`` (needs the ``dask`` extra)."""
+    import joblib
+
+    if backend == "dask":
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ExtractError("backend 'dask' needs the dask extra: pip install 'featurepipe[dask]'") from None
+        with Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1) as c:
+            with joblib.parallel_config(backend="dask", wait_for_workers_timeout=30):
+                yield c
+    else:
+        with joblib.parallel_config(backend=backend, n_jobs=jobs):
+            yield None
+
+
+def _chunk_paths(dataset: Dataset, chunk: int, rows: int) -> list[str]:
+    return [str(dataset.path(i)) for i in range(chunk * rows, min(len(dataset), (chunk + 1) * rows))]
+
+
+def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, on_error: str = "skip",
+                 max_pixels: int = MAX_PIXELS, chunk_rows: int = 1024, progress: bool = True) -> FeaturePipeline:
+    """Fit a data-driven pipeline on the training split only (the whole set when it has no splits)."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    train = dataset.subset("train") if dataset.splits is not None else dataset
+    chunks = range(-(-len(train) // chunk_rows))
+    tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels) for c in chunks)
+    images, labels = [], []
+    with tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar:
+        for c, (rows, part, _) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
+            images.extend(part)
+            if train.labels is not None:
+                labels.extend(train.labels[c * chunk_rows + r] for r in rows)
+            bar.update(chunk_rows)
+    if not images:
+        raise ExtractError("no training image could be read to fit the pipeline")
+    pipeline.extractor.fit(images, labels or None)
+    return pipeline
+
+
+def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *, chunk_rows: int = 1024,
+            jobs: int = 1, backend: str = "loky", scheduler: str | None = None, on_error: str = "skip",
+            max_pixels: int = MAX_PIXELS, progress: bool = True) -> ExtractResult:
+    """Compute (or resume, or reuse) the features of every item of ``dataset`` into ``store``.
+
+    The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``).
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    key = store.key(dataset.identity(), pipeline.fingerprint())
+    meta = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
+            "splits": list(dataset.splits) if dataset.splits else None, "classes": dataset.classes,
+            "root": str(dataset.root), "dataset_identity": dataset.identity(),
+            "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe())}
+    rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta)
+    todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
+    if pending:
+        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
+                 for c in pending)
+        bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
+        with bar, parallel_backend(backend, jobs, scheduler):
+            results = Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+            for index, features, status, errors in results:
+                store.write_chunk(key, index, features, status, errors)
+                bar.update(len(status))
+    status = store.status(key)
+    summary = {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum())}
+    store.finish(key, summary)
+    return ExtractResult(key, len(dataset), summary["ok"], summary["failed"], store.path(key) / "errors.csv",
+                         time.perf_counter() - start, todo)
