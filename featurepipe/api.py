@@ -51,7 +51,13 @@ def extract_features(cfg: Config, dataset: Dataset | None = None):
     key = store.resolve(run_recipe)
     if key is not None:
         s = store.summary(key)
-        return ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv", 0.0, 0)
+        result = ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv", 0.0, 0)
+        if result.n_failed and cfg.run.on_error == "fail":
+            from .runner import ExtractError
+
+            path, reason = store.ledger(key)[0]
+            raise ExtractError(f"{path}: {reason} (from the cached run)")
+        return result
     from .runner import extract, fit_pipeline
 
     pipeline = build_config_pipeline(cfg)

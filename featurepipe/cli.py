@@ -6,6 +6,7 @@ config.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
@@ -123,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Unreadable files are reported once, in the error ledger; OpenCV's own log lines would repeat them.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
         from .config import RunConfig

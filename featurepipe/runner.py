@@ -15,6 +15,9 @@ from .pipeline import FeaturePipeline
 from .store import FAILED, OK, ExtractResult, FeatureStore
 
 
+_RESIZE_HINT = "put a `resize` step in front (preprocess: [{resize: {size: [H, W]}}])"
+
+
 class ExtractError(RuntimeError):
     """Extraction stopped: the first bad file under ``on_error='fail'``, or a problem with the pipeline."""
 
@@ -57,9 +60,7 @@ def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_er
         return index, None, status, errors
     try:
         block = pipeline.extractor.transform(images)
-    except MixedSizeError as exc:
-        raise ExtractError(str(exc)) from exc
-    except Exception:  # noqa: BLE001 -- isolate the culprit(s) below
+    except Exception as batch_error:  # noqa: BLE001 -- isolate the culprit(s) one image at a time
         kept, parts = [], []
         for row, image in zip(rows, images):
             try:
@@ -69,6 +70,9 @@ def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_er
                 if on_error == "fail":
                     raise ExtractError(f"{paths[row]}: {_describe_error(exc)}") from exc
                 errors.append([str(paths[row]), _describe_error(exc)])
+        if len({p.shape[1] for p in parts}) > 1:
+            raise ExtractError(str(batch_error) if isinstance(batch_error, MixedSizeError) else
+                               f"images of several sizes give features of several lengths; {_RESIZE_HINT}")
         if not kept:
             return index, None, status, errors
         rows, block = kept, np.concatenate(parts)
@@ -147,6 +151,10 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
         with bar, parallel_backend(backend, jobs, scheduler):
             results = Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
             for index, features, status, errors in results:
+                expected = store.dimension(key)
+                if features is not None and expected not in (None, features.shape[1]):
+                    raise ExtractError(f"chunk {index} gives {features.shape[1]} features where earlier chunks gave "
+                                       f"{expected}: the images have several sizes; {_RESIZE_HINT}")
                 store.write_chunk(key, index, features, status, errors)
                 bar.update(len(status))
     status = store.status(key)

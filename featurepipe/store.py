@@ -137,10 +137,13 @@ class FeatureStore:
         with open(tmp, "w", newline="") as f:
             out = csv.writer(f)
             out.writerow(["path", "reason"])
-            for part in sorted((self.path(key) / "chunks").glob("*.json")):
-                out.writerows(_read_json(part)["errors"])
+            out.writerows(self.ledger(key))
         os.replace(tmp, ledger)
         return ledger
+
+    def ledger(self, key: str) -> list[list[str]]:
+        """[path, reason] of every failed item of the committed chunks."""
+        return [row for part in sorted((self.path(key) / "chunks").glob("*.json")) for row in _read_json(part)["errors"]]
 
     # -- aliases: recipe -> key ----------------------------------------------------------------------
     def alias(self, recipe: str, key: str) -> None:
@@ -156,6 +159,11 @@ class FeatureStore:
         return key if self.is_complete(key) else None
 
     # -- reading -------------------------------------------------------------------------------------
+    def dimension(self, key: str) -> int | None:
+        """Feature length of an entry, or None before its first features are written."""
+        meta = self.path(key) / "features" / "zarr.json"
+        return _read_json(meta)["shape"][1] if meta.exists() else None
+
     def status(self, key: str) -> np.ndarray:
         """Per item: 0 not computed, 1 ok, 2 failed."""
         return self._group(key)["status"][:]
@@ -187,9 +195,7 @@ class FeatureStore:
             if not (path / "zarr.json").exists():
                 continue
             attrs = _read_json(path / "zarr.json").get("attributes", {})
-            features = path / "features" / "zarr.json"
-            out.append({"key": path.name, "n": attrs.get("n"),
-                        "d": _read_json(features)["shape"][1] if features.exists() else None,
+            out.append({"key": path.name, "n": attrs.get("n"), "d": self.dimension(path.name),
                         "complete": (path / "complete.json").exists(),
                         "pipeline": attrs.get("pipeline_name"), "dataset": attrs.get("root"),
                         "mib": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20})
@@ -208,7 +214,11 @@ class FeatureStore:
                 problems.append(f"chunk {c}: not computed")
                 continue
             ok = status[c * rows:(c + 1) * rows] == OK
-            block = features[c * rows:(c + 1) * rows][ok] if features is not None else np.zeros((0, 0), np.float32)
+            try:
+                block = features[c * rows:(c + 1) * rows][ok] if features is not None else np.zeros((0, 0), np.float32)
+            except Exception as e:  # noqa: BLE001 -- a damaged chunk file fails to decompress
+                problems.append(f"chunk {c}: unreadable ({type(e).__name__})")
+                continue
             if not part.exists() or _read_json(part)["sha256"] != _checksum(block):
                 problems.append(f"chunk {c}: checksum mismatch (corrupt data)")
             if not np.isfinite(block).all():

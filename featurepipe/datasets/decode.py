@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 MAX_PIXELS = 89_478_485  # the decompression-bomb limit Pillow uses (0.25 GiB of RGBA)
@@ -39,6 +37,8 @@ def header_size(data: bytes) -> tuple[int, int] | None:
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
     """OpenCV's BGR output (8/16-bit or float, 1 or 3 channels) as HxWx3 uint8 RGB."""
+    import cv2
+
     if image.dtype == np.uint16:
         image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     elif image.dtype.kind == "f":
@@ -52,6 +52,8 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
 
 def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to HxWx3 uint8 RGB: grey and alpha dropped to RGB, 16-bit scaled, EXIF applied."""
+    import cv2  # here, so that listing a data set does not load OpenCV
+
     if not data:
         raise ImageError("empty file (0 bytes)")
     size = header_size(data)
@@ -70,4 +72,5 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 def read_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read and decode one file; raises ``ImageError`` (bad image) or ``OSError`` (unreadable file)."""
-    return decode(Path(path).read_bytes(), max_pixels)
+    with open(path, "rb") as f:
+        return decode(f.read(), max_pixels)

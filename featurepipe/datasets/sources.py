@@ -55,25 +55,29 @@ class Dataset:
         return np.array([s == split for s in self.splits]) if self.splits else np.zeros(len(self), bool)
 
 
-def _stamp(path: Path, stat: os.stat_result, content_hash: bool) -> str:
+def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
+    """``size:mtime_ns`` per file, or the sha256 of its content (``--hash``)."""
     if content_hash:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+        return tuple(hashlib.sha256(Path(root, rel).read_bytes()).hexdigest()[:32] for rel, _ in files)
+    return tuple(f"{st.st_size}:{st.st_mtime_ns}" for _, st in files)
 
 
 def _image_files(folder: Path):
     """(relative path, stat) of image files below ``folder``, recursively, sorted, hidden entries skipped."""
     found = []
-    stack = [folder]
+    stack = [""]
+    suffixes = IMAGE_SUFFIXES
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        prefix = stack.pop()
+        with os.scandir(os.path.join(folder, prefix)) as entries:
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name[0] == ".":
                     continue
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(entry.path))
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                    found.append((os.path.relpath(entry.path, folder), entry.stat()))
+                if entry.is_dir():
+                    stack.append(prefix + name + os.sep)
+                elif name[name.rfind("."):].lower() in suffixes:
+                    found.append((prefix + name, entry.stat()))
     found.sort()
     return found
 
@@ -84,21 +88,20 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
     has_splits = any((root / s).is_dir() for s in SPLITS)
-    ids, stamps, labels, splits = [], [], [], []
+    depth = 1 if has_splits else 0
+    files, labels, splits = [], [], []
     for rel, stat in _image_files(root):
-        parts = Path(rel).parts
-        if has_splits and parts[0] not in SPLITS:
-            continue
-        depth = 1 if has_splits else 0
-        if len(parts) < depth + 2:
-            continue  # a file not inside a class folder
-        ids.append(rel)
-        stamps.append(_stamp(root / rel, stat, content_hash))
+        parts = rel.split(os.sep)
+        if len(parts) < depth + 2 or (has_splits and parts[0] not in SPLITS):
+            continue  # not inside a class folder (of a split)
+        files.append((rel, stat))
         labels.append(parts[depth])
         splits.append(parts[0] if has_splits else None)
+    ids = tuple(rel for rel, _ in files)
     if not ids:
         raise ValueError(f"no images in class sub-folders of {root}")
-    return Dataset(root, tuple(ids), tuple(stamps), tuple(labels), tuple(splits) if has_splits else None)
+    return Dataset(root, ids, _stamps(root, files, content_hash), tuple(labels),
+                   tuple(splits) if has_splits else None)
 
 
 def from_unlabelled(root, content_hash: bool = False) -> Dataset:
@@ -109,7 +112,7 @@ def from_unlabelled(root, content_hash: bool = False) -> Dataset:
     files = _image_files(root)
     if not files:
         raise ValueError(f"no images below {root}")
-    return Dataset(root, tuple(r for r, _ in files), tuple(_stamp(root / r, s, content_hash) for r, s in files))
+    return Dataset(root, tuple(r for r, _ in files), _stamps(root, files, content_hash))
 
 
 def from_csv(path, content_hash: bool = False) -> Dataset:
@@ -127,17 +130,16 @@ def from_csv(path, content_hash: bool = False) -> Dataset:
     bad = next((i for i, r in enumerate(rows) if len(r) < 2), None)
     if bad is not None:
         raise ValueError(f"{path}: row {bad + 1} needs path,label")
-    ids, stamps = [], []
-    for r in rows:
-        file = root / r[0].strip()
+    ids = tuple(r[0].strip() for r in rows)
+    stamps = []
+    for rel in ids:
         try:
-            stamps.append(_stamp(file, file.stat(), content_hash))
+            stamps.append(_stamps(root, [(rel, (root / rel).stat())], content_hash)[0])
         except OSError:
             stamps.append("missing")
-        ids.append(r[0].strip())
     labels = tuple(r[1].strip() for r in rows)
     splits = tuple(r[2].strip() for r in rows) if all(len(r) > 2 for r in rows) else None
-    return Dataset(root, tuple(ids), tuple(stamps), labels, splits)
+    return Dataset(root, ids, tuple(stamps), labels, splits)
 
 
 def open_dataset(path, kind: str = "auto", content_hash: bool = False) -> Dataset:

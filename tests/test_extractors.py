@@ -1,0 +1,102 @@
+"""Every registered extractor honours the contract; parametrised over the registry, so a new one is
+tested automatically."""
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+import featurepipe
+from featurepipe.extractors import ParamError, create_extractor, extractor_defaults, list_extractors
+from featurepipe.extractors.base import MixedSizeError
+
+EXTRACTORS = list_extractors(kind="extractor")
+# Parameters that make each extractor usable on a small batch; data-driven ones get a small model.
+SMALL = {"concat": lambda: {"extractors": [create_extractor("hog", cells_per_block=(2, 2)),
+                                           create_extractor("hsv_hist")]},
+         "hog": lambda: {"cells_per_block": (2, 2)}}
+
+
+def make(name):
+    return create_extractor(name, **SMALL.get(name, dict)())
+
+
+@pytest.fixture
+def batch():
+    return np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+
+
+def test_registry_lists_the_core_extractors():
+    assert {"raw", "color_hist", "hsv_hist", "hog", "concat"} <= set(EXTRACTORS)
+    assert {"resize", "equalize"} <= set(list_extractors(kind="preprocess"))
+    assert featurepipe.list_extractors("h*") == ["hog", "hsv_hist"]
+
+
+@pytest.mark.parametrize("name", EXTRACTORS)
+def test_transform_gives_float32_rows(name, batch):
+    extractor = make(name).fit(batch)
+    out = extractor.transform(batch)
+    assert out.dtype == np.float32 and out.ndim == 2 and out.shape[0] == len(batch)
+    assert np.isfinite(out).all()
+    # One image at a time gives the same rows as the stacked batch.
+    np.testing.assert_allclose(np.vstack([extractor.transform(batch[i:i + 1]) for i in range(3)]), out[:3],
+                               rtol=1e-6, atol=1e-6)
+
+
+# One changed, valid parameter per extractor: its fingerprint must move. A new extractor needs an entry.
+CHANGED = {"raw": {"grey": True}, "color_hist": {"bins": 4}, "hsv_hist": {"bins": (4, 2, 2)},
+           "hog": {"orientations": 8},
+           "concat": {"extractors": [create_extractor("hog", cells_per_block=(2, 2))]}}
+
+
+@pytest.mark.parametrize("name", EXTRACTORS)
+def test_fingerprint_is_stable_and_follows_parameters(name, batch):
+    a, b = make(name).fit(batch), make(name).fit(batch)
+    assert a.fingerprint() == b.fingerprint()
+    assert clone(a).fit(batch).fingerprint() == a.fingerprint()
+    assert name in CHANGED, f"add a changed parameter for {name!r} to CHANGED"
+    a.set_params(**CHANGED[name])
+    assert a.fingerprint() != b.fingerprint()
+
+
+@pytest.mark.parametrize("name", EXTRACTORS)
+def test_unknown_parameter_is_named(name):
+    with pytest.raises(ValueError, match="unknown parameter 'no_such_param'"):
+        create_extractor(name, no_such_param=1)
+
+
+@pytest.mark.parametrize("name, param, value", [
+    ("hog", "orientations", 0), ("hog", "block_norm", "L3"), ("hog", "pixels_per_cell", (8,)),
+    ("color_hist", "bins", 0), ("color_hist", "norm", "max"), ("hsv_hist", "bins", (8, 3)),
+    ("raw", "size", (0, 4)), ("resize", "mode", "zoom"), ("equalize", "method", "local"),
+])
+def test_invalid_parameter_is_named(name, param, value):
+    with pytest.raises(ParamError, match=f"^{param}:"):
+        create_extractor(name, **{param: value})
+
+
+def test_mixed_sizes_refused_by_size_dependent_extractors_and_grouped_otherwise():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(32, 32), (48, 40), (32, 32)]]
+    with pytest.raises(MixedSizeError, match="resize"):
+        create_extractor("hog").transform(images)
+    hist = create_extractor("hsv_hist")
+    np.testing.assert_array_equal(hist.transform(images), np.vstack([hist.transform([im]) for im in images]))
+
+
+def test_rejects_non_rgb_input():
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        create_extractor("hsv_hist").transform([np.zeros((8, 8), np.uint8)])
+
+
+def test_works_inside_a_scikit_learn_pipeline(batch):
+    rng = np.random.default_rng(2)
+    X = np.concatenate([batch, rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8) // 4])
+    y = np.repeat([0, 1], 6)
+    model = make_pipeline(create_extractor("hog", cells_per_block=(2, 2)), LogisticRegression(max_iter=200))
+    assert model.fit(X, y).score(X, y) == 1.0
+    assert clone(model).get_params()["hog__orientations"] == 9
+
+
+def test_defaults_are_listed():
+    assert extractor_defaults("hog")["orientations"] == 9
