@@ -1,9 +1,149 @@
 """The heads are scikit-learn classifiers: the conformance suite and the behaviour users rely on."""
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import featurepipe
 from featurepipe.heads import LinearClassifier, MLPClassifier
+from featurepipe.heads.optimizers import SGD
+from featurepipe.heads.schedules import CosineSchedule
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@parametrize_with_checks([LinearClassifier(), MLPClassifier()])
+@parametrize_with_checks(
+    [
+        LinearClassifier(),
+        LinearClassifier(loss="hinge"),
+        MLPClassifier(),
+        MLPClassifier(activation="tanh", optimizer="lbfgs"),
+    ]
+)
 def test_sklearn_conformance(estimator, check):
     check(estimator)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=240, centers=3, n_features=6, random_state=0)
+    return X.astype(np.float32), y
+
+
+HEADS = [
+    LinearClassifier(learning_rate=0.05, max_iter=30),
+    MLPClassifier((16,), learning_rate=0.05, max_iter=30),
+]
+
+
+def test_package_reexports_the_heads():
+    assert featurepipe.LinearClassifier is LinearClassifier
+    assert featurepipe.MLPClassifier is MLPClassifier
+
+
+@pytest.mark.parametrize("head", HEADS, ids=lambda head: type(head).__name__)
+def test_string_labels_are_predicted_back(head, blobs):
+    X, y = blobs
+    names = np.array(["cat", "dog", "ant"])[y]
+    model = clone(head).set_params(random_state=0).fit(X, names)
+    np.testing.assert_array_equal(model.classes_, ["ant", "cat", "dog"])
+    assert model.score(X, names) > 0.9
+    assert set(model.predict(X)) <= {"ant", "cat", "dog"}
+
+
+@pytest.mark.parametrize("head", HEADS, ids=lambda head: type(head).__name__)
+def test_probabilities_agree_with_predictions(head, blobs):
+    X, y = blobs
+    model = clone(head).set_params(random_state=0).fit(X, y)
+    probabilities = model.predict_proba(X)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(model.classes_[probabilities.argmax(axis=1)], model.predict(X))
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), model.decision_function(X).argmax(axis=1))
+
+
+@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
+def test_hinge_losses_have_no_probabilities(loss, blobs):
+    model = LinearClassifier(loss=loss, max_iter=5)
+    assert not hasattr(model, "predict_proba")
+    with pytest.raises(AttributeError, match="predict_proba"):
+        model.predict_proba(blobs[0])
+
+
+def test_binary_decision_function_is_the_score_difference(blobs):
+    X, y = blobs
+    keep = y < 2
+    model = LinearClassifier(max_iter=30, random_state=0).fit(X[keep], np.where(y[keep], "yes", "no"))
+    decision = model.decision_function(X)
+    assert decision.shape == (len(X),)
+    np.testing.assert_array_equal(model.predict(X) == "yes", decision > 0)
+
+
+def test_fitted_attributes_of_the_linear_head(blobs):
+    X, y = blobs
+    model = LinearClassifier(max_iter=7, n_iter_no_change=100).fit(X, y)
+    assert model.coef_.shape == (3, 6) and model.coef_.dtype == np.float32
+    assert model.intercept_.shape == (3,) and model.intercept_.dtype == np.float32
+    np.testing.assert_allclose(model.decision_function(X), X @ model.coef_.T + model.intercept_, rtol=1e-5)
+    assert model.n_iter_ == 7 and model.n_features_in_ == 6
+    assert len(model.loss_curve_) == len(model.history_["train_accuracy"]) == 7
+    assert model.validation_scores_ is None
+
+
+@pytest.mark.parametrize(
+    "activation, widths",
+    [("relu", [(6, 20), (20, 10), (10, 3)]), ("maxout", [(6, 40), (20, 20), (10, 3)])],
+)
+def test_mlp_layer_shapes(activation, widths, blobs):
+    X, y = blobs
+    model = MLPClassifier((20, 10), activation=activation, max_iter=3).fit(X, y)
+    assert [coef.shape for coef in model.coefs_] == widths
+    assert [bias.shape for bias in model.intercepts_] == [(width[1],) for width in widths]
+    assert all(coef.dtype == np.float32 for coef in model.coefs_)
+
+
+def test_predicting_before_fit_raises_not_fitted(blobs):
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(blobs[0])
+
+
+def test_optimizer_and_schedule_objects_are_plain_parameters():
+    model = MLPClassifier(optimizer=SGD(momentum=0.5), schedule=CosineSchedule(10))
+    assert set(model.get_params()) == set(model.get_params(deep=False))
+    copy = clone(model)
+    assert copy.optimizer == model.optimizer and copy.optimizer is not model.optimizer
+    assert copy.schedule == model.schedule
+
+
+def test_fit_leaves_an_optimizer_parameter_unchanged(blobs):
+    optimizer = SGD(learning_rate=0.05, momentum=0.9)
+    model = LinearClassifier(optimizer=optimizer, learning_rate=0.01, max_iter=3).fit(*blobs)
+    assert model.optimizer is optimizer
+    assert optimizer == SGD(learning_rate=0.05, momentum=0.9)
+
+
+@pytest.mark.parametrize(
+    "head, message",
+    [
+        (LinearClassifier(alpha=-1.0), "alpha"),
+        (LinearClassifier(l1=-0.1), "l1"),
+        (LinearClassifier(weight_decay=-0.1), "weight_decay"),
+        (LinearClassifier(batch_size=0), "batch_size"),
+        (LinearClassifier(max_iter=0), "max_iter"),
+        (LinearClassifier(n_iter_no_change=0), "n_iter_no_change"),
+        (LinearClassifier(early_stopping=True, validation_fraction=1.0), "validation_fraction"),
+        (LinearClassifier(loss="perceptron"), "loss"),
+        (LinearClassifier(optimizer="adadelta"), "adadelta"),
+        (LinearClassifier(schedule="exponential"), "schedule"),
+        (LinearClassifier(optimizer="lbfgs", weight_decay=0.1), "weight_decay"),
+        (MLPClassifier(hidden_layer_sizes=(10, 0)), "hidden layer size"),
+        (MLPClassifier(hidden_layer_sizes=()), "at least one layer"),
+        (MLPClassifier(dropout=1.0), "dropout"),
+        (MLPClassifier(activation="swish"), "activation"),
+        (MLPClassifier(optimizer="lbfgs", dropout=0.5), "dropout"),
+    ],
+)
+def test_bad_parameters_fail_in_fit_naming_themselves(head, message, blobs):
+    with pytest.raises(ValueError, match=message):
+        head.fit(*blobs)

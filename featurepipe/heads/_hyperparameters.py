@@ -4,7 +4,11 @@ import inspect
 
 
 class Hyperparameters:
-    """Gives ``get_params``, equality and a repr from the ``__init__`` signature."""
+    """Gives ``settings()``, equality and a repr from the ``__init__`` signature.
+
+    The method is deliberately not ``get_params``: scikit-learn would take these objects for
+    nested estimators and expect the whole estimator protocol of them.
+    """
 
     @classmethod
     def param_names(cls):
@@ -14,12 +18,12 @@ class Hyperparameters:
             if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
         ]
 
-    def get_params(self):
+    def settings(self):
         return {name: getattr(self, name) for name in self.param_names()}
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.get_params() == other.get_params()
+        return type(self) is type(other) and self.settings() == other.settings()
 
     def __repr__(self):
-        args = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
+        args = ", ".join(f"{name}={value!r}" for name, value in self.settings().items())
         return f"{type(self).__name__}({args})"

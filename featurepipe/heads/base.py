@@ -120,12 +120,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         return self.classes_[scores.argmax(axis=1)]
 
     def _has_probabilities(self):
-        if self.loss != "log_loss":
-            raise AttributeError(
-                f"predict_proba needs loss='log_loss'; hinge losses give scores, not probabilities "
-                f"(loss is {self.loss!r})"
-            )
-        return True
+        # Hinge losses train scores with a margin, not calibrated probabilities.
+        return self.loss == "log_loss"
 
     @available_if(_has_probabilities)
     def predict_proba(self, X):

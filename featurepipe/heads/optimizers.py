@@ -248,7 +248,7 @@ def create_optimizer(optimizer, **overrides):
             )
         cls, settings = OPTIMIZERS[optimizer]
     elif isinstance(optimizer, (Optimizer, LBFGS)):
-        cls, settings = type(optimizer), optimizer.get_params()
+        cls, settings = type(optimizer), optimizer.settings()
     else:
         raise TypeError(
             f"optimizer must be a name from {list_optimizers()} or an optimiser object, got {optimizer!r}"

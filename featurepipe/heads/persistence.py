@@ -40,7 +40,7 @@ def save_model(model, path):
         "format_version": FORMAT_VERSION,
         "featurepipe_version": __version__,
         "estimator": name,
-        "params": {key: _encode(key, value) for key, value in model.get_params().items()},
+        "params": {key: _encode(key, value) for key, value in model.get_params(deep=False).items()},
         "n_features_in": model.n_features_in_,
         "n_params": len(params),
         "n_iter": model.n_iter_,
@@ -106,7 +106,7 @@ def _encode(name, value):
     if isinstance(value, (tuple, list)):
         return [_encode(name, item) for item in value]
     if type(value).__name__ in _PARAM_OBJECTS:
-        settings = {key: _encode(name, item) for key, item in value.get_params().items()}
+        settings = {key: _encode(name, item) for key, item in value.settings().items()}
         return {"class": type(value).__name__, "params": settings}
     if name == "random_state":
         # A RandomState instance is state, not a setting; a loaded model does not train again.
