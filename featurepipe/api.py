@@ -39,6 +39,31 @@ def build_config_pipeline(cfg: Config):
         raise ConfigError(str(e)) from None
 
 
+def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
+    """The config's pipeline, fitted on the training split when it is data-driven.
+
+    A fit is stored under ``<cache>/pipelines/`` keyed by the pipeline as written, the training items'
+    identity and the code version, and reused from there: extraction never refits silently, and a
+    changed setting or training set gets a new fit.
+    """
+    from .pipeline import load_state, save_state
+    from .runner import fit_pipeline
+
+    pipeline = build_config_pipeline(cfg)
+    if not pipeline.requires_fit:
+        return pipeline
+    train = dataset.subset("train") if dataset.splits is not None else dataset
+    fit_key = digest({"pipeline": cfg.pipeline.model_dump(), "train": train.identity(), "code": code_version(),
+                      "max_pixels": cfg.run.max_pixels})[:32]
+    path = store.root / "pipelines" / fit_key
+    if (path / "state.json").exists():
+        return load_state(pipeline, path)
+    fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error, max_pixels=cfg.run.max_pixels,
+                 chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress)
+    save_state(pipeline, path)
+    return pipeline
+
+
 def extract_features(cfg: Config, dataset: Dataset | None = None):
     """Extract (or resume, or reuse) the config's features; returns ``runner.ExtractResult``.
 
@@ -58,12 +83,9 @@ def extract_features(cfg: Config, dataset: Dataset | None = None):
             path, reason = store.ledger(key)[0]
             raise ExtractError(f"{path}: {reason} (from the cached run)")
         return result
-    from .runner import extract, fit_pipeline
+    from .runner import extract
 
-    pipeline = build_config_pipeline(cfg)
-    if pipeline.requires_fit:
-        fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error,
-                     max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)
+    pipeline = fitted_pipeline(cfg, dataset, store)
     result = extract(dataset, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,
                      max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)

@@ -106,3 +106,52 @@ def build_pipeline(spec: dict, path: str = "pipeline") -> FeaturePipeline:
     if extractor.kind != "extractor":
         raise SpecError(f"{path}.extractor: {extractor.name!r} is a preprocessing step, not an extractor")
     return FeaturePipeline(extractor, tuple(steps))
+
+
+def _stages(stage: Stage, prefix: str = ""):
+    """(dotted path, stage) of ``stage`` and every stage nested in its parameters, depth first."""
+    yield prefix, stage
+    for name, value in stage.get_params(deep=False).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for i, item in enumerate(values):
+            if isinstance(item, Stage):
+                sub = f"{name}.{i}" if isinstance(value, (list, tuple)) else name
+                yield from _stages(item, f"{prefix}{sub}.")
+
+
+def save_state(pipeline: FeaturePipeline, path) -> None:
+    """Write the fitted state of every stage: arrays to ``state.npz``, other values to ``state.json``."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays, values = {}, {}
+    for prefix, stage in _stages(pipeline):
+        for name, value in stage.fitted_state().items():
+            (arrays if isinstance(value, np.ndarray) else values)[prefix + name] = value
+    np.savez(path / "state.npz", **arrays)
+    (path / "state.json").write_text(json.dumps({"fingerprint": pipeline.fingerprint(), "values": values},
+                                                default=lambda v: v.item()))
+
+
+def load_state(pipeline: FeaturePipeline, path) -> FeaturePipeline:
+    """Restore what ``save_state`` wrote into a pipeline built from the same spec; checks the fingerprint."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(path)
+    saved = json.loads((path / "state.json").read_text())
+    with np.load(path / "state.npz", allow_pickle=False) as arrays:
+        state = {**saved["values"], **{k: arrays[k] for k in arrays.files}}
+    stages = dict(_stages(pipeline))
+    for dotted, value in state.items():
+        prefix, _, name = dotted.rpartition(".")
+        setattr(stages[prefix + "." if prefix else ""], name, value)
+    if pipeline.fingerprint() != saved["fingerprint"]:
+        raise ValueError(f"{path}: the saved state does not belong to this pipeline (fingerprint differs)")
+    return pipeline

@@ -168,3 +168,36 @@ def test_fit_sees_the_training_split_only(image_folder, cache_dir):
                          axis=0)
     np.testing.assert_allclose(pipeline.extractor.fitted_mean_, train_mean, rtol=1e-6)
     assert extract(ds, pipeline, FeatureStore(cache_dir), progress=False).n_ok == 40
+
+
+def test_fitted_state_round_trips_and_a_fit_is_reused(image_folder, tmp_path):
+    import yaml
+
+    from featurepipe.api import extract_features, fitted_pipeline
+    from featurepipe.config import load_config
+    from featurepipe.pipeline import load_state, save_state
+
+    ds = open_dataset(image_folder)
+    spec = {"extractor": {"spy_mean_colour": {}}}
+    fitted = fit_pipeline(build_pipeline(spec), ds, progress=False)
+    save_state(fitted, tmp_path / "state")
+    restored = load_state(build_pipeline(spec), tmp_path / "state")
+    np.testing.assert_array_equal(restored.extractor.fitted_mean_, fitted.extractor.fitted_mean_)
+    assert restored.fingerprint() == fitted.fingerprint()
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"path": str(image_folder)}, "pipeline": spec,
+                                      "run": {"cache_dir": str(tmp_path / "cache"), "progress": False}}))
+    cfg = load_config(config)
+    first = extract_features(cfg)
+    calls = []
+    original = SpyMeanColour.fit
+    SpyMeanColour.fit = lambda self, images, y=None: calls.append(1) or original(self, images, y)
+    try:
+        again = fitted_pipeline(cfg, ds, FeatureStore(cfg.run.cache_dir))
+        assert calls == [] and again.fingerprint() == fitted.fingerprint()  # loaded, not refitted
+        write_rgb(image_folder / "train" / "red" / "extra.png", np.zeros((32, 32, 3), np.uint8))
+        refit = extract_features(cfg)  # a changed training set gets a new fit and a new entry
+        assert calls == [1] and refit.key != first.key
+    finally:
+        SpyMeanColour.fit = original
