@@ -88,6 +88,33 @@ def cmd_cache(args) -> int:
     return status
 
 
+def cmd_train(args) -> int:
+    from .train import train_heads
+
+    train_heads(_config(args), args.output)
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from .train import evaluate
+
+    metrics = evaluate(args.model, args.split)
+    print(f"{args.model}: {args.split} accuracy {metrics['accuracy']:.2%} on {metrics['n']} items")
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from .train import predict
+
+    out = predict(args.model, args.images, args.out)
+    print(f"predictions written to {out}")
+    return EXIT_OK
+
+
 def _add_run_options(p):
     p.add_argument("--config", required=True, help="YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
@@ -112,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="extract features for a data set into the cache")
     _add_run_options(p)
     p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("train", help="train the heads a config names on its (cached) features")
+    _add_run_options(p)
+    p.add_argument("--output", help="folder for the trained heads (default: the config's output)")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="score a trained head on a split of its data set")
+    p.add_argument("model", help="a trained head's folder (written by train)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--json", action="store_true", help="also print per-class accuracy and the confusion matrix")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("predict", help="label an unlabelled image folder with a trained head")
+    p.add_argument("model", help="a trained head's folder (written by train)")
+    p.add_argument("images", help="folder of images (searched recursively)")
+    p.add_argument("--out", help="CSV to write (default: MODEL/predictions.csv)")
+    p.set_defaults(func=cmd_predict)
     p = sub.add_parser("list", help="list registered extractors and preprocessing steps")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
     p.set_defaults(func=cmd_list)

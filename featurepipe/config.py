@@ -48,11 +48,18 @@ class RunConfig(_Section):
     progress: bool = True
 
 
+class TrainConfig(_Section):
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    standardize: bool = True
+    seed: int = 0
+
+
 class Config(_Section):
     dataset: DatasetConfig
     pipeline: PipelineConfig
     run: RunConfig = Field(default_factory=RunConfig)
     heads: list[dict] = Field(default_factory=list)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     output: str = "runs"
 
 

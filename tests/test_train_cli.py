@@ -1,0 +1,57 @@
+"""`featurepipe train`, `evaluate` and `predict` end to end on a small synthetic folder."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+from helpers import class_images, write_rgb
+
+from featurepipe.cli import EXIT_OK, EXIT_USAGE, main
+from featurepipe.heads import load_model
+
+
+@pytest.fixture
+def config(tmp_path, image_folder, cache_dir):
+    cfg = {"dataset": {"path": str(image_folder)},
+           "pipeline": {"extractor": {"color_hist": {"bins": 4}}},
+           "run": {"cache_dir": str(cache_dir), "progress": False},
+           "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 100}},
+                     {"name": "mlp", "model": "mlp", "params": {"hidden_layer_sizes": [16], "max_iter": 100}}],
+           "train": {"validation_fraction": 0.25}, "output": str(tmp_path / "runs")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_train_evaluate_predict(config, tmp_path, capsys):
+    assert main(["train", "--config", str(config)]) == EXIT_OK
+    runs = tmp_path / "runs"
+    for name in ("softmax", "mlp"):
+        folder = runs / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["test"]["accuracy"] >= 0.9  # colour-dominated classes are easy
+        assert metrics["train"]["n"] + metrics["val"]["n"] == 24 and metrics["test"]["n"] == 12
+        assert np.array(metrics["test"]["confusion_matrix"]).sum() == 12
+        assert set(metrics["test"]["per_class_accuracy"]) == {"blue", "green", "red"}
+        assert (folder / "curves.png").stat().st_size > 1000 and (folder / "confusion.png").exists()
+        assert load_model(folder / "head.npz").n_features_in_ == metrics["feature_dim"]
+    capsys.readouterr()
+    assert main(["evaluate", str(runs / "mlp"), "--split", "test"]) == EXIT_OK
+    expected = json.loads((runs / "mlp" / "metrics.json").read_text())["test"]["accuracy"]
+    assert f"test accuracy {expected:.2%} on 12 items" in capsys.readouterr().out
+
+    unlabelled = tmp_path / "new"
+    rng = np.random.default_rng(5)
+    for i, image in enumerate(class_images(rng, 3, 32, colour=2)):
+        write_rgb(unlabelled / f"img{i}.png", image)
+    (unlabelled / "broken.png").write_bytes(b"")
+    assert main(["predict", str(runs / "softmax"), str(unlabelled), "--out", str(tmp_path / "p.csv")]) == EXIT_OK
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["path"] for r in rows] == ["img0.png", "img1.png", "img2.png"]
+    assert {r["label"] for r in rows} == {"blue"}
+
+
+def test_unknown_head_parameter_is_named(config, capsys):
+    assert main(["train", "--config", str(config), "--set", "heads.0.params.learning_rat=0.1"]) == EXIT_USAGE
+    assert "heads[0].params.learning_rat: unknown parameter of LinearClassifier" in capsys.readouterr().err
