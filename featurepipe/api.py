@@ -23,10 +23,16 @@ def config_dataset(cfg: Config) -> Dataset:
         raise ConfigError(f"dataset.path: {e}") from None
 
 
+def _require_pipeline(cfg: Config):
+    if cfg.pipeline is None:
+        raise ConfigError("pipeline: missing (this command needs a pipeline: preprocess steps and an extractor)")
+    return cfg.pipeline
+
+
 def recipe(cfg: Config, dataset: Dataset) -> str:
     """Everything that decides an entry's key without building the pipeline: the pipeline as written,
     the data set's identity, the code version and the decoding limit."""
-    return digest({"pipeline": cfg.pipeline.model_dump(), "dataset": dataset.identity(), "code": code_version(),
+    return digest({"pipeline": _require_pipeline(cfg).model_dump(), "dataset": dataset.identity(), "code": code_version(),
                    "max_pixels": cfg.run.max_pixels})[:32]
 
 
@@ -34,7 +40,7 @@ def build_config_pipeline(cfg: Config):
     from .pipeline import SpecError, build_pipeline
 
     try:
-        return build_pipeline(cfg.pipeline.model_dump())
+        return build_pipeline(_require_pipeline(cfg).model_dump())
     except SpecError as e:
         raise ConfigError(str(e)) from None
 

@@ -115,6 +115,14 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from .bench import run_bench, table_markdown
+
+    rows = run_bench(_config(args), quick=args.quick, output=args.output)
+    print(table_markdown(rows))
+    return EXIT_OK
+
+
 def _add_run_options(p):
     p.add_argument("--config", required=True, help="YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
@@ -143,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--output", help="folder for the trained heads (default: the config's output)")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("bench", help="compare pipelines x heads on one data set and write a report")
+    _add_run_options(p)
+    p.add_argument("--quick", action="store_true", help="the same matrix on a small per-class subset")
+    p.add_argument("--output", help="report folder (default: the config's output)")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("evaluate", help="score a trained head on a split of its data set")
     p.add_argument("model", help="a trained head's folder (written by train)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])

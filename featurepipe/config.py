@@ -54,9 +54,16 @@ class TrainConfig(_Section):
     seed: int = 0
 
 
+class BenchConfig(_Section):
+    pipelines: dict[str, PipelineConfig]
+    learned: list[str] = Field(default_factory=lambda: ["raw"])
+    quick: dict[Literal["train", "test"], int] = Field(default_factory=lambda: {"train": 100, "test": 50})
+
+
 class Config(_Section):
     dataset: DatasetConfig
-    pipeline: PipelineConfig
+    pipeline: PipelineConfig | None = None
+    bench: BenchConfig | None = None
     run: RunConfig = Field(default_factory=RunConfig)
     heads: list[dict] = Field(default_factory=list)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ._version import __version__
 
-# Source files whose change may change feature values; their bytes are part of every fingerprint.
+# Source files whose change may change feature values (or, HEAD_CODE, trained heads).
+HEAD_CODE = ("heads", "train.py")
 _FEATURE_CODE = ("extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
 
 
@@ -37,12 +38,13 @@ def _jsonable(value):
     raise TypeError(f"cannot fingerprint a {type(value).__name__}")
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus a hash of the feature-computing sources: edit them and every cache key moves."""
+@lru_cache(maxsize=None)
+def code_version(entries: tuple[str, ...] = _FEATURE_CODE) -> str:
+    """Package version plus a hash of the given sources (by default the feature-computing ones): edit
+    them and every key built on this moves."""
     root = Path(__file__).parent
     h = hashlib.sha256(__version__.encode())
-    for entry in _FEATURE_CODE:
+    for entry in entries:
         path = root / entry
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
         for f in files:

@@ -108,7 +108,7 @@ def build_pipeline(spec: dict, path: str = "pipeline") -> FeaturePipeline:
     return FeaturePipeline(extractor, tuple(steps))
 
 
-def _stages(stage: Stage, prefix: str = ""):
+def iter_stages(stage: Stage, prefix: str = ""):
     """(dotted path, stage) of ``stage`` and every stage nested in its parameters, depth first."""
     yield prefix, stage
     for name, value in stage.get_params(deep=False).items():
@@ -116,7 +116,7 @@ def _stages(stage: Stage, prefix: str = ""):
         for i, item in enumerate(values):
             if isinstance(item, Stage):
                 sub = f"{name}.{i}" if isinstance(value, (list, tuple)) else name
-                yield from _stages(item, f"{prefix}{sub}.")
+                yield from iter_stages(item, f"{prefix}{sub}.")
 
 
 def save_state(pipeline: FeaturePipeline, path) -> None:
@@ -129,7 +129,7 @@ def save_state(pipeline: FeaturePipeline, path) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     arrays, values = {}, {}
-    for prefix, stage in _stages(pipeline):
+    for prefix, stage in iter_stages(pipeline):
         for name, value in stage.fitted_state().items():
             (arrays if isinstance(value, np.ndarray) else values)[prefix + name] = value
     np.savez(path / "state.npz", **arrays)
@@ -148,7 +148,7 @@ def load_state(pipeline: FeaturePipeline, path) -> FeaturePipeline:
     saved = json.loads((path / "state.json").read_text())
     with np.load(path / "state.npz", allow_pickle=False) as arrays:
         state = {**saved["values"], **{k: arrays[k] for k in arrays.files}}
-    stages = dict(_stages(pipeline))
+    stages = dict(iter_stages(pipeline))
     for dotted, value in state.items():
         prefix, _, name = dotted.rpartition(".")
         setattr(stages[prefix + "." if prefix else ""], name, value)

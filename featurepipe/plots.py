@@ -52,3 +52,106 @@ def confusion_matrix(matrix, classes, path, title: str = "") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def accuracy_vs_cost(rows: list[dict], path) -> Path:
+    """Test accuracy against total cost (extraction of every image + fitting), one point per cell."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    pipelines = sorted({r["pipeline"] for r in rows})
+    colours = dict(zip(pipelines, plt.cm.tab10(np.linspace(0, 1, 10))))
+    markers = dict(zip(sorted({r["head"] for r in rows}), "osD^vP*X"))
+    for r in rows:
+        ax.scatter(r["extract_seconds"] + r["fit_seconds"], r["test_accuracy"], color=colours[r["pipeline"]],
+                   marker=markers[r["head"]], s=55, edgecolor="black", linewidth=0.5)
+    for name, colour in colours.items():
+        ax.scatter([], [], color=colour, label=name)
+    for name, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=f"head: {name}")
+    ax.set_xscale("log")
+    ax.set(xlabel="total cost: extraction + fit (seconds, log scale)", ylabel="test accuracy",
+           title="accuracy against cost")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def learning_curves(rows: list[dict], path) -> Path:
+    """Validation accuracy per epoch of every cell, one panel per head."""
+    plt = _pyplot()
+    heads = sorted({r["head"] for r in rows})
+    fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.4), squeeze=False)
+    for ax, head in zip(axes[0], heads):
+        for r in (r for r in rows if r["head"] == head):
+            curve = r["history"].get("val_accuracy") or r["history"].get("train_accuracy") or []
+            ax.plot(np.arange(1, len(curve) + 1), curve, label=r["pipeline"])
+        ax.set(title=f"head: {head}", xlabel="epoch", ylabel="validation accuracy")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def hog_glyphs(image: np.ndarray, path, pixels_per_cell=(8, 8)) -> Path:
+    """An image beside its HOG cells drawn as oriented glyphs (scikit-image's visualisation)."""
+    from skimage.exposure import rescale_intensity
+    from skimage.feature import hog
+
+    plt = _pyplot()
+    _, glyphs = hog(image, orientations=9, pixels_per_cell=pixels_per_cell, cells_per_block=(1, 1),
+                    visualize=True, channel_axis=-1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3.2))
+    a.imshow(image, interpolation="nearest")
+    a.set_title("image")
+    b.imshow(rescale_intensity(glyphs, out_range=(0, 1)), cmap="gray", interpolation="nearest")
+    b.set_title("HOG cells")
+    for ax in (a, b):
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def hsv_histogram(image: np.ndarray, histogram: np.ndarray, bins, path) -> Path:
+    """An image beside its joint HSV histogram, each bar painted in its bin's centre colour."""
+    import cv2
+
+    plt = _pyplot()
+    nh, ns, nv = bins
+    h, s, v = np.meshgrid(np.arange(nh), np.arange(ns), np.arange(nv), indexing="ij")
+    centres = np.stack([(h * 180 // nh) % 180, (s + 0.5) * 256 / ns, (v + 0.5) * 256 / nv], -1).astype(np.uint8)
+    colours = cv2.cvtColor(centres.reshape(1, -1, 3), cv2.COLOR_HSV2RGB).reshape(-1, 3) / 255
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3), gridspec_kw={"width_ratios": [1, 3]})
+    a.imshow(image, interpolation="nearest")
+    a.axis("off")
+    b.bar(np.arange(len(histogram)), histogram, color=colours, edgecolor="black", linewidth=0.3)
+    b.set(title=f"HSV histogram ({nh} hues x {ns} saturations x {nv} values)", xlabel="bin", ylabel="share")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def montage(tiles: np.ndarray, path, title: str, columns: int = 16) -> Path:
+    """Tiles (n, h, w[, 3]) each rescaled to [0, 1] and laid out in a grid: visual words, MLP templates."""
+    plt = _pyplot()
+    tiles = tiles.astype(np.float64)
+    axes = tuple(range(1, tiles.ndim))
+    low, high = tiles.min(axis=axes, keepdims=True), tiles.max(axis=axes, keepdims=True)
+    tiles = (tiles - low) / np.maximum(high - low, 1e-12)
+    rows = -(-len(tiles) // columns)
+    fig, axs = plt.subplots(rows, columns, figsize=(columns * 0.55, rows * 0.55 + 0.5), squeeze=False)
+    for ax in axs.ravel():
+        ax.axis("off")
+    for ax, tile in zip(axs.ravel(), tiles):
+        ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, interpolation="nearest")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -67,17 +67,17 @@ class Resize(Preprocessor):
 
 @register("equalize", kind="preprocess")
 class Equalize(Preprocessor):
-    """Histogram equalisation, global or CLAHE, on luminance (Y of YCrCb, hue kept) or on each channel."""
+    """Histogram equalisation, global or CLAHE, on luminance (Y of YCrCb, hue kept) or ``per_channel``."""
 
-    def __init__(self, method="global", on="luminance", clip_limit=2.0, tile_grid=(8, 8)):
+    def __init__(self, method="global", per_channel=False, clip_limit=2.0, tile_grid=(8, 8)):
         self.method = method
-        self.on = on
+        self.per_channel = per_channel
         self.clip_limit = clip_limit
         self.tile_grid = tile_grid
 
     def check_params(self):
         require(self.method in ("global", "clahe"), "method", "must be 'global' or 'clahe'", self.method)
-        require(self.on in ("luminance", "channels"), "on", "must be 'luminance' or 'channels'", self.on)
+        require(isinstance(self.per_channel, bool), "per_channel", "must be true or false", self.per_channel)
         require(isinstance(self.clip_limit, (int, float)) and self.clip_limit > 0, "clip_limit",
                 "must be a positive number", self.clip_limit)
         require(isinstance(self.tile_grid, (list, tuple)) and len(self.tile_grid) == 2
@@ -93,7 +93,7 @@ class Equalize(Preprocessor):
         equalize = self._equalizer()
         out = np.empty_like(batch)
         for i, image in enumerate(batch):
-            if self.on == "channels":
+            if self.per_channel:
                 for c in range(3):
                     out[i, :, :, c] = equalize(np.ascontiguousarray(image[:, :, c]))
             else:

@@ -157,8 +157,10 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
                                        f"{expected}: the images have several sizes; {_RESIZE_HINT}")
                 store.write_chunk(key, index, features, status, errors)
                 bar.update(len(status))
-    status = store.status(key)
-    summary = {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum())}
-    store.finish(key, summary)
+    if pending or not store.is_complete(key):
+        status = store.status(key)
+        store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
+                           "seconds": time.perf_counter() - start, "computed": todo})
+    summary = store.summary(key)
     return ExtractResult(key, len(dataset), summary["ok"], summary["failed"], store.path(key) / "errors.csv",
                          time.perf_counter() - start, todo)

@@ -54,7 +54,8 @@ def split_validation(labels: np.ndarray, fraction: float, seed: int):
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(len(labels))
-    return train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
+    size = max(int(round(fraction * len(labels))), len(np.unique(labels)))  # at least one item per class
+    return train_test_split(rows, test_size=size, random_state=seed, stratify=labels)
 
 
 class Standardizer:
@@ -92,7 +93,7 @@ def score_split(model, X, y, classes) -> dict:
             "confusion_matrix": matrix.tolist()}
 
 
-def _splits(fs: FeatureSet, cfg: Config):
+def train_val_test(fs: FeatureSet, cfg: Config):
     """(train part, validation part, test) features, the validation carved from the training split."""
     if fs.splits is None:
         raise ConfigError("dataset: training needs train/ and test/ splits (or a CSV split column)")
@@ -113,7 +114,7 @@ def train_heads(cfg: Config, output=None) -> list[dict]:
     fs = store.read(extracted.key)
     pipeline = fitted_pipeline(cfg, dataset, store)
     extract_seconds = time.perf_counter() - start
-    (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = _splits(fs, cfg)
+    (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = train_val_test(fs, cfg)
     scaler = Standardizer.fit(X_tr) if cfg.train.standardize else Standardizer(np.zeros(1), np.ones(1))
     X_tr, X_va, X_te = scaler(X_tr), scaler(X_va), scaler(X_te)
     classes = np.array(fs.classes)
@@ -159,7 +160,7 @@ def evaluate(folder, split: str = "test") -> dict:
     cfg, model, scaler = load_trained(folder)
     fs = FeatureStore(cfg.run.cache_dir).read(extract_features(cfg).key)
     if split in ("train", "val"):
-        (X_tr, y_tr), (X_va, y_va), _ = _splits(fs, cfg)
+        (X_tr, y_tr), (X_va, y_va), _ = train_val_test(fs, cfg)
         X, y = (X_tr, y_tr) if split == "train" else (X_va, y_va)
     else:
         part = fs.subset(split)

@@ -47,7 +47,7 @@ def test_equalize_luminance_matches_opencv(batch):
 
 
 def test_clahe_per_channel_matches_opencv(batch):
-    out = create_extractor("equalize", method="clahe", on="channels", clip_limit=3.0, tile_grid=(2, 4)).transform(batch[:2])
+    out = create_extractor("equalize", method="clahe", per_channel=True, clip_limit=3.0, tile_grid=(2, 4)).transform(batch[:2])
     clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 2))
     for image, result in zip(batch[:2], out):
         for c in range(3):

@@ -47,8 +47,22 @@ class Dataset:
         """The items of one split, in order."""
         if self.splits is None:
             raise ValueError(f"{self.root} has no train/test splits")
-        keep = [i for i, s in enumerate(self.splits) if s == split]
-        pick = lambda seq: None if seq is None else tuple(seq[i] for i in keep)  # noqa: E731
+        return self._select([i for i, s in enumerate(self.splits) if s == split])
+
+    def take(self, per_class: dict[str, int]) -> "Dataset":
+        """The first ``per_class[split]`` items of every class in each split (a quick, balanced subset)."""
+        if self.splits is None or self.labels is None:
+            raise ValueError(f"{self.root}: a per-class subset needs labels and train/test splits")
+        seen: dict[tuple[str, str], int] = {}
+        keep = []
+        for i, key in enumerate(zip(self.splits, self.labels)):
+            if seen.get(key, 0) < per_class.get(key[0], 0):
+                seen[key] = seen.get(key, 0) + 1
+                keep.append(i)
+        return self._select(keep)
+
+    def _select(self, rows) -> "Dataset":
+        pick = lambda seq: None if seq is None else tuple(seq[i] for i in rows)  # noqa: E731
         return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits))
 
     def split_mask(self, split: str) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""`featurepipe bench --quick` on the CIFAR-10 bench config's matrix, over a small synthetic folder:
+the report's tables are filled, every figure it names exists, and a re-run trains nothing."""
+import json
+import re
+
+import yaml
+
+from featurepipe.cli import EXIT_OK, main
+
+
+def test_quick_bench_report(image_folder, tmp_path, capsys):
+    config = yaml.safe_load(open("configs/cifar10-bench.yaml"))
+    config["dataset"]["path"] = str(image_folder)
+    config["run"] = {"cache_dir": str(tmp_path / "cache"), "progress": False, "chunk_size": 16}
+    config["bench"]["quick"] = {"train": 6, "test": 3}
+    for head in config["heads"]:
+        head["params"]["max_iter"] = 5
+    config["heads"][2]["params"]["hidden_layer_sizes"] = [16]
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "report"
+    assert main(["bench", "--config", str(path), "--quick", "--output", str(out)]) == EXIT_OK
+    log = capsys.readouterr().out
+    n_cells = len(config["bench"]["pipelines"]) * len(config["heads"])
+    assert f"[{n_cells}/{n_cells}]" in log and "fitting on" in log
+
+    rows = json.loads((out / "results.json").read_text())
+    assert len(rows) == n_cells
+    for row in rows:
+        for column in ("feature_dim", "fit_seconds", "train_accuracy", "val_accuracy", "test_accuracy", "peak_fit_mib"):
+            assert row[column] is not None
+        assert 0 <= row["test_accuracy"] <= 1 and row["extract_images_per_s"] > 0
+    assert {r["kind"] for r in rows} == {"learned", "hand-designed + linear", "hand-designed + MLP"}
+    table = (out / "results.md").read_text().splitlines()
+    assert len(table) == 2 + n_cells and all(" |  |" not in line for line in table)
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + n_cells
+
+    page = (out / "report.html").read_text()
+    assert page.count("<tr>") == 1 + n_cells and "<td></td>" not in page
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    titles = re.findall(r"<h2>(.*?)</h2>", page)
+    assert len(images) == len(titles) >= 7
+    assert any("confusion: best hand-designed" in t for t in titles) and any("best learned" in t for t in titles)
+    assert "MLP first-layer templates" in titles and "HOG glyphs" in titles
+    for name in ("accuracy_vs_cost", "learning_curves", "hog_glyphs", "hsv_histogram", "mlp_templates"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 2000
+
+    assert main(["bench", "--config", str(path), "--quick", "--output", str(out)]) == EXIT_OK
+    again = capsys.readouterr().out
+    assert "fitting on" not in again and again.count(": cached (test") == n_cells
