@@ -16,8 +16,8 @@ def config(tmp_path, image_folder, cache_dir):
     cfg = {"dataset": {"path": str(image_folder)},
            "pipeline": {"extractor": {"color_hist": {"bins": 4}}},
            "run": {"cache_dir": str(cache_dir), "progress": False},
-           "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 100}},
-                     {"name": "mlp", "model": "mlp", "params": {"hidden_layer_sizes": [16], "max_iter": 100}}],
+           "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 100, "random_state": 0}},
+                     {"name": "mlp", "model": "mlp", "params": {"hidden_layer_sizes": [16], "max_iter": 100, "random_state": 0}}],
            "train": {"validation_fraction": 0.25}, "output": str(tmp_path / "runs")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
