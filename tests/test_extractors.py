@@ -14,7 +14,10 @@ EXTRACTORS = list_extractors(kind="extractor")
 # Parameters that make each extractor usable on a small batch; data-driven ones get a small model.
 SMALL = {"concat": lambda: {"extractors": [create_extractor("hog", cells_per_block=(2, 2)),
                                            create_extractor("hsv_hist")]},
-         "hog": lambda: {"cells_per_block": (2, 2)}}
+         "hog": lambda: {"cells_per_block": (2, 2)},
+         "bovw": lambda: {"n_words": 8, "n_samples": 500, "max_iter": 5},
+         "pca_sift": lambda: {"n_words": 8, "n_samples": 500, "max_iter": 5},
+         "fisher": lambda: {"n_gaussians": 4, "n_components": 16, "n_samples": 500, "max_iter": 100}}
 
 
 def make(name):
@@ -46,7 +49,8 @@ def test_transform_gives_float32_rows(name, batch):
 # One changed, valid parameter per extractor: its fingerprint must move. A new extractor needs an entry.
 CHANGED = {"raw": {"grey": True}, "color_hist": {"bins": 4}, "hsv_hist": {"bins": (4, 2, 2)},
            "hog": {"orientations": 8},
-           "concat": {"extractors": [create_extractor("hog", cells_per_block=(2, 2))]}}
+           "concat": {"extractors": [create_extractor("hog", cells_per_block=(2, 2))]},
+           "bovw": {"encoding": "hard"}, "pca_sift": {"n_words": 4}, "fisher": {"n_gaussians": 2}}
 
 
 @pytest.mark.parametrize("name", EXTRACTORS)

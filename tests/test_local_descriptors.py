@@ -1,0 +1,124 @@
+"""Local descriptors: patch layout and normalisation, ZCA whitening, SIFT, PCA, sampling and the registry."""
+import numpy as np
+import pytest
+
+from featurepipe.local import SIFT, Patches, create_descriptor, fit_pca, fit_zca, list_descriptors, project
+from featurepipe.local.base import draw_samples
+from featurepipe.pipeline import SpecError, build_stage
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+
+
+def test_patches_layout_and_positions(images):
+    raw = Patches(size=6, stride=1, normalize=False).compute(images[:2])
+    assert raw.values.shape == (2 * 27 * 27, 108) and raw.values.dtype == np.float32
+    np.testing.assert_array_equal(raw.counts, [729, 729])
+    # Row r * 27 + c of image 1 is the patch at (r, c), pixels in (row, col, channel) order.
+    np.testing.assert_array_equal(raw.values[729 + 5 * 27 + 7], images[1, 5:11, 7:13].ravel())
+    np.testing.assert_allclose(raw.positions[5 * 27 + 7], [(5 + 3) / 32, (7 + 3) / 32])
+    strided = Patches(size=6, stride=4).compute(images[:1])
+    assert strided.values.shape == (7 * 7, 108)
+
+
+def test_patch_normalisation_by_hand(images):
+    patch = images[0, :6, :6].astype(np.float64).ravel()
+    expected = (patch - patch.mean()) / np.sqrt(patch.var() + 10)
+    got = Patches(size=6, norm_eps=10.0).compute(images[:1]).values[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_whitening_makes_patch_covariance_identity(images):
+    rng = np.random.default_rng(1)
+    raw = Patches(normalize=False).sample(images, 20_000, rng)
+    mean, matrix = fit_zca(raw, eps=0.0)
+    np.testing.assert_allclose(np.cov(project(raw, mean, matrix), rowvar=False), np.eye(108), atol=1e-3)
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-4)  # ZCA: the symmetric whitening, closest to identity
+    # Normalised patches sum to zero, so their covariance lacks the constant direction: whitening gives
+    # the identity on its complement.
+    normalised = Patches().sample(images, 20_000, rng)
+    white = project(normalised, *fit_zca(normalised, eps=1e-6))
+    constant = np.full((108, 1), 108 ** -0.5)
+    np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(108) - constant @ constant.T, atol=2e-3)
+    # A larger eps shrinks the weak directions instead of blowing them up (Coates et al. use 0.1).
+    assert np.cov(project(normalised, *fit_zca(normalised, eps=0.1)), rowvar=False).trace() < 107
+
+
+def test_patch_sampling_draws_real_patches(images):
+    drawn = Patches(normalize=False).sample(images, 50, np.random.default_rng(0))
+    every = Patches(normalize=False).compute(images).values
+    assert drawn.shape == (50, 108)
+    assert all((every == row).all(axis=1).any() for row in drawn)
+
+
+def test_patches_refuse_small_images(images):
+    with pytest.raises(ValueError, match="smaller than one 6x6 patch"):
+        Patches().compute(images[:1, :4, :4])
+
+
+def test_dense_sift_grid_scales_and_norms(images):
+    features = SIFT(step=4, sizes=(8, 16)).compute(images[:3])
+    assert features.values.shape == (3 * 2 * 64, 128)
+    np.testing.assert_array_equal(features.counts, [128] * 3)
+    np.testing.assert_allclose(np.linalg.norm(features.values, axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(features.positions[:2], [[2 / 32, 2 / 32], [2 / 32, 6 / 32]])
+    root = SIFT(step=4, sizes=(8, 16), root=True).compute(images[:3]).values
+    assert (root >= 0).all()
+    np.testing.assert_allclose((root**2).sum(axis=1), 1, rtol=1e-5)  # sqrt of an L1-normalised vector
+    np.testing.assert_allclose(root**2, features.values / features.values.sum(axis=1, keepdims=True), atol=1e-6)
+
+
+def test_detected_sift_keypoints():
+    image = np.zeros((1, 64, 64, 3), np.uint8)
+    for r, c in [(16, 16), (16, 44), (44, 30)]:
+        image[0, r - 5:r + 5, c - 5:c + 5] = 255
+    features = SIFT(mode="detect").compute(image)
+    assert features.counts[0] == len(features.values) > 0
+    assert ((features.positions >= 0) & (features.positions < 1)).all()
+    empty = SIFT(mode="detect").compute(np.zeros((2, 32, 32, 3), np.uint8))
+    assert empty.values.shape == (0, 128) and empty.counts.tolist() == [0, 0]
+
+
+def test_pca_reduces_and_whitens(images):
+    samples = SIFT(step=4, sizes=(8,)).sample(images, 1000, np.random.default_rng(0))
+    mean, matrix = fit_pca(samples, 16)
+    assert matrix.shape == (128, 16)
+    np.testing.assert_allclose(matrix.T @ matrix, np.eye(16), atol=1e-5)
+    reduced = project(samples, mean, matrix)
+    variances = reduced.var(axis=0)
+    assert (np.diff(variances) <= 1e-6).all()  # leading axes first
+    assert variances.sum() > 0.5 * samples.var(axis=0).sum()  # 16 of 128 axes keep most of the variance
+    white = project(samples, *fit_pca(samples, 16, whiten=True))
+    np.testing.assert_allclose(white.var(axis=0, ddof=1), 1, rtol=1e-3)
+    with pytest.raises(ValueError, match="exceeds the descriptor length 128"):
+        fit_pca(samples, 200)
+
+
+def test_sampling_is_proportional_and_bounded():
+    rng = np.random.default_rng(0)
+    images = [np.zeros((16, 16, 3), np.uint8)] * 30 + [np.full((24, 20, 3), 7, np.uint8)] * 10
+    seen = []
+
+    def sample_block(block, count, rng):
+        seen.append((block.shape, count))
+        return np.full((count, 2), block[0, 0, 0, 0], np.float32)
+
+    samples = draw_samples(images, 400, rng, sample_block, max_images=8)
+    assert len(samples) == 400 and (samples == 7).sum() == 2 * 100  # 10 of 40 images give a quarter
+    assert max(shape[0] for shape, _ in seen) <= 8 and {shape[1:3] for shape, _ in seen} == {(16, 16), (24, 20)}
+
+
+def test_descriptor_registry_and_nested_config():
+    assert list_descriptors() == ["patches", "sift"]
+    assert isinstance(create_descriptor("sift", root=True), SIFT)
+    with pytest.raises(ValueError, match="unknown descriptor 'hog'"):
+        create_descriptor("hog")
+    stage = build_stage({"bovw": {"descriptor": {"sift": {"root": True, "sizes": [8, 12]}}, "projection": "pca",
+                                  "n_components": 32}}, "pipeline.extractor")
+    assert isinstance(stage.descriptor, SIFT) and stage.descriptor.sizes == (8, 12)
+    with pytest.raises(SpecError, match=r"^pipeline\.extractor\.bovw\.descriptor\.patches\.size: must be a positive"):
+        build_stage({"bovw": {"descriptor": {"patches": {"size": 0}}}}, "pipeline.extractor")
+    with pytest.raises(SpecError, match=r"n_components: must be an integer in \[1, 128\]"):
+        build_stage({"pca_sift": {"n_components": 200}}, "pipeline.extractor")
