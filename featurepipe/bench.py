@@ -89,12 +89,18 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
                 cell = _cell(sub, name, spec, index, extracted.key, fs, store.root / "results" / cell_key)
                 cached.write_text(json.dumps(cell))
                 print(f"    test {cell['test_accuracy']:.1%}, fit {cell['fit_seconds']:.1f} s", flush=True)
-            kind = "learned" if spec.get("model") == "mlp" and pipeline_name in cfg.bench.learned else (
-                "hand-designed + MLP" if spec.get("model") == "mlp" else "hand-designed + linear")
+            kind = _kind(pipeline_name in cfg.bench.learned, spec.get("model") == "mlp")
             rows.append({**cell, "pipeline": pipeline_name, "kind": kind, "extract_images_per_s": rate,
                          "extract_seconds": extract_seconds, "fit_seconds": cell["fit_seconds"]})
     write_report(rows, cfg, dataset, output, quick)
     return rows
+
+
+def _kind(raw_input: bool, mlp: bool) -> str:
+    """A cell's family: features learned by an MLP from raw input, or hand-designed features + a head."""
+    if raw_input:
+        return "learned" if mlp else "raw pixels + linear"
+    return "hand-designed + MLP" if mlp else "hand-designed + linear"
 
 
 def _best(rows, kind_prefix):

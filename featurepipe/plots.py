@@ -80,15 +80,18 @@ def accuracy_vs_cost(rows: list[dict], path) -> Path:
 
 
 def learning_curves(rows: list[dict], path) -> Path:
-    """Validation accuracy per epoch of every cell, one panel per head."""
+    """Accuracy per epoch of every cell, one panel per head: validation accuracy when every head of the
+    panel held out data for early stopping, else training accuracy (the axis says which)."""
     plt = _pyplot()
     heads = sorted({r["head"] for r in rows})
     fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.4), squeeze=False)
     for ax, head in zip(axes[0], heads):
-        for r in (r for r in rows if r["head"] == head):
-            curve = r["history"].get("val_accuracy") or r["history"].get("train_accuracy") or []
+        cells = [r for r in rows if r["head"] == head]
+        key = "val_accuracy" if all(r["history"].get("val_accuracy") for r in cells) else "train_accuracy"
+        for r in cells:
+            curve = r["history"].get(key) or []
             ax.plot(np.arange(1, len(curve) + 1), curve, label=r["pipeline"])
-        ax.set(title=f"head: {head}", xlabel="epoch", ylabel="validation accuracy")
+        ax.set(title=f"head: {head}", xlabel="epoch", ylabel=key.replace("_", " "))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
@@ -103,8 +106,12 @@ def hog_glyphs(image: np.ndarray, path, pixels_per_cell=(8, 8)) -> Path:
     from skimage.feature import hog
 
     plt = _pyplot()
-    _, glyphs = hog(image, orientations=9, pixels_per_cell=pixels_per_cell, cells_per_block=(1, 1),
-                    visualize=True, channel_axis=-1)
+    # Small images are enlarged (cells with them) so that each cell's glyph is drawn with enough pixels.
+    zoom = max(1, 128 // min(image.shape[:2]))
+    image = np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+    cell = (pixels_per_cell[0] * zoom, pixels_per_cell[1] * zoom)
+    _, glyphs = hog(image, orientations=9, pixels_per_cell=cell, cells_per_block=(1, 1), visualize=True,
+                    channel_axis=-1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3.2))
     a.imshow(image, interpolation="nearest")
     a.set_title("image")

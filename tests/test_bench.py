@@ -30,7 +30,8 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
         for column in ("feature_dim", "fit_seconds", "train_accuracy", "val_accuracy", "test_accuracy", "peak_fit_mib"):
             assert row[column] is not None
         assert 0 <= row["test_accuracy"] <= 1 and row["extract_images_per_s"] > 0
-    assert {r["kind"] for r in rows} == {"learned", "hand-designed + linear", "hand-designed + MLP"}
+    assert {r["kind"] for r in rows} == {"learned", "raw pixels + linear", "hand-designed + linear",
+                                         "hand-designed + MLP"}
     table = (out / "results.md").read_text().splitlines()
     assert len(table) == 2 + n_cells and all(" |  |" not in line for line in table)
     assert len((out / "results.csv").read_text().splitlines()) == 1 + n_cells
