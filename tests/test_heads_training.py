@@ -12,8 +12,8 @@ from featurepipe.heads.activations import ReLU
 from featurepipe.heads.losses import softmax_cross_entropy
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
-from featurepipe.heads.optimizers import SGD, Adam
-from featurepipe.heads.training import train_minibatch
+from featurepipe.heads.optimizers import LBFGS, SGD, Adam
+from featurepipe.heads.training import train_full_batch, train_minibatch
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -52,6 +52,20 @@ def test_divergence_raises_instead_of_returning_nan(blobs):
         model.fit(X * 1e10, y)
     assert issubclass(DivergenceError, ValueError)
     assert not hasattr(model, "coef_")
+
+
+def test_lbfgs_divergence_raises(blobs):
+    X, y = blobs
+
+    def overflowing_loss(scores, y):
+        return np.float32(np.inf), np.ones_like(scores)
+
+    network = DenseNetwork([X.shape[1], 4])
+    with pytest.raises(DivergenceError, match="L-BFGS diverged"):
+        train_full_batch(
+            Objective(network, overflowing_loss), network.init_params(None), X, y,
+            optimizer=LBFGS(), max_iter=5, tol=1e-4,
+        )
 
 
 def test_training_stops_when_the_loss_plateaus(blobs):

@@ -53,45 +53,23 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         optimizer = create_optimizer(
             self.optimizer, learning_rate=self.learning_rate, weight_decay=self.weight_decay
         )
+        network = self._build_network(X.shape[1], len(self.classes_))
         if optimizer.full_batch and self.weight_decay:
             raise ValueError("weight_decay needs a first-order optimiser; with L-BFGS use alpha (L2)")
+        if optimizer.full_batch and network.dropout:
+            raise ValueError("dropout needs a first-order optimiser: L-BFGS needs a deterministic objective")
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = np.random.default_rng(seed)
-        network = self._build_network(X.shape[1], len(self.classes_))
-        if optimizer.full_batch and network.dropout:
-            raise ValueError("dropout needs a first-order optimiser: L-BFGS needs a deterministic objective")
-        objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         params = network.init_params(rng)
-
+        objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch:
             result = train_full_batch(
                 objective, params, X, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
                 verbose=self.verbose,
             )
         else:
-            validation = None
-            if self.early_stopping:
-                X, X_val, y, y_val = train_test_split(
-                    X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
-                )
-                validation = (X_val, y_val)
-            result = train_minibatch(
-                objective,
-                params,
-                X,
-                y,
-                optimizer=optimizer,
-                schedule=create_schedule(self.schedule, self.max_iter, self.warmup_epochs),
-                batch_size=min(self.batch_size, X.shape[0]),
-                max_epochs=self.max_iter,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
-                shuffle=self.shuffle,
-                rng=rng,
-                validation=validation,
-                verbose=self.verbose,
-            )
+            result = self._train_minibatch(objective, params, X, y, optimizer, rng, seed)
 
         self._store_network_params(params)
         self.n_iter_ = result.n_iter
@@ -105,6 +83,31 @@ class BaseHead(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         return self
+
+    def _train_minibatch(self, objective, params, X, y, optimizer, rng, seed):
+        """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""
+        validation = None
+        if self.early_stopping:
+            X, X_val, y, y_val = train_test_split(
+                X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
+            )
+            validation = (X_val, y_val)
+        return train_minibatch(
+            objective,
+            params,
+            X,
+            y,
+            optimizer=optimizer,
+            schedule=create_schedule(self.schedule, self.max_iter, self.warmup_epochs),
+            batch_size=min(self.batch_size, X.shape[0]),
+            max_epochs=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            shuffle=self.shuffle,
+            rng=rng,
+            validation=validation,
+            verbose=self.verbose,
+        )
 
     def decision_function(self, X):
         """Class scores, ``(n_samples, n_classes)``; for two classes the score of ``classes_[1]``
