@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .config import Config, ConfigError
 from .datasets.sources import Dataset, open_dataset
+from .errors import ExtractError
 from .fingerprint import code_version, digest
 from .store import ExtractResult, FeatureStore
 
@@ -84,13 +85,12 @@ def extract_features(cfg: Config, dataset: Dataset | None = None):
         s = store.summary(key)
         result = ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv", 0.0, 0)
         if result.n_failed and cfg.run.on_error == "fail":
-            from .runner import ExtractError
-
             path, reason = store.ledger(key)[0]
             raise ExtractError(f"{path}: {reason} (from the cached run)")
         return result
-    from .runner import extract
+    from .runner import extract, warm_up_workers
 
+    warm_up_workers(cfg.run.jobs, cfg.run.backend)
     pipeline = fitted_pipeline(cfg, dataset, store)
     result = extract(dataset, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,

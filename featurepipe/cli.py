@@ -186,6 +186,7 @@ def main(argv=None) -> int:
 
         args.cache_dir = RunConfig().cache_dir
     from .config import ConfigError
+    from .errors import ExtractError
 
     try:
         return args.func(args)
@@ -195,13 +196,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as e:  # noqa: BLE001 -- one clear line, not a traceback, for expected failures
-        from .runner import ExtractError
-
-        if isinstance(e, (ExtractError, OSError)):
-            print(f"featurepipe: error: {e}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
+    except (ExtractError, OSError) as e:
+        print(f"featurepipe: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

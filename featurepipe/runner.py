@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets import Dataset, ImageError, read_image
 from .datasets.decode import MAX_PIXELS
-from .extractors.base import MixedSizeError
+from .errors import ExtractError, MixedSizeError
 from .fingerprint import to_json
-from .pipeline import FeaturePipeline
 from .store import FAILED, OK, ExtractResult, FeatureStore
+
+if TYPE_CHECKING:  # the pipeline modules load scikit-learn; this module is imported before them on purpose
+    from .pipeline import FeaturePipeline
 
 
 _RESIZE_HINT = "put a `resize` step in front (preprocess: [{resize: {size: [H, W]}}])"
-
-
-class ExtractError(RuntimeError):
-    """Extraction stopped: the first bad file under ``on_error='fail'``, or a problem with the pipeline."""
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -54,6 +53,25 @@ def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_er
     When the batch call fails, items are retried one by one so a single bad image (say, smaller than
     a HOG block) fails alone.
     """
+    with single_threaded_opencv():
+        return _process_chunk(index, paths, pipeline, on_error, max_pixels)
+
+
+@contextlib.contextmanager
+def single_threaded_opencv():
+    """OpenCV's own thread pool costs more than it gives on small images, and oversubscribes the cores
+    when several workers run: parallelism is across chunks here, so OpenCV runs on one thread."""
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _process_chunk(index, paths, pipeline, on_error, max_pixels):
     rows, images, errors = load_images(paths, pipeline, on_error, max_pixels)
     status = np.full(len(paths), FAILED, np.int8)
     if not images:
@@ -98,6 +116,22 @@ def parallel_backend(backend: str, jobs: int, scheduler: str | None):
     else:
         with joblib.parallel_config(backend=backend, n_jobs=jobs):
             yield None
+
+
+def warm_up_workers(jobs: int, backend: str) -> None:
+    """Start the local worker processes and their imports in the background, so that they load while the
+    main process builds the pipeline; the extraction's ``Parallel`` call then reuses them."""
+    if backend != "loky" or jobs == 1:
+        return
+    import importlib
+    import threading
+
+    from joblib import Parallel, delayed
+
+    def start():
+        Parallel(n_jobs=jobs)(delayed(importlib.import_module)("featurepipe.runner") for _ in range(max(jobs, 1)))
+
+    threading.Thread(target=start, daemon=True, name="featurepipe-warm-up").start()
 
 
 def _chunk_paths(dataset: Dataset, chunk: int, rows: int) -> list[str]:

@@ -11,7 +11,8 @@ import pytest
 from featurepipe.datasets import open_dataset
 from featurepipe.extractors import Extractor, register
 from featurepipe.pipeline import build_pipeline
-from featurepipe.runner import ExtractError, extract, fit_pipeline
+from featurepipe.errors import ExtractError
+from featurepipe.runner import extract, fit_pipeline
 from featurepipe.store import FeatureStore
 from helpers import write_rgb
 
@@ -109,7 +110,8 @@ def test_resume_after_sigkill_is_bit_identical(image_folder, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(image_folder), str(killed)], cwd=os.getcwd())
     status = killed / "features"
     deadline = time.time() + 60
-    while time.time() < deadline and not list(status.glob("*/chunks/*.json")):
+    # Two chunk records mean the first chunk is fully committed (the main process writes chunks in turn).
+    while time.time() < deadline and len(list(status.glob("*/chunks/*.json"))) < 2:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

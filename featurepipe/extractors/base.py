@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..errors import MixedSizeError
 from ..fingerprint import code_version, digest
 
 
@@ -23,10 +24,6 @@ def as_batch(images):
     if images and all(im.shape == images[0].shape for im in images):
         return np.stack(images)
     return images
-
-
-class MixedSizeError(ValueError):
-    """Images of several sizes given to an extractor whose output length depends on the size."""
 
 
 class ParamError(ValueError):

@@ -1,0 +1,9 @@
+"""Exceptions shared by the layers (kept free of heavy imports, so the runner and CLI load fast)."""
+
+
+class MixedSizeError(ValueError):
+    """Images of several sizes given to an extractor whose output length depends on the size."""
+
+
+class ExtractError(RuntimeError):
+    """Extraction stopped: the first bad file under ``on_error='fail'``, or a problem with the pipeline."""
