@@ -1,9 +1,13 @@
 """Colour histograms: RGB (joint or per channel) and HSV colour quantisation, with an optional spatial grid.
 
-Each pixel gets an integer code (its colour bin, offset by its grid cell and its image) and one
-``bincount`` builds every histogram of the batch at once.
+One ``cv2.LUT`` quantises every channel of the batch to its bin level. One ``cv2.calcHist`` call then
+counts a chunk of images at once: an extra uint8 plane holding each pixel's (image, grid cell) id is the
+histogram's first dimension, so each call returns up to 256 histograms, already in the (image, cell, bin)
+order of the features.
 """
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -12,6 +16,8 @@ from .base import Extractor, require
 from .registry import register
 
 NORMS = ("l1", "l2", "hellinger", None)
+MAX_CELLS = 256  # grid cells per image: (image, cell) ids live in a uint8 plane
+_MAX_IDS = 256
 
 
 def _grid_cells(shape, grid):
@@ -21,19 +27,38 @@ def _grid_cells(shape, grid):
     return rows[:, None] * grid[1] + cols[None, :]
 
 
-def histograms(codes: np.ndarray, n_codes: int, grid=(1, 1), norm="l1") -> np.ndarray:
-    """Histograms of integer ``codes`` (n, H, W[, k]) in [0, n_codes), per grid cell, normalised per image.
+def _region_ids(shape, grid, images: int, spread: int) -> np.ndarray:
+    """``(image * cells + cell) * spread`` of every pixel of ``images`` stacked (H, W) images, as a uint8 plane."""
+    ids = np.arange(images)[:, None, None] * (grid[0] * grid[1]) + _grid_cells(shape, grid)
+    return (ids * spread).astype(np.uint8).reshape(images * shape[0], shape[1])
 
-    A trailing axis ``k`` holds several codes per pixel (one per channel); they share the histogram.
+
+def histograms(levels: np.ndarray, channels, sizes, grid=(1, 1)) -> np.ndarray:
+    """Joint counts of ``levels[..., channels]`` (values below ``sizes``) per image and grid cell.
+
+    ``levels`` is an ``(n, H, W, C)`` uint8 batch of bin levels. Returns float32 ``(n, cells * prod(sizes))``.
+    The (image, cell) ids form calcHist's first dimension. When they fit, they share one uint8 plane with
+    the first channel's level, which keeps a joint RGB or HSV histogram on calcHist's fast paths (at most
+    three dimensions).
     """
-    n, h, w = codes.shape[:3]
+    n, h, w, c = levels.shape
     cells = grid[0] * grid[1]
-    offset = _grid_cells((h, w), grid) * n_codes
-    if codes.ndim == 4:
-        offset = offset[..., None]
-    index = codes + offset + (np.arange(n) * (cells * n_codes)).reshape((n,) + (1,) * (codes.ndim - 1))
-    hist = np.bincount(index.ravel(), minlength=n * cells * n_codes).reshape(n, -1).astype(np.float32)
-    return normalise(hist, norm)
+    fused = cells * sizes[0] <= _MAX_IDS
+    spread = sizes[0] if fused else 1
+    per_call = _MAX_IDS // (cells * spread)
+    ids = _region_ids((h, w), grid, min(n, per_call), spread)
+    counted = channels[1:] if fused else channels
+    planes = levels.reshape(n * h, w, c)
+    out = np.empty((n, cells * math.prod(sizes)), np.float32)
+    for start in range(0, n, per_call):
+        count = min(per_call, n - start)
+        part = planes[start * h:(start + count) * h]
+        first = ids[:count * h] + part[..., channels[0]] if fused else ids[:count * h]
+        dims = [count * cells * spread] + [sizes[channels.index(ch)] for ch in counted]
+        hist = cv2.calcHist([first, part], [0] + [1 + ch for ch in counted], None, dims,
+                            [bound for size in dims for bound in (0, size)])
+        out[start:start + count] = hist.reshape(count, -1)
+    return out
 
 
 def normalise(hist: np.ndarray, norm) -> np.ndarray:
@@ -46,10 +71,22 @@ def normalise(hist: np.ndarray, norm) -> np.ndarray:
     return np.sqrt(hist) if norm == "hellinger" else hist
 
 
+def _quantise(batch: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Bin level of every channel of an ``(n, H, W, 3)`` uint8 batch: ``table`` is (256,) or (256, 3)."""
+    n, h, w, c = batch.shape
+    return cv2.LUT(batch.reshape(n * h, w, c), table.reshape(1, 256, -1)).reshape(batch.shape)
+
+
+def _levels(bins: int) -> np.ndarray:
+    """Level of each 8-bit value when [0, 256) is cut into ``bins`` equal bins: ``value * bins // 256``."""
+    return ((np.arange(256) * bins) >> 8).astype(np.uint8)
+
+
 def _check_common(extractor):
     require(isinstance(extractor.grid, (list, tuple)) and len(extractor.grid) == 2
-            and all(isinstance(g, int) and g > 0 for g in extractor.grid),
-            "grid", "must be [rows, cols], positive integers", extractor.grid)
+            and all(isinstance(g, int) and g > 0 for g in extractor.grid)
+            and extractor.grid[0] * extractor.grid[1] <= MAX_CELLS,
+            "grid", f"must be [rows, cols], positive integers, at most {MAX_CELLS} cells", extractor.grid)
     require(extractor.norm in NORMS, "norm", f"must be one of {NORMS}", extractor.norm)
 
 
@@ -70,11 +107,13 @@ class ColorHistogram(Extractor):
         _check_common(self)
 
     def _transform_batch(self, batch):
-        levels = ((np.arange(256) * self.bins) >> 8).astype(np.int32)[batch]
+        levels = _quantise(batch, _levels(self.bins))
         if self.mode == "joint":
-            codes = (levels[..., 0] * self.bins + levels[..., 1]) * self.bins + levels[..., 2]
-            return histograms(codes, self.bins**3, self.grid, self.norm)
-        return histograms(levels + np.arange(3) * self.bins, 3 * self.bins, self.grid, self.norm)
+            hist = histograms(levels, (0, 1, 2), (self.bins,) * 3, self.grid)
+        else:
+            per_channel = [histograms(levels, (c,), (self.bins,), self.grid) for c in range(3)]
+            hist = np.stack([h.reshape(len(batch), -1, self.bins) for h in per_channel], axis=2)
+        return normalise(hist.reshape(len(batch), -1), self.norm)
 
 
 @register("hsv_hist")
@@ -97,11 +136,9 @@ class HSVHistogram(Extractor):
 
     def _transform_batch(self, batch):
         n, h, w, _ = batch.shape
-        hsv = cv2.cvtColor(batch.reshape(n * h, w, 3), cv2.COLOR_RGB2HSV).reshape(n, h, w, 3)
+        hsv = cv2.cvtColor(batch.reshape(n * h, w, 3), cv2.COLOR_RGB2HSV).reshape(batch.shape)
         nh, ns, nv = self.bins
         # OpenCV hue is degrees / 2 in [0, 180): bin = floor((deg + half bin) / bin width) mod nh.
-        hue_bin = ((np.arange(180) * nh + 90) // 180 % nh).astype(np.int32)
-        sat_bin = ((np.arange(256) * ns) >> 8).astype(np.int32)
-        val_bin = ((np.arange(256) * nv) >> 8).astype(np.int32)
-        codes = (hue_bin[hsv[..., 0]] * ns + sat_bin[hsv[..., 1]]) * nv + val_bin[hsv[..., 2]]
-        return histograms(codes, nh * ns * nv, self.grid, self.norm)
+        hue = ((np.arange(256) * nh + 90) // 180 % nh).astype(np.uint8)
+        levels = _quantise(hsv, np.stack([hue, _levels(ns), _levels(nv)], axis=1))
+        return normalise(histograms(levels, (0, 1, 2), (nh, ns, nv), self.grid), self.norm)

@@ -1,18 +1,27 @@
 """Histogram of Oriented Gradients over whole batches, numerically matching ``skimage.feature.hog``.
 
 skimage loops over cells and orientation bins image by image. Here each step is one array operation
-over a slice of the batch. For 8-bit images every gradient is an integer pair (g_row, g_col) in
-[-255, 255]^2, so it is coded as one integer ``key`` (computed for all channels by one OpenCV
-filter) and everything skimage derives from it -- its float64 ``hypot``, its orientation bin with
-skimage's own float32 bin edges -- comes from lookup tables built with skimage's formulas. Pixels on a
-bin edge and channels that tie therefore land exactly where skimage puts them. Cell histograms are one
-``bincount``; block normalisation works on the cell array.
+over a slice of the batch small enough to stay in the CPU cache.
+
+For 8-bit images every gradient is an integer pair (g_row, g_col) in [-255, 255]^2, coded as one
+integer ``key``. Three facts keep this integer route exact:
+
+* skimage picks the channel with the largest float64 ``hypot``. Distinct integer energies
+  ``g_row**2 + g_col**2`` are ordered as their ``hypot``, so the channel is chosen on the exact energy,
+  the first channel winning ties as ``argmax`` does. Equal energies can still differ in ``hypot`` by an
+  ulp: 648 keys are "outranked" by another pair of their energy. The bin table flags them; their votes
+  are set aside and placed afterwards by skimage's own ``hypot`` and ``argmax``.
+* The orientation bin of each key comes from a table built with skimage's own float64 formulas for the
+  angle and the bin edges, so pixels on a bin edge land where skimage puts them.
+* The magnitude is the float32 square root of the exact energy, within 1e-7 of ``hypot``.
+
+Other dtypes and ``transform_sqrt`` take skimage's floating-point route, vectorised. Cell histograms
+are one ``bincount`` per slice; blocks are normalised as the rows of one float32 array.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
-import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -22,21 +31,17 @@ from .registry import register
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
-_SLICE_PIXELS = 1 << 16  # images per slice: about this many pixels, so temporaries stay in cache
+_SLICE_VALUES = 1 << 16  # pixels x channels per slice, so the int32 temporaries stay in the L1/L2 cache
 
 # key = (g_row + 255) * 511 + (g_col + 255), in [0, 511**2).
 _SPAN = 511
-_KEY_BITS = 18  # 511**2 < 2**18
-_KEY_MASK = (1 << _KEY_BITS) - 1
-_CHANNEL_BITS = 2  # channel priority (first channel wins ties) sits between the key and the rank
-_KEY_KERNEL = np.array([[0, -_SPAN, 0], [-1, 0, 1], [0, _SPAN, 0]], np.float32)
+_KEY_OFFSET = 255 * _SPAN + 255
 
 
 @lru_cache(maxsize=None)
 def _bin_edges(orientations: int) -> np.ndarray:
-    """Lower bin edges as skimage's Cython computes them: float32(180 / n) * i in float32."""
-    width = np.float32(180.0 / orientations)
-    return np.array([width * np.float32(i) for i in range(orientations + 1)], dtype=np.float64)
+    """Lower bin edges as skimage computes them: ``(180 / n) * i`` in float64."""
+    return (180.0 / orientations) * np.arange(orientations + 1)
 
 
 def _orientation_bins(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -> np.ndarray:
@@ -45,105 +50,202 @@ def _orientation_bins(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -
     return np.searchsorted(_bin_edges(orientations), angle, side="right") - 1
 
 
-@lru_cache(maxsize=1)
-def _key_tables():
-    """Per key: float32 magnitude, and ``rank << (key bits + channel bits) | key``.
-
-    The rank orders keys by skimage's float64 ``hypot``, so a maximum over channels of the packed value
-    picks the channel skimage's ``argmax`` picks.
-    """
+def _all_pairs():
+    """Every integer gradient pair, in key order: (g_row, g_col) as float64 arrays of 511**2."""
     g = np.arange(-255, 256, dtype=np.float64)
-    magnitude = np.hypot(g[:, None], g[None, :]).ravel()
-    rank = np.unique(magnitude, return_inverse=True)[1].astype(np.int64)
-    packed = (rank << (_KEY_BITS + _CHANNEL_BITS)) | np.arange(magnitude.size)
-    return magnitude.astype(np.float32), packed
+    return np.repeat(g, _SPAN), np.tile(g, _SPAN)
+
+
+@lru_cache(maxsize=1)
+def _outranked_keys() -> np.ndarray:
+    """Keys whose float64 ``hypot`` is below that of another pair of the same energy (648 of 261121).
+
+    Only at these can skimage prefer a later channel of equal energy over the first one.
+    """
+    g_row, g_col = _all_pairs()
+    energy = (g_row**2 + g_col**2).astype(np.intp)
+    magnitude = np.hypot(g_row, g_col)
+    largest = np.zeros(energy.max() + 1)
+    np.maximum.at(largest, energy, magnitude)
+    return magnitude < largest[energy]
 
 
 @lru_cache(maxsize=None)
-def _key_bins(orientations: int) -> np.ndarray:
-    g = np.arange(-255, 256, dtype=np.float64)
-    return _orientation_bins(g[:, None], g[None, :], orientations).astype(np.intp).ravel()
+def _key_bins(orientations: int, flag_outranked: bool) -> np.ndarray:
+    """Orientation bin of every key; with ``flag_outranked``, outranked keys get ``orientations + 1`` more."""
+    bins = _orientation_bins(*_all_pairs(), orientations)
+    if flag_outranked:
+        bins = bins + (orientations + 1) * _outranked_keys()
+    return bins.astype(np.uint8 if 2 * (orientations + 1) <= 256 else np.uint16)
 
 
-def _gradient_keys(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Gradient keys of ``(n, H, W)`` uint8 planes over the cells' area ``rows x cols``.
+def _central_differences(images: np.ndarray):
+    """skimage's gradients (g_row, g_col) of ``(n, H, W, C)`` images, zero on the border, as flat int32.
 
-    One ``filter2D`` over the planes stacked vertically; its reflected border already gives skimage's
-    zero gradient on the outer rows and columns, and each image's first and last rows are redone
-    without their neighbour's rows.
+    On the flat interleaved array every difference is one long contiguous loop.
     """
-    n, h, w = plane.shape
-    keys = cv2.filter2D(plane.reshape(n * h, w), cv2.CV_32F, _KEY_KERNEL, delta=255 * _SPAN + 255,
-                        borderType=cv2.BORDER_REFLECT_101).reshape(n, h, w)
-    edge_rows = [0, h - 1] if rows == h else [0]
-    edges = plane[:, edge_rows].astype(np.float32)
-    keys[:, edge_rows] = 255 * _SPAN + 255
-    keys[:, edge_rows, 1:-1] += edges[:, :, 2:] - edges[:, :, :-2]
-    return keys[:, :rows, :cols].astype(np.int64)
+    n, h, w, c = images.shape
+    x = images.astype(np.int32).ravel()
+    row = w * c
+    g_row = np.empty_like(x)
+    g_col = np.empty_like(x)
+    np.subtract(x[2 * row:], x[:-2 * row], out=g_row[row:-row])
+    per_image = g_row.reshape(n, h * row)
+    per_image[:, :row] = 0
+    per_image[:, -row:] = 0
+    np.subtract(x[2 * c:], x[:-2 * c], out=g_col[c:-c])
+    per_row = g_col.reshape(n * h, row)
+    per_row[:, :c] = 0
+    per_row[:, -c:] = 0
+    return g_row, g_col
 
 
-def _integer_gradients(images: np.ndarray, rows: int, cols: int):
-    """Per pixel of the cells' area: (magnitude, key) of skimage's chosen channel, for uint8 images."""
-    magnitude, packed = _key_tables()
-    best = None
-    for channel in range(images.shape[-1]):
-        ranked = packed[_gradient_keys(np.ascontiguousarray(images[..., channel]), rows, cols)]
-        ranked |= (images.shape[-1] - 1 - channel) << _KEY_BITS
-        best = ranked if best is None else np.maximum(best, ranked, out=best)
-    keys = best & _KEY_MASK
-    return magnitude[keys], keys
+@lru_cache(maxsize=8)
+def _channel_layout(channels: int, length: int):
+    """For a flat interleaved array of ``length`` values: each value's priority ``channels - 1 - channel``,
+    and the index of each pixel's last channel."""
+    priority = np.tile(np.arange(channels - 1, -1, -1, dtype=np.int32), length // channels)
+    return priority, np.arange(channels - 1, length, channels)
 
 
-def _float_gradients(images: np.ndarray, transform_sqrt: bool, rows: int, cols: int):
-    """Per pixel of the cells' area: (magnitude, g_row, g_col) of the strongest channel, in float64."""
-    dtype = np.float32 if images.dtype == np.float32 else np.float64
+def _strongest_channel(energy: np.ndarray, channels: int):
+    """Per pixel of flat interleaved ``energy`` (overwritten): the largest energy and the flat index of
+    its channel, the first one on ties, as ``argmax`` picks."""
+    bits = (channels - 1).bit_length()
+    priority, last_channel = _channel_layout(channels, len(energy))
+    rank = np.left_shift(energy, bits, out=energy)
+    rank += priority
+    best = np.maximum(rank[0::channels], rank[1::channels])
+    for channel in range(2, channels):
+        np.maximum(best, rank[channel::channels], out=best)
+    chosen = last_channel - (best & ((1 << bits) - 1))
+    return np.right_shift(best, bits, out=best), chosen
+
+
+def _integer_votes(images: np.ndarray, orientations: int):
+    """Per pixel of uint8 ``images``: (float32 magnitude, orientation bin) of the strongest channel.
+
+    The bin of a colour pixel whose key is outranked is flagged: ``orientations + 1`` more.
+    """
+    channels = images.shape[-1]
+    g_row, g_col = _central_differences(images)
+    key = g_row * _SPAN
+    key += g_col
+    energy = np.square(g_row, out=g_row)
+    energy += np.square(g_col, out=g_col)
+    if channels > 1:
+        energy, chosen = _strongest_channel(energy, channels)
+        key = np.take(key, chosen, mode="clip")
+    key += _KEY_OFFSET
+    bins = np.take(_key_bins(orientations, channels > 1), key, mode="clip")
+    return np.sqrt(energy, dtype=np.float32), bins
+
+
+def _pixel_gradients(images: np.ndarray, image, row, col):
+    """skimage's per-channel gradients (g_row, g_col) at the given pixels of uint8 ``images``, ``(m, C)`` int."""
+    h, w = images.shape[1:3]
+    up, down = np.maximum(row - 1, 0), np.minimum(row + 1, h - 1)
+    left, right = np.maximum(col - 1, 0), np.minimum(col + 1, w - 1)
+    g_row = (images[image, down, col].astype(np.intp) - images[image, up, col]) * ((row > 0) & (row < h - 1))[:, None]
+    g_col = (images[image, row, right].astype(np.intp) - images[image, row, left]) * ((col > 0) & (col < w - 1))[:, None]
+    return g_row, g_col
+
+
+def _place_flagged_votes(votes, images, bins, cell, orientations):
+    """Add each flagged vote to the bin of the channel skimage's float64 ``hypot`` and ``argmax`` choose.
+
+    ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)`` with the flagged votes set aside in the
+    second row; ``bins`` holds the flat bins of every pixel of ``images``.
+    """
+    image, row, col = np.unravel_index(np.flatnonzero(bins > orientations), images.shape[:3])
+    cell_r, cell_c = row // cell[0], col // cell[1]
+    inside = (cell_r < votes.shape[1]) & (cell_c < votes.shape[2])
+    image, row, col, cell_r, cell_c = (a[inside] for a in (image, row, col, cell_r, cell_c))
+    g_row, g_col = _pixel_gradients(images, image, row, col)
+    pick = np.arange(len(image)), np.hypot(g_row, g_col).argmax(axis=1)
+    g_row, g_col = g_row[pick], g_col[pick]
+    magnitude = np.sqrt(g_row * g_row + g_col * g_col, dtype=np.float32)  # as the fast path voted
+    chosen = _key_bins(orientations, False)[g_row * _SPAN + g_col + _KEY_OFFSET]
+    np.add.at(votes, (image, cell_r, cell_c, 0, chosen), magnitude)
+
+
+def _float_votes(images: np.ndarray, orientations: int, transform_sqrt: bool):
+    """Per pixel: (magnitude, orientation bin) of the strongest channel, in skimage's floating point."""
+    dtype = np.float32 if images.dtype in (np.float16, np.float32) else np.float64
     images = np.sqrt(images, dtype=dtype) if transform_sqrt else images.astype(dtype, copy=False)
     g_row = np.zeros(images.shape, dtype)
     g_col = np.zeros(images.shape, dtype)
     g_row[:, 1:-1] = images[:, 2:] - images[:, :-2]
     g_col[:, :, 1:-1] = images[:, :, 2:] - images[:, :, :-2]
     pick = np.hypot(g_row, g_col).argmax(axis=-1)[..., None]
-    g_row, g_col = (np.take_along_axis(g, pick, -1)[:, :rows, :cols, 0].astype(np.float64) for g in (g_row, g_col))
-    return np.hypot(g_col, g_row), g_row, g_col
+    g_row, g_col = (np.take_along_axis(g, pick, -1).astype(np.float64).ravel() for g in (g_row, g_col))
+    return np.hypot(g_col, g_row), _orientation_bins(g_row, g_col, orientations)
+
+
+def _vote_slots(shape, cell, n_cells, width: int, count: int) -> np.ndarray:
+    """First histogram slot of every pixel of ``count`` images: (image, cell) * ``width``.
+
+    Pixels outside the cells' area vote into one spare cell after the last image.
+    """
+    per_image = n_cells[0] * n_cells[1]
+    rows = np.arange(shape[0]) // cell[0]
+    cols = np.arange(shape[1]) // cell[1]
+    outside = (rows >= n_cells[0])[:, None] | (cols >= n_cells[1])[None, :]
+    cell_id = rows[:, None] * n_cells[1] + cols[None, :] + (np.arange(count) * per_image)[:, None, None]
+    cell_id[:, outside] = count * per_image
+    return (cell_id * width).ravel()
 
 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
-    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float64, / cell area."""
-    n = images.shape[0]
-    rows, cols = n_cells[0] * cell[0], n_cells[1] * cell[1]
-    if images.dtype == np.uint8 and not transform_sqrt:
-        magnitude, keys = _integer_gradients(images, rows, cols)
-        bins = _key_bins(orientations)[keys]
-    else:
-        magnitude, g_row, g_col = _float_gradients(images, transform_sqrt, rows, cols)
-        bins = _orientation_bins(g_row, g_col, orientations)
-    # One bincount: index = ((image * cells + cell) * (orientations + 1) + bin); the extra bin is dropped.
-    cell_id = (np.arange(rows)[:, None] // cell[0]) * n_cells[1] + np.arange(cols)[None, :] // cell[1]
-    per_image = n_cells[0] * n_cells[1] * (orientations + 1)
-    bins += cell_id * (orientations + 1) + (np.arange(n) * per_image)[:, None, None]
-    hist = np.bincount(bins.ravel(), weights=magnitude.ravel(), minlength=n * per_image)
-    hist = hist.reshape(n, n_cells[0], n_cells[1], orientations + 1)[..., :orientations]
-    return hist / (cell[0] * cell[1])
+    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float64, / cell area.
 
-
-def _block_sum(x, block):
-    """Sum of ``x`` (n, cells_r, cells_c) over every ``block`` window: (n, blocks_r, blocks_c)."""
-    return sliding_window_view(x, block, axis=(1, 2)).sum(axis=(-2, -1))
+    Each cell has two rows of ``orientations + 1`` slots, the last slot for pixels in no bin. Flagged bins
+    of the integer path vote into the second row and are placed afterwards.
+    """
+    n, h, w, c = images.shape
+    integer = images.dtype == np.uint8 and not transform_sqrt
+    step = max(1, _SLICE_VALUES // (h * w * c))
+    slots = _vote_slots((h, w), cell, n_cells, 2 * (orientations + 1), step)
+    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1))
+    per_image = votes[0].size
+    all_bins = []
+    for start in range(0, n, step):
+        part = images[start:start + step]
+        if integer:
+            magnitude, bins = _integer_votes(part, orientations)
+        else:
+            magnitude, bins = _float_votes(part, orientations, transform_sqrt)
+        all_bins.append(bins)
+        counts = np.bincount(slots[:bins.size] + bins, magnitude, minlength=(step + 1) * per_image)
+        votes[start:start + step] = counts[:len(part) * per_image].reshape((-1,) + votes.shape[1:])
+    if integer and c > 1:
+        _place_flagged_votes(votes, images, np.concatenate(all_bins), cell, orientations)
+    return votes[..., 0, :orientations] / (cell[0] * cell[1])
 
 
 def _normalise_blocks(hist, block, block_norm):
-    """Overlapping blocks of cells, each normalised as skimage does: (n, br, bc, b_r, b_c, orientations)."""
+    """Overlapping blocks of cells, each normalised as skimage does: float32 (n, br, bc, b_r, b_c, orientations).
+
+    Blocks are rows of one contiguous float32 array; float32 arithmetic changes the output by an ulp at most.
+    """
     blocks = sliding_window_view(hist, block, axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    shape = blocks.shape
+    rows = np.array(blocks, np.float32, order="C").reshape(-1, block[0] * block[1] * shape[-1])
     if block_norm in ("L1", "L1-sqrt"):
-        norm = _block_sum(np.abs(hist).sum(-1), block) + _EPS
-        out = blocks / norm[..., None, None, None]
-        return np.sqrt(out) if block_norm == "L1-sqrt" else out
-    norm = np.sqrt(_block_sum(np.square(hist).sum(-1), block) + _EPS**2)
-    out = blocks / norm[..., None, None, None]
-    if block_norm == "L2-Hys":
-        out = np.minimum(out, 0.2)
-        out /= np.sqrt(np.square(out).sum(axis=(3, 4, 5)) + _EPS**2)[..., None, None, None]
-    return out
+        rows /= rows.sum(axis=1, keepdims=True) + np.float32(_EPS)  # histograms are non-negative
+        if block_norm == "L1-sqrt":
+            np.sqrt(rows, out=rows)
+    else:
+        rows /= _l2_norms(rows)
+        if block_norm == "L2-Hys":
+            np.minimum(rows, np.float32(0.2), out=rows)
+            rows /= _l2_norms(rows)
+    return rows.reshape(shape)
+
+
+def _l2_norms(rows):
+    """skimage's ``sqrt(sum(v**2) + eps**2)`` of each row, as a column."""
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows) + np.float32(_EPS**2))[:, None]
 
 
 def hog(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), block_norm="L2-Hys",
@@ -168,10 +270,8 @@ def hog(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), 
     if n_cells[0] < block[0] or n_cells[1] < block[1]:
         raise ValueError(f"image of {images.shape[1]}x{images.shape[2]} pixels is smaller than one HOG block "
                          f"({block[0] * cell[0]}x{block[1] * cell[1]} pixels)")
-    step = max(1, _SLICE_PIXELS // (images.shape[1] * images.shape[2]))
-    hist = np.concatenate([_cell_histograms(images[i:i + step], orientations, cell, n_cells, transform_sqrt)
-                           for i in range(0, len(images), step)])
-    out = _normalise_blocks(hist, block, block_norm).astype(np.float32)
+    hist = _cell_histograms(images, orientations, cell, n_cells, transform_sqrt)
+    out = _normalise_blocks(hist, block, block_norm)
     if feature_vector:
         out = out.reshape(len(out), -1)
     return out[0] if single else out

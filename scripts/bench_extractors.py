@@ -1,0 +1,138 @@
+"""Throughput of featurepipe's HOG and colour histograms against scikit-image and OpenCV 4.
+
+    python scripts/bench_extractors.py CIFAR_DIR [--images 2000] [--repeats 7]
+
+CIFAR_DIR is any folder of 32x32 images (searched recursively). The 320x240 set is scikit-image's
+sample photographs, resized. Run it where OpenCV 4 is installed: OpenCV 5 has no ``cv2.HOGDescriptor``.
+
+The machine may be shared, so every method runs on the same images in each round, the rounds are
+interleaved, and the best round counts. Prints a Markdown table of microseconds per image and ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage
+import skimage.data
+from skimage.feature import hog as skimage_hog
+
+import featurepipe
+from featurepipe.extractors import create_extractor
+from featurepipe.extractors.hog import hog
+
+HOG_PARAMS = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys",
+                  channel_axis=-1)
+SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel")
+
+
+def load_folder(root: Path, limit: int) -> np.ndarray:
+    """The first ``limit`` images under ``root`` (sorted paths) as an RGB uint8 stack."""
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+    if not paths:
+        raise SystemExit(f"no .jpg or .png images under {root}")
+    return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths])
+
+
+def samples_320x240() -> np.ndarray:
+    """scikit-image's colour samples resized to 320x240, each also mirrored."""
+    images = [cv2.resize(getattr(skimage.data, name)(), (320, 240), interpolation=cv2.INTER_AREA)
+              for name in SAMPLES]
+    return np.stack(images + [im[:, ::-1] for im in images])
+
+
+def best_times(methods: dict, repeats: int) -> dict:
+    """Best wall time of each zero-argument callable over ``repeats`` interleaved rounds."""
+    best = dict.fromkeys(methods, float("inf"))
+    for _ in range(repeats):
+        for name, run in methods.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def hog_methods(images: np.ndarray, skimage_count: int) -> dict:
+    """Ours on the stacked batch; scikit-image and OpenCV 4 one image at a time (OpenCV on BGR copies)."""
+    height, width = images.shape[1:3]
+    descriptor = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
+    bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+    return {"ours": (len(images), lambda: hog(images, **HOG_PARAMS)),
+            "skimage": (skimage_count, lambda: [skimage_hog(im, **HOG_PARAMS) for im in images[:skimage_count]]),
+            "opencv": (len(images), lambda: [descriptor.compute(im) for im in bgr])}
+
+
+def colour_methods(images: np.ndarray) -> dict:
+    rgb, hsv = create_extractor("color_hist"), create_extractor("hsv_hist")
+    ranges = [0, 256] * 3
+    return {"color_hist": (len(images), lambda: rgb.transform(images)),
+            "hsv_hist": (len(images), lambda: hsv.transform(images)),
+            "calcHist": (len(images), lambda: [cv2.calcHist([im], [0, 1, 2], None, [8, 8, 8], ranges)
+                                               for im in images])}
+
+
+def per_image_us(methods: dict, repeats: int) -> dict:
+    seconds = best_times({name: run for name, (_, run) in methods.items()}, repeats)
+    return {name: seconds[name] / count * 1e6 for name, (count, _) in methods.items()}
+
+
+def hog_parity(images: np.ndarray, count: int) -> float:
+    """Largest absolute difference between our HOG and scikit-image's over ``count`` images."""
+    ours = hog(images[:count], **HOG_PARAMS)
+    return float(max(np.abs(ours[i] - skimage_hog(images[i], **HOG_PARAMS)).max() for i in range(count)))
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    return f"{model}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cifar_dir", type=Path, help="folder of 32x32 images, searched recursively")
+    parser.add_argument("--images", type=int, default=2000, help="32x32 images to time (default 2000)")
+    parser.add_argument("--skimage-images", type=int, default=200,
+                        help="32x32 images for the slow scikit-image loop (default 200)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds; the best one counts (default 7)")
+    args = parser.parse_args(argv)
+
+    small = load_folder(args.cifar_dir, args.images)
+    large = samples_320x240()
+    hog_small = per_image_us(hog_methods(small, min(args.skimage_images, len(small))), args.repeats)
+    hog_large = per_image_us(hog_methods(large, len(large)), args.repeats)
+    colour = per_image_us(colour_methods(small), args.repeats)
+    parity = max(hog_parity(small, min(args.skimage_images, len(small))), hog_parity(large, len(large)))
+
+    print(f"- machine: {machine()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"- Python {platform.python_version()}, numpy {np.__version__}, scikit-image {skimage.__version__}, "
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), featurepipe {featurepipe.__version__}")
+    print(f"- images: {len(small)} from {args.cifar_dir} ({small.shape[2]}x{small.shape[1]}; scikit-image on "
+          f"the first {min(args.skimage_images, len(small))}), {len(large)} at 320x240; best of {args.repeats} "
+          f"interleaved rounds")
+    print(f"- HOG: 9 orientations, 8x8 cells, 2x2 blocks, L2-Hys, colour; largest difference from "
+          f"scikit-image {parity:.1e}")
+    print()
+    print("| task | ours (us/img) | peer | peer (us/img) | peer / ours |")
+    print("|---|---:|---|---:|---:|")
+    for size, times in (("32x32", hog_small), ("320x240", hog_large)):
+        for peer, label in (("skimage", "skimage.feature.hog"), ("opencv", "cv2.HOGDescriptor")):
+            print(f"| HOG {size} | {times['ours']:.1f} | {label} | {times[peer]:.1f} | "
+                  f"{times[peer] / times['ours']:.2f} |")
+    for ours in ("color_hist", "hsv_hist"):
+        print(f"| {ours} 32x32 | {colour[ours]:.1f} | cv2.calcHist 8x8x8 | {colour['calcHist']:.1f} | "
+              f"{colour['calcHist'] / colour[ours]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

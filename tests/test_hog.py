@@ -1,0 +1,190 @@
+"""HOG matches ``skimage.feature.hog`` on batches, including the exact corner cases of its float arithmetic."""
+import numpy as np
+import pytest
+from skimage.feature import hog as skimage_hog
+
+from featurepipe.extractors import ParamError, create_extractor
+from featurepipe.extractors.hog import hog
+from featurepipe.imageops import to_grey
+
+TOLERANCE = 1e-6  # float32 output and float32 block normalisation; a misplaced vote costs far more
+
+
+def skimage_rows(images, **params):
+    return np.stack([skimage_hog(image, **params) for image in images]).astype(np.float32)
+
+
+def assert_matches_skimage(images, **params):
+    np.testing.assert_allclose(hog(images, **params), skimage_rows(images, **params), rtol=0, atol=TOLERANCE)
+
+
+def random_images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def quantised_images(shape, levels, seed=0):
+    """Few grey levels: many equal gradients, on bin edges (0, 45, 90, 135 degrees) and tied across channels."""
+    steps = np.random.default_rng(seed).integers(0, levels, shape)
+    return (steps * (255 // (levels - 1))).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape, orientations, cell, block, norm", [
+    ((12, 32, 32, 3), 9, (8, 8), (2, 2), "L2-Hys"),
+    ((6, 33, 29, 3), 7, (7, 5), (3, 2), "L1"),
+    ((6, 40, 24, 3), 12, (4, 6), (2, 3), "L1-sqrt"),
+    ((6, 17, 41, 3), 4, (3, 3), (1, 1), "L2"),
+    ((4, 48, 64, 3), 18, (8, 8), (3, 3), "L2-Hys"),
+    ((4, 24, 24, 2), 9, (6, 6), (2, 2), "L2"),
+    ((4, 24, 24, 5), 9, (6, 6), (2, 2), "L1"),
+])
+def test_colour_uint8_matches_skimage(shape, orientations, cell, block, norm):
+    params = dict(orientations=orientations, pixels_per_cell=cell, cells_per_block=block, block_norm=norm,
+                  channel_axis=-1)
+    assert_matches_skimage(random_images(shape), **params)
+    assert_matches_skimage(quantised_images(shape, 3), **params)
+
+
+@pytest.mark.parametrize("orientations", [4, 8, 9, 12])
+@pytest.mark.parametrize("levels", [2, 4])
+def test_quantised_images_on_bin_edges_and_channel_ties(orientations, levels):
+    images = quantised_images((8, 24, 32, 3), levels, seed=levels)
+    images[:2] = images[:2, ..., :1]  # grey stored as RGB: all channels tie everywhere
+    assert_matches_skimage(images, orientations=orientations, pixels_per_cell=(4, 4), cells_per_block=(2, 2),
+                           block_norm="L1", channel_axis=-1)
+
+
+@pytest.mark.parametrize("orientations, pair", [(67, (-110, 245)), (73, (-9, 209)), (162, (-255, 0)),
+                                               (338, (-255, 0))])
+def test_bin_edges_follow_skimages_float64_arithmetic(orientations, pair):
+    """These gradients lie on skimage's edge ``(180 / n) * i``: float32 edges (67, 73, 162) or the exact
+    ``180 * i / n`` (338) would put them in the neighbouring bin."""
+    image = image_with_gradients([pair])[..., 0]
+    params = dict(orientations=orientations, pixels_per_cell=(4, 4), cells_per_block=(1, 1), block_norm="L1")
+    np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), atol=TOLERANCE)
+
+
+def test_flat_images_give_zero_features():
+    images = np.full((3, 16, 16, 3), 77, np.uint8)
+    assert not hog(images, pixels_per_cell=(4, 4), cells_per_block=(2, 2), channel_axis=-1).any()
+    assert_matches_skimage(images, pixels_per_cell=(4, 4), cells_per_block=(2, 2), channel_axis=-1)
+
+
+def image_with_gradients(pairs, size=12, at=5):
+    """An image whose pixel (at, at) has gradient ``pairs[c]`` = (g_row, g_col) in channel ``c``."""
+    image = np.zeros((size, size, len(pairs)), np.uint8)
+    for channel, (g_row, g_col) in enumerate(pairs):
+        image[at - 1, at, channel], image[at + 1, at, channel] = max(0, -g_row), max(0, g_row)
+        image[at, at - 1, channel], image[at, at + 1, channel] = max(0, -g_col), max(0, g_col)
+    return image
+
+
+TIE_PARAMS = dict(orientations=9, pixels_per_cell=(4, 4), cells_per_block=(1, 1), block_norm="L1",
+                  channel_axis=-1)
+
+
+@pytest.mark.parametrize("first, second", [
+    ((-252, -114), (-210, -180)),  # equal energy, the second a float64 ulp stronger: skimage takes it
+    ((-114, -252), (-180, -210)),
+    ((3, 4), (5, 0)),  # equal energy and equal hypot: skimage takes the first channel
+    ((0, 5), (-4, 3)),
+])
+def test_equal_energy_channels_pick_skimages_channel(first, second):
+    energies = [g_row**2 + g_col**2 for g_row, g_col in (first, second)]
+    assert energies[0] == energies[1]
+    assert skimage_hog(image_with_gradients([first, second]), **TIE_PARAMS).any()
+    for pairs in ([first, second], [second, first], [(0, 0), first, second], [first, (1, 1), second]):
+        image = image_with_gradients(pairs)
+        np.testing.assert_allclose(hog(image, **TIE_PARAMS), skimage_hog(image, **TIE_PARAMS), atol=TOLERANCE)
+
+
+def test_ulp_ties_change_the_orientation_bin():
+    """The case the tie handling exists for: the first channel's bin is not skimage's."""
+    first, second = (-252, -114), (-210, -180)
+    assert np.hypot(*second) > np.hypot(*first)
+    tied = skimage_hog(image_with_gradients([first, second]), **TIE_PARAMS)
+    first_only = skimage_hog(image_with_gradients([first]), **TIE_PARAMS)
+    assert np.abs(tied - first_only).max() > 0.1
+
+
+def test_ulp_ties_in_a_large_batch():
+    """Tied pixels spread over many images and slices, among random ones."""
+    images = random_images((40, 16, 16, 3), seed=3)
+    for i in range(0, 40, 3):
+        images[i] = image_with_gradients([(-252, -114), (-210, -180), (7, 7)], size=16, at=3 + i % 10)
+    assert_matches_skimage(images, **TIE_PARAMS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_images_match_skimage(dtype):
+    images = np.random.default_rng(4).random((4, 24, 20, 3)).astype(dtype)
+    assert_matches_skimage(images, orientations=9, pixels_per_cell=(6, 5), cells_per_block=(2, 2), channel_axis=-1)
+
+
+@pytest.mark.parametrize("images", [random_images((4, 24, 24, 3), seed=5),
+                                    np.random.default_rng(5).random((4, 24, 24, 3))])
+def test_transform_sqrt_matches_skimage(images):
+    assert_matches_skimage(images, pixels_per_cell=(6, 6), cells_per_block=(2, 2), transform_sqrt=True,
+                           channel_axis=-1)
+
+
+def test_grey_images_match_skimage():
+    assert_matches_skimage(random_images((6, 30, 26), seed=6), orientations=12, pixels_per_cell=(5, 5),
+                           cells_per_block=(3, 2), block_norm="L2")
+    assert_matches_skimage(quantised_images((6, 30, 26), 2), pixels_per_cell=(5, 5), cells_per_block=(3, 2))
+
+
+def test_block_array_and_channel_axis_follow_skimage():
+    image = random_images((20, 28, 3), seed=7)
+    params = dict(pixels_per_cell=(4, 4), cells_per_block=(2, 3))
+    blocks = hog(image, channel_axis=-1, feature_vector=False, **params)
+    np.testing.assert_allclose(blocks, skimage_hog(image, channel_axis=-1, feature_vector=False, **params),
+                               atol=TOLERANCE)
+    assert blocks.shape == (4, 5, 2, 3, 9) and blocks.dtype == np.float32
+    first = np.moveaxis(image, -1, 0)
+    np.testing.assert_allclose(hog(first, channel_axis=0, **params), hog(image, channel_axis=-1, **params))
+
+
+def test_single_image_equals_its_batch_row():
+    images = random_images((50, 32, 32, 3), seed=8)  # several slices of the batch
+    rows = hog(images, cells_per_block=(2, 2), channel_axis=-1)
+    assert rows.shape == (50, 324) and rows.dtype == np.float32
+    for i in (0, 17, 49):
+        np.testing.assert_array_equal(hog(images[i], cells_per_block=(2, 2), channel_axis=-1), rows[i])
+    np.testing.assert_array_equal(hog(images[::-1], cells_per_block=(2, 2), channel_axis=-1), rows[::-1])
+
+
+def test_too_small_image_is_refused():
+    with pytest.raises(ValueError, match="15x40 pixels is smaller than one HOG block"):
+        hog(random_images((15, 40, 3)), pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)
+    with pytest.raises(ValueError, match="smaller than one HOG block"):
+        create_extractor("hog").transform(random_images((2, 16, 16, 3)))
+
+
+@pytest.mark.parametrize("param, value", [
+    ("orientations", 0), ("orientations", 2.5), ("pixels_per_cell", (8,)), ("pixels_per_cell", (8, 0)),
+    ("cells_per_block", (2, -1)), ("cells_per_block", "2x2"), ("block_norm", "L3"), ("transform_sqrt", 1),
+    ("channel_axis", 0),
+])
+def test_invalid_parameters_are_named(param, value):
+    with pytest.raises(ParamError, match=f"^{param}:"):
+        create_extractor("hog", **{param: value})
+
+
+def test_extractor_matches_skimage_on_a_batch():
+    images = random_images((10, 40, 32, 3), seed=9)
+    extractor = create_extractor("hog", orientations=7, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
+                                 block_norm="L1-sqrt")
+    features = extractor.fit(images).transform(images)
+    assert features.dtype == np.float32
+    np.testing.assert_allclose(features, skimage_rows(images, orientations=7, pixels_per_cell=(8, 8),
+                                                      cells_per_block=(2, 2), block_norm="L1-sqrt", channel_axis=-1),
+                               atol=TOLERANCE)
+
+
+def test_grey_mode_uses_bt601_luma():
+    images = random_images((6, 32, 32, 3), seed=10)
+    params = dict(pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+    grey = create_extractor("hog", channel_axis=None, **params).transform(images)
+    np.testing.assert_allclose(grey, skimage_rows(to_grey(images), **params), atol=TOLERANCE)
+    colour = create_extractor("hog", **params).transform(images)
+    assert np.abs(grey - colour).max() > 0.1
