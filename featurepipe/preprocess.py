@@ -15,10 +15,6 @@ class Preprocessor(TransformerMixin, Stage):
     kind = "preprocess"
     fixes_size = False  # True when every output image has the same size whatever the input
 
-    def fit(self, images, y=None):
-        self.check_params()
-        return self
-
     def transform(self, images):
         self.check_params()
         batch = as_batch(images)

@@ -44,6 +44,11 @@ class Stage(BaseEstimator):
     def check_params(self) -> None:
         """Raise ``ParamError`` naming the first invalid parameter."""
 
+    def fit(self, images, y=None):
+        """Stateless by default: check the parameters (data-driven stages learn here)."""
+        self.check_params()
+        return self
+
     def fitted_state(self) -> dict:
         """Fitted attributes (names ending in ``_``), which enter the fingerprint."""
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
@@ -68,10 +73,6 @@ class Extractor(TransformerMixin, Stage):
     kind = "extractor"
     size_dependent = False
     requires_fit = False  # True for data-driven extractors (codebooks, PCA): fit on the training split
-
-    def fit(self, images, y=None):
-        self.check_params()
-        return self
 
     def transform(self, images):
         self.check_params()
