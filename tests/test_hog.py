@@ -172,13 +172,10 @@ def test_invalid_parameters_are_named(param, value):
 
 def test_extractor_matches_skimage_on_a_batch():
     images = random_images((10, 40, 32, 3), seed=9)
-    extractor = create_extractor("hog", orientations=7, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
-                                 block_norm="L1-sqrt")
-    features = extractor.fit(images).transform(images)
+    params = dict(orientations=7, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L1-sqrt")
+    features = create_extractor("hog", **params).fit(images).transform(images)
     assert features.dtype == np.float32
-    np.testing.assert_allclose(features, skimage_rows(images, orientations=7, pixels_per_cell=(8, 8),
-                                                      cells_per_block=(2, 2), block_norm="L1-sqrt", channel_axis=-1),
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(features, skimage_rows(images, channel_axis=-1, **params), atol=TOLERANCE)
 
 
 def test_grey_mode_uses_bt601_luma():

@@ -3,7 +3,7 @@
 One ``cv2.LUT`` quantises every channel of the batch to its bin level. One ``cv2.calcHist`` call then
 counts a chunk of images at once: an extra uint8 plane holding each pixel's (image, grid cell) id is the
 histogram's first dimension, so each call returns up to 256 histograms, already in the (image, cell, bin)
-order of the features.
+order of the features. HSV comes from one ``cv2.cvtColor`` over the batch.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from .base import Extractor, require
 from .registry import register
 
 NORMS = ("l1", "l2", "hellinger", None)
-MAX_CELLS = 256  # grid cells per image: (image, cell) ids live in a uint8 plane
-_MAX_IDS = 256
+_ID_VALUES = 256  # (image, cell) ids live in one uint8 plane
+MAX_CELLS = _ID_VALUES  # grid cells per image, so that one image always fits in a calcHist call
 
 
 def _grid_cells(shape, grid):
@@ -37,25 +37,24 @@ def histograms(levels: np.ndarray, channels, sizes, grid=(1, 1)) -> np.ndarray:
     """Joint counts of ``levels[..., channels]`` (values below ``sizes``) per image and grid cell.
 
     ``levels`` is an ``(n, H, W, C)`` uint8 batch of bin levels. Returns float32 ``(n, cells * prod(sizes))``.
-    The (image, cell) ids form calcHist's first dimension. When they fit, they share one uint8 plane with
-    the first channel's level, which keeps a joint RGB or HSV histogram on calcHist's fast paths (at most
-    three dimensions).
     """
     n, h, w, c = levels.shape
     cells = grid[0] * grid[1]
-    fused = cells * sizes[0] <= _MAX_IDS
+    # When they fit, the ids share their plane with the first channel's level: a joint RGB or HSV
+    # histogram then stays within calcHist's fast paths (at most three dimensions).
+    fused = cells * sizes[0] <= _ID_VALUES
     spread = sizes[0] if fused else 1
-    per_call = _MAX_IDS // (cells * spread)
+    rest = slice(1, None) if fused else slice(None)
+    per_call = _ID_VALUES // (cells * spread)
     ids = _region_ids((h, w), grid, min(n, per_call), spread)
-    counted = channels[1:] if fused else channels
     planes = levels.reshape(n * h, w, c)
     out = np.empty((n, cells * math.prod(sizes)), np.float32)
     for start in range(0, n, per_call):
         count = min(per_call, n - start)
         part = planes[start * h:(start + count) * h]
         first = ids[:count * h] + part[..., channels[0]] if fused else ids[:count * h]
-        dims = [count * cells * spread] + [sizes[channels.index(ch)] for ch in counted]
-        hist = cv2.calcHist([first, part], [0] + [1 + ch for ch in counted], None, dims,
+        dims = [count * cells * spread, *sizes[rest]]
+        hist = cv2.calcHist([first, part], [0, *(1 + ch for ch in channels[rest])], None, dims,
                             [bound for size in dims for bound in (0, size)])
         out[start:start + count] = hist.reshape(count, -1)
     return out

@@ -31,7 +31,7 @@ from .registry import register
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
-_SLICE_VALUES = 1 << 16  # pixels x channels per slice, so the int32 temporaries stay in the L1/L2 cache
+_SLICE_VALUES = 1 << 16  # pixels x channels per slice: the int32 temporaries stay in the L2 cache
 
 # key = (g_row + 255) * 511 + (g_col + 255), in [0, 511**2).
 _SPAN = 511
@@ -135,7 +135,7 @@ def _integer_votes(images: np.ndarray, orientations: int):
     energy += np.square(g_col, out=g_col)
     if channels > 1:
         energy, chosen = _strongest_channel(energy, channels)
-        key = np.take(key, chosen, mode="clip")
+        key = np.take(key, chosen, mode="clip")  # indices are valid: "clip" skips numpy's buffered check
     key += _KEY_OFFSET
     bins = np.take(_key_bins(orientations, channels > 1), key, mode="clip")
     return np.sqrt(energy, dtype=np.float32), bins
@@ -144,10 +144,12 @@ def _integer_votes(images: np.ndarray, orientations: int):
 def _pixel_gradients(images: np.ndarray, image, row, col):
     """skimage's per-channel gradients (g_row, g_col) at the given pixels of uint8 ``images``, ``(m, C)`` int."""
     h, w = images.shape[1:3]
+    inner_row = ((row > 0) & (row < h - 1))[:, None]  # the gradient is zero on the border
+    inner_col = ((col > 0) & (col < w - 1))[:, None]
     up, down = np.maximum(row - 1, 0), np.minimum(row + 1, h - 1)
     left, right = np.maximum(col - 1, 0), np.minimum(col + 1, w - 1)
-    g_row = (images[image, down, col].astype(np.intp) - images[image, up, col]) * ((row > 0) & (row < h - 1))[:, None]
-    g_col = (images[image, row, right].astype(np.intp) - images[image, row, left]) * ((col > 0) & (col < w - 1))[:, None]
+    g_row = (images[image, down, col].astype(np.intp) - images[image, up, col]) * inner_row
+    g_col = (images[image, row, right].astype(np.intp) - images[image, row, left]) * inner_col
     return g_row, g_col
 
 
