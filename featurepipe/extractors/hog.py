@@ -153,13 +153,10 @@ def _pixel_gradients(images: np.ndarray, image, row, col):
     return g_row, g_col
 
 
-def _place_flagged_votes(votes, images, bins, cell, orientations):
-    """Add each flagged vote to the bin of the channel skimage's float64 ``hypot`` and ``argmax`` choose.
-
-    ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)`` with the flagged votes set aside in the
-    second row; ``bins`` holds the flat bins of every pixel of ``images``.
-    """
-    image, row, col = np.unravel_index(np.flatnonzero(bins > orientations), images.shape[:3])
+def _place_flagged_votes(votes, images, flagged, cell, orientations):
+    """Add the vote of each ``flagged`` pixel (flat index) to the bin of the channel skimage's float64
+    ``hypot`` and ``argmax`` choose. ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)``."""
+    image, row, col = np.unravel_index(flagged, images.shape[:3])
     cell_r, cell_c = row // cell[0], col // cell[1]
     inside = (cell_r < votes.shape[1]) & (cell_c < votes.shape[2])
     image, row, col, cell_r, cell_c = (a[inside] for a in (image, row, col, cell_r, cell_c))
@@ -199,30 +196,31 @@ def _vote_slots(shape, cell, n_cells, width: int, count: int) -> np.ndarray:
 
 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
-    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float64, / cell area.
+    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float32, / cell area.
 
     Each cell has two rows of ``orientations + 1`` slots, the last slot for pixels in no bin. Flagged bins
-    of the integer path vote into the second row and are placed afterwards.
+    of the integer path vote into the second row, which is dropped once they are placed.
     """
     n, h, w, c = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
     step = max(1, _SLICE_VALUES // (h * w * c))
     slots = _vote_slots((h, w), cell, n_cells, 2 * (orientations + 1), step)
-    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1))
+    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1), np.float32)
     per_image = votes[0].size
-    all_bins = []
+    flagged = []
     for start in range(0, n, step):
         part = images[start:start + step]
         if integer:
             magnitude, bins = _integer_votes(part, orientations)
         else:
             magnitude, bins = _float_votes(part, orientations, transform_sqrt)
-        all_bins.append(bins)
+        flagged.append(np.flatnonzero(bins > orientations) + start * h * w)
         counts = np.bincount(slots[:bins.size] + bins, magnitude, minlength=(step + 1) * per_image)
         votes[start:start + step] = counts[:len(part) * per_image].reshape((-1,) + votes.shape[1:])
-    if integer and c > 1:
-        _place_flagged_votes(votes, images, np.concatenate(all_bins), cell, orientations)
-    return votes[..., 0, :orientations] / (cell[0] * cell[1])
+    flagged = np.concatenate(flagged)
+    if flagged.size:
+        _place_flagged_votes(votes, images, flagged, cell, orientations)
+    return votes[..., 0, :orientations] / np.float32(cell[0] * cell[1])
 
 
 def _normalise_blocks(hist, block, block_norm):
