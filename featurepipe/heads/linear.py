@@ -25,16 +25,19 @@ class LinearClassifier(BaseHead):
     optimizer : str or optimiser object, default='adam'
         A name from ``featurepipe.heads.list_optimizers()`` or an object such as
         ``featurepipe.heads.optimizers.SGD(momentum=0.95)``; the object is copied, never changed.
-    learning_rate : float or None, default=None
-        Base learning rate; None keeps the optimiser's own (1e-3 for Adam).
-    schedule : {'constant', 'step', 'cosine'} or schedule object, default='constant'
-        Learning-rate multiplier over the ``max_iter`` epochs (see ``schedules.py``).
+    learning_rate : float or None, default=0.01
+        Base learning rate; None keeps the optimiser's own. A convex linear problem takes larger
+        steps than Adam's usual 1e-3.
+    schedule : {'constant', 'step', 'cosine'} or schedule object, default='cosine'
+        Learning-rate multiplier over the ``max_iter`` epochs (see ``schedules.py``). Cosine
+        annealing ends training at learning rate 0, which settles the mini-batch noise.
     warmup_epochs : float, default=0
         Epochs of linear learning-rate warm-up before the schedule takes over.
     batch_size : int, default=256
         Mini-batch size, capped at the number of training samples. Ignored by L-BFGS.
-    max_iter : int, default=200
-        Maximum number of epochs (iterations for L-BFGS).
+    max_iter : int, default=50
+        Maximum number of epochs (iterations for L-BFGS). Reaching it warns of non-convergence
+        unless the schedule has annealed the learning rate to 0 by then.
     tol : float, default=1e-4
         Training stops when the monitored quantity (training loss, or validation accuracy with
         ``early_stopping``) has not improved by ``tol`` for ``n_iter_no_change`` epochs. For
@@ -81,11 +84,11 @@ class LinearClassifier(BaseHead):
         l1=0.0,
         weight_decay=None,
         optimizer="adam",
-        learning_rate=None,
-        schedule="constant",
+        learning_rate=0.01,
+        schedule="cosine",
         warmup_epochs=0,
         batch_size=256,
-        max_iter=200,
+        max_iter=50,
         tol=1e-4,
         n_iter_no_change=10,
         shuffle=True,

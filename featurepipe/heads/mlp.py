@@ -22,9 +22,10 @@ class MLPClassifier(BaseHead):
     dropout : float, default=0.0
         Probability of zeroing a hidden unit at each training step (inverted dropout, so nothing
         changes at prediction time). Not available with L-BFGS.
-    loss, alpha, l1, weight_decay, optimizer, learning_rate, schedule, warmup_epochs, batch_size,
-    max_iter, tol, n_iter_no_change, shuffle, early_stopping, validation_fraction, random_state,
-    verbose
+    learning_rate : float or None, default=None
+        Base learning rate; None keeps the optimiser's own (1e-3 for Adam).
+    loss, alpha, l1, weight_decay, optimizer, schedule, warmup_epochs, batch_size, max_iter, tol,
+    n_iter_no_change, shuffle, early_stopping, validation_fraction, random_state, verbose
         As for ``LinearClassifier``.
 
     Attributes
@@ -50,10 +51,10 @@ class MLPClassifier(BaseHead):
         weight_decay=None,
         optimizer="adam",
         learning_rate=None,
-        schedule="constant",
+        schedule="cosine",
         warmup_epochs=0,
         batch_size=256,
-        max_iter=200,
+        max_iter=50,
         tol=1e-4,
         n_iter_no_change=10,
         shuffle=True,

@@ -92,8 +92,10 @@ def train_minibatch(
             if validation is not None:
                 best_params = [param.copy() for param in params]
         if epochs_without_improvement >= n_iter_no_change:
-            result.converged = True
             break
+
+    # Running the full course of a schedule that anneals the learning rate to zero also converges.
+    result.converged = epochs_without_improvement >= n_iter_no_change or schedule(max_epochs) == 0
 
     if best_params is not None:
         for param, kept in zip(params, best_params):
