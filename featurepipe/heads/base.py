@@ -46,7 +46,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         self.classes_, y = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes, got 1 class: {self.classes_[0]!r}"
+                f"{type(self).__name__} needs samples of at least 2 classes, "
+                f"got 1 class: {self.classes_[0]!r}"
             )
         loss = get_loss(self.loss)
         self._check_training_settings()
@@ -139,11 +140,10 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         return scores
 
     def _check_training_settings(self):
-        """Validate the settings every head shares; the network's own are checked when it is built."""
+        """Validate the settings every head shares; the network's and the optimiser's own are
+        checked when they are built."""
         check_scalar(self.alpha, "alpha", numbers.Real, min_val=0)
         check_scalar(self.l1, "l1", numbers.Real, min_val=0)
-        if self.weight_decay is not None:
-            check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
         check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
         check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
         check_scalar(self.tol, "tol", numbers.Real, min_val=0)

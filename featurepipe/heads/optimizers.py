@@ -244,7 +244,8 @@ def create_optimizer(optimizer, **overrides):
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(
-                f"unknown optimizer {optimizer!r}; choose one of {list_optimizers()} or pass an optimiser object"
+                f"unknown optimizer {optimizer!r}; choose one of {list_optimizers()} "
+                "or pass an optimiser object"
             )
         cls, settings = OPTIMIZERS[optimizer]
     elif isinstance(optimizer, (Optimizer, LBFGS)):

@@ -24,7 +24,8 @@ _ESTIMATORS = {cls.__name__: cls for cls in (LinearClassifier, MLPClassifier)}
 # Parameter values that are objects are saved by class name and settings; only these are rebuilt.
 _PARAM_OBJECTS = {
     cls.__name__: cls
-    for cls in (SGD, AdaGrad, RMSProp, Adam, LBFGS, ConstantSchedule, StepSchedule, CosineSchedule, LinearWarmup)
+    for cls in (SGD, AdaGrad, RMSProp, Adam, LBFGS)
+    + (ConstantSchedule, StepSchedule, CosineSchedule, LinearWarmup)
 }
 
 
