@@ -1,9 +1,10 @@
 """Colour histograms: RGB (joint or per channel) and HSV colour quantisation, with an optional spatial grid.
 
-One ``cv2.LUT`` quantises every channel of the batch to its bin level. One ``cv2.calcHist`` call then
-counts a chunk of images at once: an extra uint8 plane holding each pixel's (image, grid cell) id is the
-histogram's first dimension, so each call returns up to 256 histograms, already in the (image, cell, bin)
-order of the features. HSV comes from one ``cv2.cvtColor`` over the batch.
+One ``cv2.calcHist`` call counts a chunk of images at once: an extra uint8 plane holding each pixel's
+(image, grid cell) id is the histogram's first dimension, so each call returns up to 256 histograms,
+already in the (image, cell, bin) order of the features. calcHist cuts the channels into equal bins
+itself (``value * bins // 256``, exactly); only the first channel goes through a ``cv2.LUT``, to share the
+id plane, or to take HSV's circular hue bins. HSV comes from one ``cv2.cvtColor`` over the batch.
 """
 from __future__ import annotations
 
@@ -28,57 +29,64 @@ def _grid_cells(shape, grid):
 
 
 def _region_ids(shape, grid, images: int, spread: int) -> np.ndarray:
-    """``(image * cells + cell) * spread`` of every pixel of ``images`` stacked (H, W) images, as a uint8 plane."""
+    """``(image * cells + cell) * spread`` of each pixel of ``images`` stacked (H, W) images: a uint8 plane."""
     ids = np.arange(images)[:, None, None] * (grid[0] * grid[1]) + _grid_cells(shape, grid)
     return (ids * spread).astype(np.uint8).reshape(images * shape[0], shape[1])
 
 
-def histograms(levels: np.ndarray, channels, sizes, grid=(1, 1)) -> np.ndarray:
-    """Joint counts of ``levels[..., channels]`` (values below ``sizes``) per image and grid cell.
+def histograms(first: np.ndarray, batch: np.ndarray, channels, sizes, grid=(1, 1)) -> np.ndarray:
+    """Joint counts per image and grid cell of the levels ``first`` and the channels of ``batch``.
 
-    ``levels`` is an ``(n, H, W, C)`` uint8 batch of bin levels. Returns float32 ``(n, cells * prod(sizes))``.
+    ``first`` is ``(n, H, W)`` uint8 with values below ``sizes[0]``; ``batch[..., channels]`` are
+    ``(n, H, W, C)`` uint8 values cut into ``sizes[1:]`` equal bins over [0, 256) by calcHist itself.
+    Returns float32 ``(n, cells * prod(sizes))``.
     """
-    n, h, w, c = levels.shape
+    n, h, w = first.shape
     cells = grid[0] * grid[1]
-    # When they fit, the ids share their plane with the first channel's level: a joint RGB or HSV
-    # histogram then stays within calcHist's fast paths (at most three dimensions).
+    # When they fit, the ids share their plane with ``first``: a joint RGB or HSV histogram then stays
+    # within calcHist's fast paths (at most three dimensions).
     fused = cells * sizes[0] <= _ID_VALUES
     spread = sizes[0] if fused else 1
-    rest = slice(1, None) if fused else slice(None)
     per_call = _ID_VALUES // (cells * spread)
     ids = _region_ids((h, w), grid, min(n, per_call), spread)
-    planes = levels.reshape(n * h, w, c)
+    first = first.reshape(n * h, w)
+    planes = batch.reshape(n * h, w, -1)
     out = np.empty((n, cells * math.prod(sizes)), np.float32)
     for start in range(0, n, per_call):
         count = min(per_call, n - start)
-        part = planes[start * h:(start + count) * h]
-        first = ids[:count * h] + part[..., channels[0]] if fused else ids[:count * h]
-        dims = [count * cells * spread, *sizes[rest]]
-        hist = cv2.calcHist([first, part], [0, *(1 + ch for ch in channels[rest])], None, dims,
-                            [bound for size in dims for bound in (0, size)])
+        rows = slice(start * h, (start + count) * h)
+        if fused:
+            arrays, dims = [ids[:count * h] + first[rows]], [count * cells * sizes[0]]
+        else:
+            arrays, dims = [ids[:count * h], first[rows]], [count * cells, sizes[0]]
+        numbers = [*range(len(dims)), *(len(dims) + ch for ch in channels)]  # channels of all arrays, in turn
+        ranges = [bound for d in dims for bound in (0, d)] + [0, 256] * len(channels)
+        hist = cv2.calcHist(arrays + [planes[rows]], numbers, None, dims + list(sizes[1:]), ranges)
         out[start:start + count] = hist.reshape(count, -1)
     return out
 
 
 def normalise(hist: np.ndarray, norm) -> np.ndarray:
-    """Row-wise L1, L2 or Hellinger (square root of L1) normalisation; ``None`` keeps counts."""
-    if norm is None:
-        return hist
+    """Row-wise L1, L2 or Hellinger (square root of L1) normalisation, in place; ``None`` keeps counts."""
     if norm == "l2":
-        return hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), np.float32(1e-12))
-    hist = hist / np.maximum(hist.sum(axis=1, keepdims=True), np.float32(1e-12))
-    return np.sqrt(hist) if norm == "hellinger" else hist
-
-
-def _quantise(batch: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Bin level of every channel of an ``(n, H, W, 3)`` uint8 batch: ``table`` is (256,) or (256, 3)."""
-    n, h, w, c = batch.shape
-    return cv2.LUT(batch.reshape(n * h, w, c), table.reshape(1, 256, -1)).reshape(batch.shape)
+        hist /= np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), np.float32(1e-12))
+    elif norm in ("l1", "hellinger"):
+        hist /= np.maximum(hist.sum(axis=1, keepdims=True), np.float32(1e-12))
+        if norm == "hellinger":
+            np.sqrt(hist, out=hist)
+    return hist
 
 
 def _levels(bins: int) -> np.ndarray:
     """Level of each 8-bit value when [0, 256) is cut into ``bins`` equal bins: ``value * bins // 256``."""
     return ((np.arange(256) * bins) >> 8).astype(np.uint8)
+
+
+def _channel_levels(batch: np.ndarray, channel: int, table: np.ndarray) -> np.ndarray:
+    """``table`` applied to one channel of an ``(n, H, W, C)`` uint8 batch: ``(n, H, W)`` uint8."""
+    n, h, w, c = batch.shape
+    plane = cv2.extractChannel(batch.reshape(n * h, w, c), channel)
+    return cv2.LUT(plane, table).reshape(n, h, w)
 
 
 def _check_common(extractor):
@@ -106,11 +114,12 @@ class ColorHistogram(Extractor):
         _check_common(self)
 
     def _transform_batch(self, batch):
-        levels = _quantise(batch, _levels(self.bins))
+        levels = _levels(self.bins)
         if self.mode == "joint":
-            hist = histograms(levels, (0, 1, 2), (self.bins,) * 3, self.grid)
+            hist = histograms(_channel_levels(batch, 0, levels), batch, (1, 2), (self.bins,) * 3, self.grid)
         else:
-            per_channel = [histograms(levels, (c,), (self.bins,), self.grid) for c in range(3)]
+            per_channel = [histograms(_channel_levels(batch, c, levels), batch, (), (self.bins,), self.grid)
+                           for c in range(3)]
             hist = np.stack([h.reshape(len(batch), -1, self.bins) for h in per_channel], axis=2)
         return normalise(hist.reshape(len(batch), -1), self.norm)
 
@@ -136,8 +145,7 @@ class HSVHistogram(Extractor):
     def _transform_batch(self, batch):
         n, h, w, _ = batch.shape
         hsv = cv2.cvtColor(batch.reshape(n * h, w, 3), cv2.COLOR_RGB2HSV).reshape(batch.shape)
-        nh, ns, nv = self.bins
         # OpenCV hue is degrees / 2 in [0, 180): bin = floor((deg + half bin) / bin width) mod nh.
-        hue = ((np.arange(256) * nh + 90) // 180 % nh).astype(np.uint8)
-        levels = _quantise(hsv, np.stack([hue, _levels(ns), _levels(nv)], axis=1))
-        return normalise(histograms(levels, (0, 1, 2), (nh, ns, nv), self.grid), self.norm)
+        hue = ((np.arange(256) * self.bins[0] + 90) // 180 % self.bins[0]).astype(np.uint8)
+        hist = histograms(_channel_levels(hsv, 0, hue), hsv, (1, 2), self.bins, self.grid)
+        return normalise(hist, self.norm)
