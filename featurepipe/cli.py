@@ -45,11 +45,11 @@ def cmd_extract(args) -> int:
 def cmd_list(args) -> int:
     from .extractors import extractor_defaults, get_extractor_class, list_extractors
 
-    for kind in ("preprocess", "extractor"):
-        names = list_extractors(args.pattern, kind=kind)
-        if names:
-            print(f"{kind} steps:" if kind == "preprocess" else "extractors:")
-        for name in names:
+    names = list_extractors(args.pattern)
+    kinds = sorted({get_extractor_class(n).kind for n in names}, key=lambda k: (k != "preprocess", k))
+    for kind in kinds:
+        print(f"{kind} steps:" if kind == "preprocess" else f"{kind}s:")
+        for name in (n for n in names if get_extractor_class(n).kind == kind):
             params = ", ".join(f"{k}={v!r}" for k, v in extractor_defaults(name).items())
             doc = (get_extractor_class(name).__doc__ or "").strip().splitlines()[0]
             print(f"  {name}({params})\n      {doc}")
