@@ -24,8 +24,10 @@ from .runner import extract
 from .store import FeatureSet, FeatureStore
 
 
-def make_head(spec: dict, index: int):
-    """A head from ``{"name": ..., "model": "linear" | "mlp", "params": {...}}``; bad params name themselves."""
+def make_head(spec: dict, index: int, progress: bool = False):
+    """A head from ``{"name": ..., "model": "linear" | "mlp", "params": {...}}``; bad params name themselves.
+
+    ``progress`` turns on the head's epoch progress bar (``verbose``) unless the params set it."""
     models = {"linear": LinearClassifier, "mlp": MLPClassifier}
     where = f"heads[{index}]"
     if spec.get("model") not in models:
@@ -42,6 +44,7 @@ def make_head(spec: dict, index: int):
     for key, value in params.items():
         if isinstance(value, list):
             params[key] = tuple(value)
+    params.setdefault("verbose", progress)
     return cls(**params)
 
 
@@ -106,7 +109,7 @@ def train_heads(cfg: Config, output=None) -> list[dict]:
     """Extract (or reuse) the config's features and train every head it names; returns their metrics."""
     if not cfg.heads:
         raise ConfigError("heads: name at least one head to train")
-    heads = [(head_name(spec, i), make_head(spec, i)) for i, spec in enumerate(cfg.heads)]
+    heads = [(head_name(spec, i), make_head(spec, i, cfg.run.progress)) for i, spec in enumerate(cfg.heads)]
     start = time.perf_counter()
     dataset = config_dataset(cfg)
     extracted = extract_features(cfg, dataset)

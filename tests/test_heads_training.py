@@ -161,10 +161,15 @@ def test_l1_makes_weights_sparser(blobs):
     assert n_small(0.05) > n_small(0.0) + 50
 
 
-def test_verbose_prints_one_line_per_epoch(blobs, capsys):
-    LinearClassifier(max_iter=3, verbose=True, early_stopping=True).fit(*blobs)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and "validation accuracy" in lines[-1]
+def test_verbose_shows_an_epoch_progress_bar(blobs, capsys):
+    model = LinearClassifier(max_iter=3, verbose=True, early_stopping=True).fit(*blobs)
+    out, err = capsys.readouterr()
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert out == "" and "3/3" in last and f"val_acc={model.validation_scores_[-1]:.4f}" in last
+    LinearClassifier(optimizer="lbfgs", max_iter=3, verbose=True).fit(*blobs)
+    assert "iteration" in capsys.readouterr().err
+    LinearClassifier(max_iter=3).fit(*blobs)
+    assert capsys.readouterr() == ("", "")
 
 
 def test_lbfgs_log_loss_head_is_logistic_regression(digits):

@@ -55,3 +55,12 @@ def test_train_evaluate_predict(config, tmp_path, capsys):
 def test_unknown_head_parameter_is_named(config, capsys):
     assert main(["train", "--config", str(config), "--set", "heads.0.params.learning_rat=0.1"]) == EXIT_USAGE
     assert "heads[0].params.learning_rat: unknown parameter of LinearClassifier" in capsys.readouterr().err
+
+
+def test_run_progress_shows_epoch_bars_unless_the_head_sets_verbose(config, capsys):
+    assert main(["train", "--config", str(config), "--set", "run.progress=true",
+                 "--set", "heads.1.params.verbose=false"]) == EXIT_OK
+    bars = [line for line in capsys.readouterr().err.split("\n") if "loss=" in line]
+    assert len(bars) == 1 and "epoch" in bars[0]  # the softmax head's bar; the mlp said verbose=false
+    assert main(["train", "--config", str(config)]) == EXIT_OK  # run.progress false
+    assert "loss=" not in capsys.readouterr().err

@@ -55,7 +55,8 @@ class LinearClassifier(BaseHead):
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
     verbose : bool, default=False
-        Print the loss and accuracies after every epoch.
+        Show a progress bar over the epochs on stderr, with the training loss and accuracy (and
+        the validation accuracy with ``early_stopping``) of the last epoch.
 
     Attributes
     ----------

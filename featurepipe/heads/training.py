@@ -1,5 +1,6 @@
 """Training loops: mini-batch epochs with early stopping for first-order optimisers, and a single
-full-batch call for L-BFGS. Both record a per-epoch history and refuse to return a NaN model."""
+full-batch call for L-BFGS. Both record a per-epoch history and refuse to return a NaN model; with
+``verbose`` they show a progress bar over the epochs (iterations) with the loss and accuracies."""
 import math
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ def train_minibatch(
     result = TrainingResult(n_iter=0, converged=False)
     history = result.history
     best, best_params, epochs_without_improvement = -np.inf, None, 0
+    bar = _progress_bar(max_epochs, "epoch", verbose)
 
     for epoch in range(max_epochs):
         if shuffle:
@@ -83,8 +85,7 @@ def train_minibatch(
             val_scores, _ = objective.network.forward(params, X_val)
             history["val_accuracy"].append(_n_correct(val_scores, y_val) / len(y_val))
             monitored = history["val_accuracy"][-1]
-        if verbose:
-            print(_describe_epoch(history))
+        _advance(bar, history)
 
         epochs_without_improvement = 0 if monitored >= best + tol else epochs_without_improvement + 1
         if monitored > best:
@@ -93,6 +94,7 @@ def train_minibatch(
                 best_params = [param.copy() for param in params]
         if epochs_without_improvement >= n_iter_no_change:
             break
+    bar.close()
 
     # Running the full course of a schedule that anneals the learning rate to zero also converges.
     result.converged = epochs_without_improvement >= n_iter_no_change or schedule(max_epochs) == 0
@@ -108,6 +110,7 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, verbo
     result = TrainingResult(n_iter=0, converged=False)
     history = result.history
     last_accuracy = None
+    bar = _progress_bar(max_iter, "iteration", verbose)
 
     def value_and_grads(params):
         nonlocal last_accuracy
@@ -119,10 +122,10 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, verbo
         # L-BFGS-B evaluates the accepted point last, so the cached accuracy belongs to it.
         history["loss"].append(float(value))
         history["train_accuracy"].append(last_accuracy)
-        if verbose:
-            print(_describe_epoch(history))
+        _advance(bar, history)
 
     outcome = optimizer.minimize(value_and_grads, params, max_iter=max_iter, tol=tol, callback=on_iteration)
+    bar.close()
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
@@ -134,11 +137,19 @@ def _n_correct(scores, y):
     return int(np.count_nonzero(scores.argmax(axis=1) == y))
 
 
-def _describe_epoch(history):
-    line = (
-        f"Iteration {len(history['loss'])}: loss {history['loss'][-1]:.6f}, "
-        f"train accuracy {history['train_accuracy'][-1]:.4f}"
-    )
+def _progress_bar(total, unit, verbose):
+    """A tqdm bar over ``total`` epochs on stderr, or a silent one when not ``verbose``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, desc="train", disable=not verbose, leave=True)
+
+
+def _advance(bar, history):
+    """One more epoch on ``bar``, with the latest loss and accuracies as its postfix."""
+    if bar.disable:
+        return
+    postfix = {"loss": f"{history['loss'][-1]:.4f}", "train_acc": f"{history['train_accuracy'][-1]:.4f}"}
     if history["val_accuracy"]:
-        line += f", validation accuracy {history['val_accuracy'][-1]:.4f}"
-    return line
+        postfix["val_acc"] = f"{history['val_accuracy'][-1]:.4f}"
+    bar.set_postfix(postfix, refresh=False)
+    bar.update()
