@@ -118,6 +118,13 @@ def parallel_backend(backend: str, jobs: int, scheduler: str | None):
             yield None
 
 
+def _parallel(jobs: int):
+    """The one ``Parallel`` configuration the runner uses, so warm-up and extraction share workers."""
+    from joblib import Parallel
+
+    return Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
+
+
 def warm_up_workers(jobs: int, backend: str) -> None:
     """Start the local worker processes and their imports in the background, so that they load while the
     main process builds the pipeline; the extraction's ``Parallel`` call then reuses them."""
@@ -126,10 +133,11 @@ def warm_up_workers(jobs: int, backend: str) -> None:
     import importlib
     import threading
 
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     def start():
-        Parallel(n_jobs=jobs)(delayed(importlib.import_module)("featurepipe.runner") for _ in range(max(jobs, 1)))
+        with parallel_backend(backend, jobs, None):
+            list(_parallel(jobs)(delayed(importlib.import_module)("featurepipe.pipeline") for _ in range(jobs)))
 
     threading.Thread(target=start, daemon=True, name="featurepipe-warm-up").start()
 
@@ -183,7 +191,7 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
                  for c in pending)
         bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
         with bar, parallel_backend(backend, jobs, scheduler):
-            results = Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+            results = _parallel(jobs)(tasks)
             for index, features, status, errors in results:
                 expected = store.dimension(key)
                 if features is not None and expected not in (None, features.shape[1]):
