@@ -108,6 +108,18 @@ def _best(rows, kind_prefix):
     return max(candidates, key=lambda r: r["val_accuracy"]) if candidates else None
 
 
+def _patch_words(stage):
+    """A patch codebook's centroids as (k, size, size, 3) tiles, in the (whitened) space they were learnt in;
+    None for other stages (SIFT words, PCA-reduced patches)."""
+    centroids = getattr(stage, "centroids_", None)
+    if centroids is None or getattr(stage, "projection", None) not in ("zca", "none"):
+        return None
+    size = int(round((centroids.shape[1] / 3) ** 0.5))
+    if size * size * 3 != centroids.shape[1]:
+        return None
+    return centroids.reshape(-1, 3, size, size).transpose(0, 2, 3, 1)  # patches are stored channel-first
+
+
 def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:
     """Pictures of what the features see: HOG glyphs, an HSV histogram, visual words, MLP templates."""
     figures = {}
@@ -121,10 +133,10 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
     for name, spec in cfg.bench.pipelines.items():
         pipeline = fitted_pipeline(cfg.model_copy(update={"pipeline": spec}), dataset, store)
         for _, stage in iter_stages(pipeline):
-            words = getattr(stage, "visual_words", None)
-            if callable(words):
-                figures[f"visual words ({name})"] = plots.montage(words()[:128], folder / f"words_{name}.png",
-                                                                  f"k-means centroids of {name}, first 128")
+            words = _patch_words(stage)
+            if words is not None:
+                figures[f"visual words ({name})"] = plots.montage(words[:128], folder / f"words_{name}.png",
+                                                                  f"k-means centroids of {name} (whitened patches), first 128")
     learned = [r for r in rows if r["kind"] == "learned"]
     if learned:
         model = load_model(learned[0]["model_path"])

@@ -16,6 +16,8 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     for head in config["heads"]:
         head["params"]["max_iter"] = 5
     config["heads"][2]["params"]["hidden_layer_sizes"] = [16]
+    config["bench"]["pipelines"]["pca_sift_bow"]["extractor"]["pca_sift"].update(n_words=8, n_components=16)
+    config["bench"]["pipelines"]["kmeans"]["extractor"]["bovw"].update(n_words=16, max_iter=5, n_samples=5000)
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "report"
@@ -43,6 +45,7 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     assert len(images) == len(titles) >= 7
     assert any("confusion: best hand-designed" in t for t in titles) and any("best learned" in t for t in titles)
     assert "MLP first-layer templates" in titles and "HOG glyphs" in titles
+    assert any(t.startswith("visual words (kmeans)") for t in titles)
     for name in ("accuracy_vs_cost", "learning_curves", "hog_glyphs", "hsv_histogram", "mlp_templates"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 2000
 
