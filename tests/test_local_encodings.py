@@ -19,6 +19,16 @@ def test_triangle_by_hand():
     np.testing.assert_allclose(triangle([[3.0, 4.0]], [[0, 0], [3, 0], [3, 4]]), [[0, 0, 3]], atol=1e-5)
 
 
+def test_triangle_of_a_descriptor_on_a_centroid():
+    # Float32 rounding of |x|^2 + |c|^2 - 2 x.c can go below zero when x = c (with OpenBLAS, by -5e-4 for
+    # the third centroid): its distance must come out as 0, not NaN.
+    centroids = (np.random.default_rng(0).standard_normal((3, 4)) * 30).astype(np.float32)
+    X = np.concatenate([centroids, [[1.0, 2.0, 3.0, 4.0]]]).astype(np.float32)
+    exact = np.linalg.norm(X[:, None].astype(np.float64) - centroids, axis=-1)
+    expected = np.maximum(exact.mean(axis=1, keepdims=True) - exact, 0)
+    np.testing.assert_allclose(triangle(X, centroids), expected, atol=0.05)
+
+
 def test_soft_threshold_by_hand():
     # Filters are unit-length centroids: (1, 0) and (0, 1); x = (2, -1), alpha 0.5 -> 1.5, 0.
     np.testing.assert_allclose(soft_threshold([[2.0, -1.0]], [[3, 0], [0, 0.5]], 0.5), [[1.5, 0]])
@@ -97,7 +107,7 @@ def test_pooling_does_not_depend_on_chunk_size(monkeypatch):
     whole = pool_cells(f, encoding, 4, "sum")[0]
     direct = np.zeros_like(whole)
     image = np.repeat(np.arange(3), counts)
-    np.add.at(direct, (image, pooling.cell_ids(f.positions, 4)), triangle(f.values, encoding.distances.centroids))
+    np.add.at(direct, (image, pooling.cell_ids(f.positions, 4)), triangle(f.values, encoding.centroids))
     np.testing.assert_allclose(whole, direct, rtol=1e-5, atol=1e-5)
     largest = pool_cells(f, encoding, 4, "max")[0]
     monkeypatch.setattr(pooling, "_CHUNK_BYTES", 4 * 7 * 3)  # three rows at a time: runs cross chunks

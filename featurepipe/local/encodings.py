@@ -21,34 +21,24 @@ from .kmeans import assign
 
 POOLINGS = ("sum", "max")
 _FLOAT32 = np.dtype(np.float32)
-_REDUCE = {"sum": np.add, "max": np.maximum}
+
+
+def reduce_runs(codes, starts, how):
+    """Sum or maximum of each run of rows of ``codes`` (runs begin at ``starts``): ``(len(starts), K)``.
+
+    A loop over runs: a chunk holds only a few, and ``ufunc.reduceat`` along rows is several times slower
+    than one BLAS vector-matrix product (for sums) or ``maximum.reduce`` per run.
+    """
+    bounds = np.append(starts, len(codes))
+    if how == "sum":
+        ones = np.ones(len(codes), codes.dtype)
+        return np.stack([ones[:b - a] @ codes[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    return np.stack([np.maximum.reduce(codes[a:b], axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def _run_ids(starts, n_rows):
     """Index of the run of each of ``n_rows`` rows, runs beginning at ``starts``."""
     return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_rows)))
-
-
-class _Distances:
-    """Euclidean distances to the centroids with one matrix product: ``[x, 1, |x|^2] @ [-2C; |c|^2; 1]^T``."""
-
-    def __init__(self, centroids):
-        k, d = centroids.shape
-        self.centroids = centroids
-        self.matrix = np.empty((d + 2, k), np.float32)
-        self.matrix[:d] = -2 * centroids.T
-        self.matrix[d] = np.einsum("ij,ij->i", centroids, centroids)
-        self.matrix[d + 1] = 1
-
-    def __call__(self, X):
-        m, d = X.shape
-        rows = np.empty((m, d + 2), np.float32)
-        rows[:, :d] = X
-        rows[:, d] = 1
-        rows[:, d + 1] = np.einsum("ij,ij->i", X, X)
-        distances = rows @ self.matrix
-        np.maximum(distances, 0, out=distances)
-        return np.sqrt(distances, out=distances)
 
 
 class Triangle:
@@ -58,18 +48,41 @@ class Triangle:
     dtype = _FLOAT32
 
     def __init__(self, centroids):
-        self.distances = _Distances(np.asarray(centroids, np.float32))
-        self.n_codes = self.n_pooled = len(centroids)
-        self._mean_weights = np.full(len(centroids), 1 / len(centroids), np.float32)
+        self.centroids = np.asarray(centroids, np.float32)
+        k, d = self.centroids.shape
+        # [x, 1, |x|^2] @ matrix = |c|^2 - 2 x.c + |x|^2: all squared distances in one matrix product.
+        self.matrix = np.empty((d + 2, k), np.float32)
+        self.matrix[:d] = -2 * self.centroids.T
+        self.matrix[d] = np.einsum("ij,ij->i", self.centroids, self.centroids)
+        self.matrix[d + 1] = 1
+        self.n_codes = self.n_pooled = k
+        self._mean_weights = np.full(k, 1 / k, np.float32)
+
+    def distances(self, X):
+        """Distances ``(N, K)`` to the centroids and their mean per row."""
+        m, d = X.shape
+        rows = np.empty((m, d + 2), np.float32)
+        rows[:, :d] = X
+        rows[:, d] = 1
+        rows[:, d + 1] = np.einsum("ij,ij->i", X, X)
+        z = rows @ self.matrix
+        with np.errstate(invalid="ignore"):
+            np.sqrt(z, out=z)  # NaN where rounding made a square (of a near-zero distance) negative
+        mean = z @ self._mean_weights
+        broken = np.flatnonzero(np.isnan(mean))  # NaNs reach the mean, so only those rows need a look
+        if len(broken):
+            fixed = np.nan_to_num(z[broken], nan=0.0)
+            z[broken] = fixed
+            mean[broken] = fixed @ self._mean_weights
+        return z, mean
 
     def encode(self, X):
-        z = self.distances(X)
-        mean = z @ self._mean_weights
+        z, mean = self.distances(X)
         np.subtract(mean[:, None], z, out=z)
         return np.maximum(z, 0, out=z)
 
     def pool(self, X, starts, how):
-        return _REDUCE[how].reduceat(self.encode(X), starts, axis=0)
+        return reduce_runs(self.encode(X), starts, how)
 
     def finish(self, pooled, counts):
         return pooled
