@@ -72,7 +72,7 @@ def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
 
 
 def extract_features(cfg: Config, dataset: Dataset | None = None):
-    """Extract (or resume, or reuse) the config's features; returns ``runner.ExtractResult``.
+    """Extract (or resume, or reuse) the config's features; returns a ``store.ExtractResult``.
 
     A warm run whose recipe is already complete in the cache answers from the store's alias without
     importing the extractors.
@@ -83,11 +83,10 @@ def extract_features(cfg: Config, dataset: Dataset | None = None):
     key = store.resolve(run_recipe)
     if key is not None:
         s = store.summary(key)
-        result = ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv", 0.0, 0)
-        if result.n_failed and cfg.run.on_error == "fail":
+        if s["failed"] and cfg.run.on_error == "fail":
             path, reason = store.ledger(key)[0]
-            raise ExtractError(f"{path}: {reason} (from the cached run)")
-        return result
+            raise ExtractError(f"{path}: {reason}")
+        return ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv", 0.0, 0)
     from .runner import extract, warm_up_workers
 
     warm_up_workers(cfg.run.jobs, cfg.run.backend)

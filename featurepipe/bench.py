@@ -22,7 +22,7 @@ from .datasets import read_image
 from .fingerprint import HEAD_CODE, code_version, digest
 from .heads import load_model, save_model
 from .pipeline import iter_stages
-from .store import FeatureStore
+from .store import FeatureStore, write_json_atomic
 from .train import Standardizer, head_name, make_head, score_split, train_val_test
 from . import plots
 
@@ -33,7 +33,7 @@ COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "f
 def _cell(cfg: Config, name: str, head_spec: dict, index: int, key: str, fs, cell_dir: Path) -> dict:
     """Fit one head on one feature set; record accuracies, time, peak traced memory and history."""
     (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = train_val_test(fs, cfg)
-    scale = Standardizer.fit(X_tr)
+    scale = Standardizer.fit(X_tr) if cfg.train.standardize else Standardizer.identity(X_tr.shape[1])
     model = make_head(head_spec, index)
     tracemalloc.start()
     start = time.perf_counter()
@@ -87,7 +87,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
                 print(f"[{p * len(heads) + h + 1}/{total}] {pipeline_name} x {name}: fitting on "
                       f"{fs.X.shape[1]}-d features", flush=True)
                 cell = _cell(sub, name, spec, index, extracted.key, fs, store.root / "results" / cell_key)
-                cached.write_text(json.dumps(cell))
+                write_json_atomic(cached, cell)
                 print(f"    test {cell['test_accuracy']:.1%}, fit {cell['fit_seconds']:.1f} s", flush=True)
             kind = _kind(pipeline_name in cfg.bench.learned, spec.get("model") == "mlp")
             rows.append({**cell, "pipeline": pipeline_name, "kind": kind, "extract_images_per_s": rate,
@@ -123,8 +123,8 @@ def _patch_words(stage):
 def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:
     """Pictures of what the features see: HOG glyphs, an HSV histogram, visual words, MLP templates."""
     figures = {}
-    test_rows = np.flatnonzero(dataset.split_mask("test")) if dataset.splits else np.arange(len(dataset))
-    image = read_image(dataset.path(int(test_rows[0])))
+    ok_ids = store.read(rows[0]["feature_key"], "test" if dataset.splits else None).ids  # files that decoded
+    image = read_image(dataset.root / ok_ids[0])
     figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
     from .extractors import create_extractor
 

@@ -13,20 +13,18 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
 
 def _config(args):
+    """The config file with ``--set`` overrides and the typed options (``--jobs``, ``--data``...) applied."""
     from .config import load_config
 
-    overrides = list(args.set or [])
-    for name in ("jobs", "backend", "scheduler", "on_error", "cache_dir", "chunk_size"):
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides.append(f"run.{name}={value}")
+    values = {f"run.{name}": getattr(args, name) for name in
+              ("jobs", "backend", "scheduler", "on_error", "cache_dir", "chunk_size") if getattr(args, name, None) is not None}
     if getattr(args, "data", None):
-        overrides.append(f"dataset.path={args.data}")
+        values["dataset.path"] = args.data
     if getattr(args, "hash", False):
-        overrides.append("dataset.hash=true")
+        values["dataset.hash"] = True
     if getattr(args, "no_progress", False):
-        overrides.append("run.progress=false")
-    return load_config(args.config, overrides)
+        values["run.progress"] = False
+    return load_config(args.config, args.set or [], values)
 
 
 def cmd_extract(args) -> int:
@@ -110,9 +108,9 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .train import predict
 
-    out = predict(args.model, args.images, args.out)
-    print(f"predictions written to {out}")
-    return EXIT_OK
+    out, skipped, ledger = predict(args.model, args.images, args.out)
+    print(f"predictions written to {out}" + (f"; {skipped} files skipped, see {ledger}" if skipped else ""))
+    return EXIT_SKIPPED if skipped else EXIT_OK
 
 
 def cmd_bench(args) -> int:
@@ -180,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     # Unreadable files are reported once, in the error ledger; OpenCV's own log lines would repeat them.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    # OpenCV refuses to decode larger images of any format (our header check covers PNG/JPEG/GIF/BMP).
+    from .datasets.decode import MAX_PIXELS
+
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
         from .config import RunConfig
@@ -196,8 +198,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)
         return EXIT_FAILED
-    except (ExtractError, OSError) as e:
-        print(f"featurepipe: error: {e}", file=sys.stderr)
+    except (ExtractError, OSError, ValueError, KeyError) as e:
+        print(f"featurepipe: error: {str(e).strip(chr(39))}", file=sys.stderr)
         return EXIT_FAILED
 
 

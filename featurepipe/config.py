@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .datasets.decode import MAX_PIXELS
 
@@ -38,7 +38,7 @@ class PipelineConfig(_Section):
 
 
 class RunConfig(_Section):
-    jobs: int = Field(1, ge=-1)
+    jobs: int = Field(1, ge=-1)  # -1: all cores
     chunk_size: int = Field(1024, ge=1)
     backend: Literal["loky", "dask"] = "loky"
     scheduler: str | None = None
@@ -46,6 +46,13 @@ class RunConfig(_Section):
     cache_dir: str = Field(default_factory=lambda: os.environ.get("FEATUREPIPE_CACHE", "~/.cache/featurepipe"))
     max_pixels: int = Field(MAX_PIXELS, ge=1)
     progress: bool = True
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_not_zero(cls, jobs):
+        if jobs == 0:
+            raise ValueError("must be a number of processes, or -1 for all cores")
+        return jobs
 
 
 class TrainConfig(_Section):
@@ -94,7 +101,7 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set {item}: expected key=value")
         try:
             _set_dotted(tree, dotted.strip(), yaml.safe_load(raw))
-        except (IndexError, ValueError, TypeError) as e:
+        except (IndexError, ValueError, TypeError, AttributeError) as e:
             raise ConfigError(f"--set {item}: {e}") from None
     return tree
 
@@ -106,8 +113,11 @@ def _first_error(err: ValidationError) -> str:
     return f"{where}: {e['msg']}{got}" if where else f"{e['msg']}"
 
 
-def load_config(path, overrides: list[str] = ()) -> Config:
-    """Read, override and validate a YAML config; any problem raises ``ConfigError`` as one line."""
+def load_config(path, overrides: list[str] = (), values: dict | None = None) -> Config:
+    """Read, override and validate a YAML config; any problem raises ``ConfigError`` as one line.
+
+    ``overrides`` are ``key=value`` strings (values parsed as YAML); ``values`` maps dotted keys to values
+    taken as they are (typed command-line options)."""
     path = Path(path)
     try:
         tree = yaml.safe_load(path.read_text()) or {}
@@ -120,7 +130,10 @@ def load_config(path, overrides: list[str] = ()) -> Config:
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return Config.model_validate(apply_overrides(tree, list(overrides)))
+        tree = apply_overrides(tree, list(overrides))
+        for dotted, value in (values or {}).items():
+            _set_dotted(tree, dotted, value)
+        return Config.model_validate(tree)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     except ValidationError as e:

@@ -38,12 +38,29 @@ def _jsonable(value):
     raise TypeError(f"cannot fingerprint a {type(value).__name__}")
 
 
+# Libraries whose upgrade may change feature values (decoders, resizing, colour conversion, k-means).
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "opencv-python-headless", "opencv-python",
+              "opencv-contrib-python", "opencv-contrib-python-headless")
+
+
+def _library_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in _LIBRARIES:
+        try:
+            found.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ",".join(found)
+
+
 @lru_cache(maxsize=None)
 def code_version(entries: tuple[str, ...] = _FEATURE_CODE) -> str:
-    """Package version plus a hash of the given sources (by default the feature-computing ones): edit
-    them and every key built on this moves."""
+    """Package version, the versions of the libraries features depend on, and a hash of the given
+    sources (by default the feature-computing ones): change any of them and every key built on this moves."""
     root = Path(__file__).parent
-    h = hashlib.sha256(__version__.encode())
+    h = hashlib.sha256(f"{__version__};{_library_versions()}".encode())
     for entry in entries:
         path = root / entry
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []

@@ -122,6 +122,7 @@ def iter_stages(stage: Stage, prefix: str = ""):
 def save_state(pipeline: FeaturePipeline, path) -> None:
     """Write the fitted state of every stage: arrays to ``state.npz``, other values to ``state.json``."""
     import json
+    import os
     from pathlib import Path
 
     import numpy as np
@@ -132,9 +133,14 @@ def save_state(pipeline: FeaturePipeline, path) -> None:
     for prefix, stage in iter_stages(pipeline):
         for name, value in stage.fitted_state().items():
             (arrays if isinstance(value, np.ndarray) else values)[prefix + name] = value
-    np.savez(path / "state.npz", **arrays)
-    (path / "state.json").write_text(json.dumps({"fingerprint": pipeline.fingerprint(), "values": values},
-                                                default=lambda v: v.item()))
+    from .store import write_json_atomic
+
+    with open(path / "state.npz.partial", "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(path / "state.npz.partial", path / "state.npz")
+    # state.json last, written atomically: its presence means the state is complete.
+    write_json_atomic(path / "state.json", json.loads(json.dumps({"fingerprint": pipeline.fingerprint(),
+                                                                  "values": values}, default=lambda v: v.item())))
 
 
 def load_state(pipeline: FeaturePipeline, path) -> FeaturePipeline:

@@ -59,8 +59,8 @@ def accuracy_vs_cost(rows: list[dict], path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     pipelines = sorted({r["pipeline"] for r in rows})
-    colours = dict(zip(pipelines, plt.cm.tab10(np.linspace(0, 1, 10))))
-    markers = dict(zip(sorted({r["head"] for r in rows}), "osD^vP*X"))
+    colours = {p: plt.cm.tab20(i % 20) for i, p in enumerate(pipelines)}
+    markers = {h: "osD^vP*X"[i % 8] for i, h in enumerate(sorted({r["head"] for r in rows}))}
     for r in rows:
         ax.scatter(r["extract_seconds"] + r["fit_seconds"], r["test_accuracy"], color=colours[r["pipeline"]],
                    marker=markers[r["head"]], s=55, edgecolor="black", linewidth=0.5)

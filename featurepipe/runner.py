@@ -10,7 +10,7 @@ import numpy as np
 
 from .datasets import Dataset, ImageError, read_image
 from .datasets.decode import MAX_PIXELS
-from .errors import ExtractError, MixedSizeError
+from .errors import ExtractError
 from .fingerprint import to_json
 from .store import FAILED, OK, ExtractResult, FeatureStore
 
@@ -71,14 +71,21 @@ def single_threaded_opencv():
         cv2.setNumThreads(previous)
 
 
+# Errors that say the pipeline or the environment is broken, not one image: they stop the run instead of
+# filling the ledger (scikit-learn's NotFittedError is an AttributeError).
+_SYSTEMIC = (ImportError, MemoryError, AttributeError, TypeError, NameError)
+
+
 def _process_chunk(index, paths, pipeline, on_error, max_pixels):
     rows, images, errors = load_images(paths, pipeline, on_error, max_pixels)
     status = np.full(len(paths), FAILED, np.int8)
     if not images:
-        return index, None, status, errors
+        return index, None, status, errors, None
     try:
         block = pipeline.extractor.transform(images)
-    except Exception as batch_error:  # noqa: BLE001 -- isolate the culprit(s) one image at a time
+    except _SYSTEMIC as exc:
+        raise ExtractError(f"{type(exc).__name__}: {exc}") from exc
+    except Exception:  # noqa: BLE001 -- isolate the culprit(s) one image at a time
         kept, parts = [], []
         for row, image in zip(rows, images):
             try:
@@ -88,16 +95,25 @@ def _process_chunk(index, paths, pipeline, on_error, max_pixels):
                 if on_error == "fail":
                     raise ExtractError(f"{paths[row]}: {_describe_error(exc)}") from exc
                 errors.append([str(paths[row]), _describe_error(exc)])
-        if len({p.shape[1] for p in parts}) > 1:
-            raise ExtractError(str(batch_error) if isinstance(batch_error, MixedSizeError) else
-                               f"images of several sizes give features of several lengths; {_RESIZE_HINT}")
+        images = [images[rows.index(r)] for r in kept]
         if not kept:
-            return index, None, status, errors
+            return index, None, status, errors, None
+        _check_one_size(pipeline, images)
         rows, block = kept, np.concatenate(parts)
+    shapes = _check_one_size(pipeline, images)
     features = np.zeros((len(paths), block.shape[1]), np.float32)
     features[rows] = block
     status[rows] = OK
-    return index, features, status, errors
+    return index, features, status, errors, shapes.pop() if pipeline.size_dependent else None
+
+
+def _check_one_size(pipeline, images) -> set:
+    """The image sizes of a chunk; several are an error when the output length depends on the size."""
+    shapes = {im.shape[:2] for im in images}
+    if pipeline.size_dependent and len(shapes) > 1:
+        raise ExtractError(f"{pipeline.extractor.name}: output length depends on image size and the images have "
+                           f"several sizes, e.g. {sorted(shapes)[:2]}; {_RESIZE_HINT}")
+    return shapes
 
 
 @contextlib.contextmanager
@@ -110,7 +126,8 @@ def parallel_backend(backend: str, jobs: int, scheduler: str | None):
             from distributed import Client
         except ImportError:
             raise ExtractError("backend 'dask' needs the dask extra: pip install 'featurepipe[dask]'") from None
-        with Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1) as c:
+        workers = joblib.cpu_count() if jobs < 0 else jobs
+        with Client(scheduler) if scheduler else Client(processes=True, n_workers=workers, threads_per_worker=1) as c:
             with joblib.parallel_config(backend="dask", wait_for_workers_timeout=30):
                 yield c
     else:
@@ -157,11 +174,11 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
     tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels) for c in chunks)
     images, labels = [], []
     with tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar:
-        for c, (rows, part, _) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
+        for c, (rows, part, failed) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
             images.extend(part)
             if train.labels is not None:
                 labels.extend(train.labels[c * chunk_rows + r] for r in rows)
-            bar.update(chunk_rows)
+            bar.update(len(part) + len(failed))
     if not images:
         raise ExtractError("no training image could be read to fit the pipeline")
     pipeline.extractor.fit(images, labels or None)
@@ -175,28 +192,24 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
 
     The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``).
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    key = store.key(dataset.identity(), pipeline.fingerprint())
-    meta = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
-            "splits": list(dataset.splits) if dataset.splits else None, "classes": dataset.classes,
-            "root": str(dataset.root), "dataset_identity": dataset.identity(),
+    key = store.key(dataset.identity(), pipeline.fingerprint(), {"max_pixels": max_pixels})
+    meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
             "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe())}
-    rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta)
+    items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
+             "splits": list(dataset.splits) if dataset.splits else None}
+    rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta, items)
     todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
     if pending:
         tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
                  for c in pending)
         bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
         with bar, parallel_backend(backend, jobs, scheduler):
-            results = _parallel(jobs)(tasks)
-            for index, features, status, errors in results:
-                expected = store.dimension(key)
-                if features is not None and expected not in (None, features.shape[1]):
-                    raise ExtractError(f"chunk {index} gives {features.shape[1]} features where earlier chunks gave "
-                                       f"{expected}: the images have several sizes; {_RESIZE_HINT}")
+            for index, features, status, errors, shape in _parallel(jobs)(tasks):
+                _check_same_size(store, key, index, features, shape)
                 store.write_chunk(key, index, features, status, errors)
                 bar.update(len(status))
     if pending or not store.is_complete(key):
@@ -204,5 +217,24 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
         store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
                            "seconds": time.perf_counter() - start, "computed": todo})
     summary = store.summary(key)
+    if summary["failed"] and on_error == "fail":
+        path, reason = store.ledger(key)[0]
+        raise ExtractError(f"{path}: {reason}")
     return ExtractResult(key, len(dataset), summary["ok"], summary["failed"], store.path(key) / "errors.csv",
                          time.perf_counter() - start, todo)
+
+
+def _check_same_size(store: FeatureStore, key: str, index: int, features, shape) -> None:
+    """Chunks of a size-dependent pipeline must agree on the image size (recorded with the entry)."""
+    expected = store.dimension(key)
+    if features is not None and expected not in (None, features.shape[1]):
+        raise ExtractError(f"chunk {index} gives {features.shape[1]} features where earlier chunks gave {expected}: "
+                           f"the images have several sizes; {_RESIZE_HINT}")
+    if shape is None:
+        return
+    recorded = store.attrs(key).get("image_shape")
+    if recorded is None:
+        store.set_attrs(key, image_shape=list(shape))
+    elif tuple(recorded) != tuple(shape):
+        raise ExtractError(f"chunk {index} has {shape[0]}x{shape[1]} images where earlier chunks had "
+                           f"{recorded[0]}x{recorded[1]}; {_RESIZE_HINT}")

@@ -20,8 +20,11 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +33,17 @@ import numpy as np
 from .fingerprint import digest
 
 OK, FAILED = 1, 2
+_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def _tmp_name(path: Path) -> Path:
+    """A temporary sibling of ``path`` no other process or host will pick."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so readers see all of it or none."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _tmp_name(path)
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
@@ -81,11 +90,17 @@ class FeatureStore:
         self.root = Path(root).expanduser()
 
     @staticmethod
-    def key(dataset_identity: str, pipeline_fingerprint: str) -> str:
-        return digest({"dataset": dataset_identity, "pipeline": pipeline_fingerprint})[:32]
+    def key(dataset_identity: str, pipeline_fingerprint: str, decoding: dict) -> str:
+        """An entry's key: what was read (the data set), how (decoding settings) and what computed it."""
+        return digest({"dataset": dataset_identity, "pipeline": pipeline_fingerprint, "decoding": decoding})[:32]
 
     def path(self, key: str) -> Path:
+        if not _KEY.fullmatch(str(key)):
+            raise KeyError(f"{key!r} is not an entry key (32 hexadecimal digits, as `featurepipe cache ls` shows)")
         return self.root / "features" / key
+
+    def exists(self, key: str) -> bool:
+        return (self.path(key) / "zarr.json").exists()
 
     def _group(self, key: str, mode: str = "r"):
         import zarr
@@ -93,20 +108,41 @@ class FeatureStore:
         return zarr.open_group(store=str(self.path(key)), mode=mode, zarr_format=3)
 
     # -- writing -------------------------------------------------------------------------------------
-    def open_entry(self, key: str, n: int, chunk_rows: int, meta: dict) -> tuple[int, list[int]]:
-        """Create the entry if new; return its rows per chunk and the indices of the chunks still to compute."""
+    def open_entry(self, key: str, n: int, chunk_rows: int, meta: dict, items: dict) -> tuple[int, list[int]]:
+        """Create the entry if new; return its rows per chunk and the indices of the chunks still to compute.
+
+        A new entry is built in a temporary folder and renamed into place, so an entry either exists
+        whole (attributes, status array, item list) or not at all. ``items`` holds ids, labels, splits.
+        """
         path = self.path(key)
-        if not (path / "zarr.json").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "chunks").mkdir(exist_ok=True)
-            group = self._group(key, "a")
+        if not self.exists(key):
+            import zarr
+
+            tmp = _tmp_name(path)
+            group = zarr.open_group(store=str(tmp), mode="w-", zarr_format=3)
+            (tmp / "chunks").mkdir()
             group.attrs.update({**meta, "n": n, "chunk_rows": chunk_rows, "created": time.time()})
             group.create_array("status", shape=(n,), chunks=(chunk_rows,), dtype="int8", fill_value=0)
+            (tmp / "items.json").write_text(json.dumps(items))
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process created it first: use theirs
+                shutil.rmtree(tmp, ignore_errors=True)
         group = self._group(key)
         chunk_rows = group.attrs["chunk_rows"]
         status = group["status"][:]
         n_chunks = -(-n // chunk_rows)
         return chunk_rows, [c for c in range(n_chunks) if not status[c * chunk_rows:(c + 1) * chunk_rows].all()]
+
+    def attrs(self, key: str) -> dict:
+        return dict(self._group(key).attrs)
+
+    def set_attrs(self, key: str, **values) -> None:
+        self._group(key, "a").attrs.update(values)
+
+    def items(self, key: str) -> dict:
+        """ids, labels and splits of every item of an entry, in order."""
+        return _read_json(self.path(key) / "items.json")
 
     def write_chunk(self, key: str, index: int, features, status: np.ndarray, errors: list) -> None:
         """Commit one chunk: features, then its json (checksum, failures), then its status rows.
@@ -118,8 +154,13 @@ class FeatureStore:
         if features is None:
             features = np.zeros((len(status), group["features"].shape[1] if "features" in group else 0), np.float32)
         elif "features" not in group:
-            group.create_array("features", shape=(group.attrs["n"], features.shape[1]), chunks=(rows, features.shape[1]),
-                               dtype="float32", fill_value=0.0)
+            from zarr.errors import ContainsArrayError
+
+            try:
+                group.create_array("features", shape=(group.attrs["n"], features.shape[1]),
+                                   chunks=(rows, features.shape[1]), dtype="float32", fill_value=0.0)
+            except ContainsArrayError:  # created meanwhile by another writer of the same entry
+                pass
         if features.shape[1]:
             group["features"][start:start + len(features)] = features
         write_json_atomic(self.path(key) / "chunks" / f"{index:06d}.json",
@@ -176,23 +217,23 @@ class FeatureStore:
 
     def read(self, key: str, split: str | None = None) -> FeatureSet:
         """Features of the items that succeeded (all splits, or one), aligned with ids/labels/splits."""
-        if not self.path(key).exists():
+        if not self.exists(key):
             raise KeyError(f"no feature entry {key} in {self.root}")
         group = self._group(key)
-        attrs = dict(group.attrs)
+        items = self.items(key)
         status = group["status"][:]
         ok = status == OK
         X = group["features"][:][ok] if "features" in group else np.zeros((0, 0), np.float32)
         as_array = lambda seq: None if seq is None else np.asarray(seq)[ok]  # noqa: E731
-        fs = FeatureSet(X, np.asarray(attrs["ids"])[ok], as_array(attrs.get("labels")), as_array(attrs.get("splits")),
-                        attrs.get("classes", []))
+        fs = FeatureSet(X, np.asarray(items["ids"])[ok], as_array(items["labels"]), as_array(items["splits"]),
+                        group.attrs.get("classes", []))
         return fs.subset(split) if split else fs
 
     def entries(self) -> list[dict]:
         """One summary dict per entry: key, items, dimension, complete, pipeline, dataset root, MiB."""
         out = []
         for path in sorted((self.root / "features").glob("*")):
-            if not (path / "zarr.json").exists():
+            if not (_KEY.fullmatch(path.name) and (path / "zarr.json").exists()):
                 continue
             attrs = _read_json(path / "zarr.json").get("attributes", {})
             out.append({"key": path.name, "n": attrs.get("n"), "d": self.dimension(path.name),
@@ -226,6 +267,8 @@ class FeatureStore:
         return problems
 
     def remove(self, key: str) -> None:
+        if not self.exists(key):
+            raise KeyError(f"no feature entry {key} in {self.root}")
         shutil.rmtree(self.path(key))
         for alias in (self.root / "aliases").glob("*.json"):
             if _read_json(alias).get("key") == key:

@@ -17,6 +17,7 @@ import numpy as np
 from .api import build_config_pipeline, config_dataset, extract_features, fitted_pipeline
 from .config import Config, ConfigError
 from .datasets import open_dataset
+from .errors import ExtractError
 from .heads import LinearClassifier, MLPClassifier, load_model, save_model
 from .pipeline import load_state, save_state
 from .plots import confusion_matrix, training_curves
@@ -56,6 +57,10 @@ def split_validation(labels: np.ndarray, fraction: float, seed: int):
     """Stratified (train, validation) row indices carved from the training split."""
     from sklearn.model_selection import train_test_split
 
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2:
+        raise ConfigError(f"train.validation_fraction: class {classes[counts.argmin()]!r} has "
+                          f"{counts.min()} training item; a validation split needs at least 2 per class")
     rows = np.arange(len(labels))
     size = max(int(round(fraction * len(labels))), len(np.unique(labels)))  # at least one item per class
     return train_test_split(rows, test_size=size, random_state=seed, stratify=labels)
@@ -66,6 +71,10 @@ class Standardizer:
 
     def __init__(self, mean: np.ndarray, scale: np.ndarray):
         self.mean, self.scale = mean.astype(np.float32), scale.astype(np.float32)
+
+    @classmethod
+    def identity(cls, n_features: int) -> "Standardizer":
+        return cls(np.zeros(n_features), np.ones(n_features))
 
     @classmethod
     def fit(cls, X: np.ndarray) -> "Standardizer":
@@ -118,7 +127,7 @@ def train_heads(cfg: Config, output=None) -> list[dict]:
     pipeline = fitted_pipeline(cfg, dataset, store)
     extract_seconds = time.perf_counter() - start
     (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = train_val_test(fs, cfg)
-    scaler = Standardizer.fit(X_tr) if cfg.train.standardize else Standardizer(np.zeros(1), np.ones(1))
+    scaler = Standardizer.fit(X_tr) if cfg.train.standardize else Standardizer.identity(X_tr.shape[1])
     X_tr, X_va, X_te = scaler(X_tr), scaler(X_va), scaler(X_te)
     classes = np.array(fs.classes)
     results = []
@@ -171,8 +180,10 @@ def evaluate(folder, split: str = "test") -> dict:
     return score_split(model, scaler(X), y, np.array(fs.classes))
 
 
-def predict(folder, images, out=None, cache_dir=None) -> Path:
-    """Label every image below ``images`` (an unlabelled folder) with a trained head: CSV path,label,score."""
+def predict(folder, images, out=None, cache_dir=None):
+    """Label every image below ``images`` (an unlabelled folder) with a trained head: CSV path,label,score.
+
+    Returns (the CSV's path, the number of files skipped, the error ledger)."""
     cfg, model, scaler = load_trained(folder)
     cache = FeatureStore(cache_dir or cfg.run.cache_dir)
     dataset = open_dataset(images, kind="unlabelled")
@@ -182,6 +193,8 @@ def predict(folder, images, out=None, cache_dir=None) -> Path:
     result = extract(dataset, pipeline, cache, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      on_error="skip", max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)
     fs = cache.read(result.key)
+    if not len(fs.ids):
+        raise ExtractError(f"{images}: no image could be read (see {result.ledger})")
     scores = model.decision_function(scaler(fs.X))
     scores = scores if scores.ndim == 2 else np.column_stack([-scores, scores])
     labels = model.classes_[scores.argmax(axis=1)]
@@ -190,4 +203,4 @@ def predict(folder, images, out=None, cache_dir=None) -> Path:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "score"])
         writer.writerows((path, label, f"{score:.6g}") for path, label, score in zip(fs.ids, labels, scores.max(axis=1)))
-    return out
+    return out, result.n_failed, result.ledger

@@ -98,3 +98,24 @@ def test_console_script_runs_the_demo(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "extracted 330 items (330 computed)" in done.stdout and "330 ok, 0 skipped" in done.stdout
+
+
+def test_cache_rm_refuses_anything_but_an_entry_key(config, cache_dir, capsys):
+    main(["extract", "--config", str(config)])
+    (cache_dir / "keep.txt").write_text("not ours to delete")
+    for bad in ("..", "", "0" * 32):
+        assert main(["cache", "rm", bad, "--cache-dir", str(cache_dir)]) == EXIT_FAILED
+    assert (cache_dir / "keep.txt").exists() and len(list((cache_dir / "features").iterdir())) == 1
+    assert "not an entry key" in capsys.readouterr().err
+
+
+def test_jobs_zero_is_a_config_error(config, capsys):
+    assert main(["extract", "--config", str(config), "--jobs", "0"]) == EXIT_USAGE
+    assert "run.jobs: Value error, must be a number of processes" in capsys.readouterr().err
+
+
+def test_option_values_are_taken_literally(config, image_folder, tmp_path, capsys):
+    odd = tmp_path / "data #1: odd"
+    image_folder.rename(odd)
+    assert main(["extract", "--config", str(config), "--data", str(odd)]) == EXIT_OK
+    assert "36 ok" in capsys.readouterr().out

@@ -203,3 +203,42 @@ def test_fitted_state_round_trips_and_a_fit_is_reused(image_folder, tmp_path):
         assert calls == [1] and refit.key != first.key
     finally:
         SpyMeanColour.fit = original
+
+
+def test_same_length_different_shapes_are_refused(tmp_path, cache_dir):
+    rng = np.random.default_rng(3)
+    for i, shape in enumerate([(64, 48), (48, 64), (64, 48)]):  # HOG gives both shapes the same length
+        write_rgb(tmp_path / "img" / "a" / f"{i}.png", rng.integers(0, 256, shape + (3,), dtype=np.uint8))
+    with pytest.raises(ExtractError, match="several sizes"):
+        extract(open_dataset(tmp_path / "img"), build_pipeline({"extractor": {"hog": {}}}), FeatureStore(cache_dir),
+                progress=False)
+    with pytest.raises(ExtractError, match="earlier chunks had"):  # one size per chunk, but not the same
+        extract(open_dataset(tmp_path / "img"), build_pipeline({"extractor": {"hog": {}}}),
+                FeatureStore(tmp_path / "other"), chunk_rows=1, progress=False)
+
+
+def test_data_driven_extractor_inside_concat_is_fitted(image_folder, cache_dir):
+    spec = {"extractor": {"concat": {"extractors": [{"hsv_hist": {}}, {"spy_mean_colour": {}}]}}}
+    pipeline = build_pipeline(spec)
+    assert pipeline.requires_fit
+    fit_pipeline(pipeline, open_dataset(image_folder), progress=False)
+    assert extract(open_dataset(image_folder), pipeline, FeatureStore(cache_dir), progress=False).n_ok == 36
+
+
+def test_unfitted_extractor_stops_the_run_instead_of_failing_every_file(image_folder, cache_dir):
+    with pytest.raises(ExtractError, match="AttributeError"):
+        extract(open_dataset(image_folder), build_pipeline({"extractor": {"spy_mean_colour": {}}}),
+                FeatureStore(cache_dir), progress=False)
+
+
+def test_decoding_limit_is_part_of_the_key(image_folder, cache_dir):
+    store, ds = FeatureStore(cache_dir), open_dataset(image_folder)
+    limited = extract(ds, build_pipeline(HOG_HSV), store, max_pixels=100, progress=False)
+    assert limited.n_ok == 0 and limited.n_failed == 36
+    assert extract(ds, build_pipeline(HOG_HSV), store, progress=False).key != limited.key
+
+
+def test_dangling_link_goes_to_the_ledger(image_folder, cache_dir):
+    (image_folder / "train" / "red" / "gone.png").symlink_to(image_folder / "nowhere.png")
+    result = extract(open_dataset(image_folder), build_pipeline(HOG_HSV), FeatureStore(cache_dir), progress=False)
+    assert (result.n_ok, result.n_failed) == (36, 1) and "gone.png" in result.ledger.read_text()

@@ -70,3 +70,10 @@ def test_content_hash_ignores_mtime(image_folder):
 def test_missing_folder():
     with pytest.raises(FileNotFoundError, match="not found"):
         open_dataset("/no/such/folder", kind="folder")
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    write_rgb(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "list.csv").write_text("path,label\na.png,cat\n", encoding="utf-8-sig")
+    ds = open_dataset(tmp_path / "list.csv")
+    assert ds.ids == ("a.png",) and ds.labels == ("cat",)

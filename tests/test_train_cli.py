@@ -7,7 +7,7 @@ import pytest
 import yaml
 from helpers import class_images, write_rgb
 
-from featurepipe.cli import EXIT_OK, EXIT_USAGE, main
+from featurepipe.cli import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, main
 from featurepipe.heads import load_model
 
 
@@ -17,7 +17,7 @@ def config(tmp_path, image_folder, cache_dir):
            "pipeline": {"extractor": {"color_hist": {"bins": 4}}},
            "run": {"cache_dir": str(cache_dir), "progress": False},
            "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 100, "random_state": 0}},
-                     {"name": "mlp", "model": "mlp", "params": {"hidden_layer_sizes": [16], "max_iter": 100, "random_state": 0}}],
+                     {"name": "mlp", "model": "mlp", "params": {"hidden_layer_sizes": [16], "max_iter": 100, "learning_rate": 0.01, "random_state": 0}}],
            "train": {"validation_fraction": 0.25}, "output": str(tmp_path / "runs")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -46,7 +46,8 @@ def test_train_evaluate_predict(config, tmp_path, capsys):
     for i, image in enumerate(class_images(rng, 3, 32, colour=2)):
         write_rgb(unlabelled / f"img{i}.png", image)
     (unlabelled / "broken.png").write_bytes(b"")
-    assert main(["predict", str(runs / "softmax"), str(unlabelled), "--out", str(tmp_path / "p.csv")]) == EXIT_OK
+    assert main(["predict", str(runs / "softmax"), str(unlabelled), "--out", str(tmp_path / "p.csv")]) == EXIT_SKIPPED
+    assert "1 files skipped" in capsys.readouterr().out
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert [r["path"] for r in rows] == ["img0.png", "img1.png", "img2.png"]
     assert {r["label"] for r in rows} == {"blue"}

@@ -70,10 +70,24 @@ class Dataset:
 
 
 def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
-    """``size:mtime_ns`` per file, or the sha256 of its content (``--hash``)."""
-    if content_hash:
-        return tuple(hashlib.sha256(Path(root, rel).read_bytes()).hexdigest()[:32] for rel, _ in files)
-    return tuple(f"{st.st_size}:{st.st_mtime_ns}" for _, st in files)
+    """``size:mtime_ns`` per file, or the sha256 of its content (``--hash``); an unreadable file is
+    stamped so (it fails again when read, and goes to the error ledger)."""
+    if not content_hash:
+        return tuple("unreadable" if st is None else f"{st.st_size}:{st.st_mtime_ns}" for _, st in files)
+    stamps = []
+    for rel, _ in files:
+        try:
+            stamps.append(hashlib.sha256(Path(root, rel).read_bytes()).hexdigest()[:32])
+        except OSError:
+            stamps.append("unreadable")
+    return tuple(stamps)
+
+
+def _stat(entry: os.DirEntry):
+    try:
+        return entry.stat()
+    except OSError:  # a dangling link, or a file removed while listing
+        return None
 
 
 def _image_files(folder: Path):
@@ -91,7 +105,7 @@ def _image_files(folder: Path):
                 if entry.is_dir():
                     stack.append(prefix + name + os.sep)
                 elif name[name.rfind("."):].lower() in suffixes:
-                    found.append((prefix + name, entry.stat()))
+                    found.append((prefix + name, _stat(entry)))
     found.sort()
     return found
 
@@ -135,7 +149,7 @@ def from_csv(path, content_hash: bool = False) -> Dataset:
     to read later and go to the error ledger like any unreadable file."""
     path = Path(path)
     root = path.parent
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
     if rows and rows[0][0].strip().lower() == "path":
         rows = rows[1:]
@@ -159,7 +173,7 @@ def from_csv(path, content_hash: bool = False) -> Dataset:
 def open_dataset(path, kind: str = "auto", content_hash: bool = False) -> Dataset:
     """Open ``path`` as ``kind`` ('folder', 'unlabelled', 'csv'); 'auto' picks csv for a .csv file,
     else folder when the top level holds only sub-folders, else unlabelled."""
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().resolve()  # absolute, so workers elsewhere (Dask) find the files
     if kind == "auto":
         if path.suffix.lower() == ".csv":
             kind = "csv"

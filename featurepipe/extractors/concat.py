@@ -18,6 +18,10 @@ class Concat(Extractor):
     def size_dependent(self):
         return any(e.size_dependent for e in self.extractors)
 
+    @property
+    def requires_fit(self):
+        return any(e.requires_fit for e in self.extractors)
+
     def check_params(self):
         require(len(self.extractors) > 0 and all(isinstance(e, Extractor) for e in self.extractors),
                 "extractors", "must be a non-empty list of extractors", self.extractors)
