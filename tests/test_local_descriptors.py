@@ -70,6 +70,14 @@ def test_dense_sift_grid_scales_and_norms(images):
     np.testing.assert_allclose(root**2, features.values / features.values.sum(axis=1, keepdims=True), atol=1e-6)
 
 
+def test_dense_sift_sampling_draws_grid_descriptors(images):
+    sift = SIFT(step=8, sizes=(8, 16), root=True)
+    drawn = sift.sample(images[:4], 40, np.random.default_rng(0))
+    every = sift.compute(images[:4]).values
+    assert drawn.shape == (40, 128)
+    assert all(np.abs(every - row).max(axis=1).min() < 1e-6 for row in drawn)
+
+
 def test_detected_sift_keypoints():
     image = np.zeros((1, 64, 64, 3), np.uint8)
     for r, c in [(16, 16), (16, 44), (44, 30)]:

@@ -71,10 +71,27 @@ class SIFT(Descriptor):
         values /= np.maximum(np.linalg.norm(values, axis=1, keepdims=True), _EPS)
         return values
 
+    def _sift(self):
+        return cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold)
+
+    def _sample_block(self, batch, count, rng):
+        """Dense mode: describe only ``count`` random (image, grid keypoint) pairs, not the whole grid."""
+        if self.mode != "dense":
+            return super()._sample_block(batch, count, rng)
+        grey = to_grey(batch)
+        keypoints, _ = _dense_grid(*grey.shape[1:], self.step, self.sizes)
+        image, point = rng.integers(len(grey), size=count), rng.integers(len(keypoints), size=count)
+        values = np.empty((count, 128), np.float32)
+        sift = self._sift()
+        for i in np.unique(image):
+            rows = np.flatnonzero(image == i)
+            values[rows] = sift.compute(grey[i], [keypoints[p] for p in point[rows]])[1]
+        return self._normalised(values)
+
     def compute(self, batch):
         grey = to_grey(batch)
         n, h, w = grey.shape
-        sift = cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold)
+        sift = self._sift()
         if self.mode == "dense":
             keypoints, grid = _dense_grid(h, w, self.step, self.sizes)
             values = np.empty((n, len(keypoints), 128), np.float32)
