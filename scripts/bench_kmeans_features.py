@@ -3,6 +3,10 @@
     python scripts/bench_kmeans_features.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar \\
         --cache-dir /tmp/fpcache-kmeans [--set key=value ...] [--jobs 2]
 
+Before that it measures this machine's SGEMM rate in the fitting process (float32, its BLAS threads) on the
+encoding's product shape (patches x dimension times dimension x words) and on a square 2,048 product, so
+that the timings can be set against the floor the matrix products alone impose.
+
 Does what ``featurepipe extract`` does -- fit on train (or reuse a saved fit), then encode both splits
 into the cache -- and times each phase: the whole fit (decoding the training images included), within it
 sampling descriptors, fitting the projection and k-means, then encoding all images across ``--jobs``
@@ -19,6 +23,7 @@ import platform
 import time
 from contextlib import contextmanager
 
+import numpy as np
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_info
 
@@ -52,6 +57,21 @@ def timed_attribute(module, name: str, seconds: dict, label: str):
         setattr(module, name, original)
 
 
+def sgemm_rates(dim: int, words: int, seconds: float = 3.0) -> dict:
+    """GFLOP/s of float32 matrix products: (16384 x dim) @ (dim x words), and 2048 x 2048 squared."""
+    rng = np.random.default_rng(0)
+    rates = {}
+    for name, a, b in [("encode_shape", rng.random((16384, dim), np.float32), rng.random((dim, words), np.float32)),
+                       ("square_2048", rng.random((2048, 2048), np.float32), rng.random((2048, 2048), np.float32))]:
+        a @ b
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            count += 1
+        rates[name] = round(2 * a.shape[0] * a.shape[1] * b.shape[1] * count / (time.perf_counter() - start) / 1e9, 1)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
@@ -68,6 +88,10 @@ def main() -> None:
     with runner.parallel_backend("loky", args.jobs, None):
         report["worker_blas_threads"] = Parallel()(delayed(blas_threads)() for _ in range(args.jobs))
 
+    extractor = cfg.pipeline.extractor
+    params = next(iter(extractor.values())) if isinstance(extractor, dict) else {}
+    size = params.get("descriptor", {}).get("patches", {}).get("size", 6)
+    report["sgemm_gflops"] = sgemm_rates(size * size * 3, params.get("n_words", 1600))
     dataset = api.config_dataset(cfg)
     store = FeatureStore(cfg.run.cache_dir)
     seconds: dict[str, float] = {}
