@@ -34,6 +34,12 @@ from featurepipe.local.base import Descriptor
 from featurepipe.store import FeatureStore
 
 
+def cpu_model() -> str:
+    lines = open("/proc/cpuinfo").read().splitlines() if os.path.exists("/proc/cpuinfo") else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor())
+
+
 def blas_threads() -> list:
     return [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
 
@@ -83,7 +89,7 @@ def main() -> None:
 
     cfg = load_config(args.config, [*args.set, f"dataset.path={args.data}", f"run.cache_dir={args.cache_dir}",
                                     f"run.jobs={args.jobs}", "run.progress=false"])
-    report = {"config": args.config, "overrides": args.set, "jobs": args.jobs, "machine": platform.processor(),
+    report = {"config": args.config, "overrides": args.set, "jobs": args.jobs, "machine": cpu_model(),
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "fit_blas_threads": blas_threads()}
     with runner.parallel_backend("loky", args.jobs, None):
         report["worker_blas_threads"] = Parallel()(delayed(blas_threads)() for _ in range(args.jobs))
