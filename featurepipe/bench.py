@@ -117,7 +117,7 @@ def _patch_words(stage):
     size = int(round((centroids.shape[1] / 3) ** 0.5))
     if size * size * 3 != centroids.shape[1]:
         return None
-    return centroids.reshape(-1, 3, size, size).transpose(0, 2, 3, 1)  # patches are stored channel-first
+    return centroids.reshape(-1, size, size, 3)  # patch descriptors are laid out row, column, channel
 
 
 def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:

@@ -52,3 +52,19 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     assert main(["bench", "--config", str(path), "--quick", "--output", str(out)]) == EXIT_OK
     again = capsys.readouterr().out
     assert "fitting on" not in again and again.count(": cached (test") == n_cells
+
+
+def test_visual_words_are_drawn_as_the_patches_they_describe():
+    """The montage of a patch codebook shows each centroid as the patch it was computed from."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from featurepipe.bench import _patch_words
+    from featurepipe.local.patches import Patches
+
+    image = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    rows = Patches(size=4, stride=4, normalize=False).compute(image).values   # 4 patches, 48 values each
+    words = _patch_words(SimpleNamespace(centroids_=rows, projection="none"))
+    assert words.shape == (4, 4, 4, 3)
+    np.testing.assert_array_equal(words[1], image[0, :4, 4:8])   # second patch: top right
+    np.testing.assert_array_equal(words[2], image[0, 4:8, :4])
