@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -209,6 +210,9 @@ def main() -> None:
 
     # The best C on all training rows, scored once on the test split.
     best = max(report["validation"], key=lambda r: r["val"])["C"]
+    if len(args.C) > 1 and best in (min(args.C), max(args.C)):
+        report["warning"] = f"the best C ({best:g}) is at the edge of the grid: extend it"
+        print(report["warning"], file=sys.stderr, flush=True)
     parts = [X, *mirrors]
     labels = np.tile(y, len(parts))
     W, mean, scale, seconds, iterations = fit(parts, labels, best, args.max_iter)
