@@ -59,6 +59,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 import featurepipe
+from machine_info import cpu_model
 from featurepipe.api import extract_features
 from featurepipe.config import load_config
 from featurepipe.heads import LinearClassifier, MLPClassifier
@@ -193,9 +194,7 @@ def _setting(setting):
 
 
 def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def load():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from contextlib import contextmanager
 
@@ -27,17 +26,12 @@ import numpy as np
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_info
 
+from machine_info import cpu_model
 from featurepipe import api, runner
 from featurepipe.config import load_config
 from featurepipe.extractors import bovw
 from featurepipe.local.base import Descriptor
 from featurepipe.store import FeatureStore
-
-
-def cpu_model() -> str:
-    lines = open("/proc/cpuinfo").read().splitlines() if os.path.exists("/proc/cpuinfo") else []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                platform.processor())
 
 
 def blas_threads() -> list:

@@ -2,10 +2,14 @@
 the report's tables are filled, every figure it names exists, and a re-run trains nothing."""
 import json
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import yaml
 
+from featurepipe.bench import _patch_words
 from featurepipe.cli import EXIT_OK, main
+from featurepipe.local.patches import Patches
 
 
 def test_quick_bench_report(image_folder, tmp_path, capsys):
@@ -56,12 +60,6 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
 
 def test_visual_words_are_drawn_as_the_patches_they_describe():
     """The montage of a patch codebook shows each centroid as the patch it was computed from."""
-    import numpy as np
-    from types import SimpleNamespace
-
-    from featurepipe.bench import _patch_words
-    from featurepipe.local.patches import Patches
-
     image = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
     rows = Patches(size=4, stride=4, normalize=False).compute(image).values   # 4 patches, 48 values each
     words = _patch_words(SimpleNamespace(centroids_=rows, projection="none"))
