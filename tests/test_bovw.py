@@ -51,9 +51,11 @@ def test_fitted_state_is_in_the_fingerprint_and_transform_never_refits(images):
 
 @pytest.mark.parametrize("encoding, pooling, pyramid, per_cell", [
     ("triangle", "max", (1, 2), 8), ("soft_threshold", "sum", (2,), 8), ("hard", "sum", (1, 2, 4), 8),
-    ("vlad", "sum", (1,), 8 * 108)])
+    ("vlad", "sum", (1,), 8 * 108), ("soft_threshold_split", "sum", (2,), 16)])
 def test_encodings_and_pyramids_give_the_advertised_length(images, encoding, pooling, pyramid, per_cell):
-    bovw = create_extractor("bovw", encoding=encoding, pooling=pooling, pyramid=pyramid, **SMALL).fit(images)
+    split = encoding.endswith("_split")
+    bovw = create_extractor("bovw", encoding=encoding.removesuffix("_split"), polarity_split=split, pooling=pooling,
+                            pyramid=pyramid, **SMALL).fit(images)
     out = bovw.transform(images[:3])
     assert out.shape == (3, sum(g * g for g in pyramid) * per_cell) and np.isfinite(out).all()
     if encoding == "hard":  # word histograms: every level counts each of the 27 x 27 patches once
@@ -87,7 +89,7 @@ def test_images_of_several_sizes(images):
     ("bovw", "encoding", "sparse"), ("bovw", "pooling", "mean"), ("bovw", "pyramid", (2, 3)),
     ("bovw", "n_samples", 100), ("bovw", "random_state", None), ("bovw", "init", "kmeans"),
     ("bovw", "batch_size", 0), ("bovw", "normalize", "l3"), ("bovw", "descriptor", "patches"),
-    ("bovw", "projection", "ica"), ("bovw", "n_components", 8), ("pca_sift", "n_components", 129),
+    ("bovw", "projection", "ica"), ("bovw", "n_components", 8), ("bovw", "polarity_split", True), ("pca_sift", "n_components", 129),
     ("fisher", "n_gaussians", 0), ("fisher", "pyramid", ()),
 ])
 def test_invalid_parameters_are_named(name, param, value):

@@ -34,6 +34,12 @@ def test_soft_threshold_by_hand():
     np.testing.assert_allclose(soft_threshold([[2.0, -1.0]], [[3, 0], [0, 0.5]], 0.5), [[1.5, 0]])
 
 
+def test_polarity_split_adds_the_negative_responses_by_hand():
+    # Responses (2, -1): positive side (1.5, 0), negative side max(0, (-2, 1) - 0.5) = (0, 0.5).
+    codes = soft_threshold([[2.0, -1.0]], [[3, 0], [0, 0.5]], 0.5, split=True)
+    np.testing.assert_allclose(codes, [[1.5, 0, 0, 0.5]])
+
+
 def test_hard_assignment_counts_and_presence():
     X = np.array([[0.2], [0.9], [3.0], [0.1], [5.0]], np.float32)  # words 0, 1, 2 | 0, 2
     starts = np.array([0, 3])

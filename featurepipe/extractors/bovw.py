@@ -111,17 +111,18 @@ class BagOfWords(LocalEncoding):
     quadrants. ``descriptor``: null means those patches. ``projection``: ``zca``, ``pca`` (to
     ``n_components``, ``whiten`` optional) or ``none``, fitted on the sampled descriptors.
     ``encoding``: ``triangle`` (max(0, mean distance - distance)), ``soft_threshold`` (max(0, x.c/|c| -
-    alpha)), ``hard`` (word histogram) or ``vlad`` (residual sums, k * d values per cell). ``pyramid``:
-    grid sizes, e.g. ``[2]`` (quadrants) or ``[1, 2, 4]``; ``normalize`` applies per cell. The codebook is
-    k-means on ``n_samples`` training descriptors: ``init`` random or k-means++, Lloyd's algorithm for
-    ``max_iter`` iterations, or mini-batch k-means (``max_iter`` epochs) when ``batch_size`` is set.
+    alpha); ``polarity_split`` adds max(0, -x.c/|c| - alpha), 2K codes), ``hard`` (word histogram) or
+    ``vlad`` (residual sums, k * d values per cell). ``pyramid``: grid sizes, e.g. ``[2]`` (quadrants) or
+    ``[1, 2, 4]``; ``normalize`` applies per cell. The codebook is k-means on ``n_samples`` training
+    descriptors: ``init`` random or k-means++, Lloyd's algorithm for ``max_iter`` iterations, or
+    mini-batch k-means (``max_iter`` epochs) when ``batch_size`` is set.
     """
 
     _vocabulary = "centroids_"
 
     def __init__(self, descriptor=None, projection="zca", n_components=None, whiten=False, whiten_eps=0.1,
-                 n_words=1600, encoding="triangle", alpha=0.25, pooling="sum", pyramid=(2,), normalize="none",
-                 n_samples=400_000, init="random", max_iter=50, batch_size=None, random_state=0):
+                 n_words=1600, encoding="triangle", alpha=0.25, polarity_split=False, pooling="sum", pyramid=(2,),
+                 normalize="none", n_samples=400_000, init="random", max_iter=50, batch_size=None, random_state=0):
         self.descriptor = descriptor
         self.projection = projection
         self.n_components = n_components
@@ -130,6 +131,7 @@ class BagOfWords(LocalEncoding):
         self.n_words = n_words
         self.encoding = encoding
         self.alpha = alpha
+        self.polarity_split = polarity_split
         self.pooling = pooling
         self.pyramid = pyramid
         self.normalize = normalize
@@ -148,6 +150,10 @@ class BagOfWords(LocalEncoding):
         require(self.encoding in ENCODINGS, "encoding", f"must be one of {tuple(ENCODINGS)}", self.encoding)
         require(isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool), "alpha",
                 "must be a number", self.alpha)
+        require(isinstance(self.polarity_split, bool), "polarity_split", "must be true or false",
+                self.polarity_split)
+        require(not self.polarity_split or self.encoding == "soft_threshold", "polarity_split",
+                "needs encoding: soft_threshold", self.polarity_split)
         require(self.pooling in POOLINGS, "pooling", f"must be one of {POOLINGS}", self.pooling)
         require(self.pooling == "sum" or self.encoding != "vlad", "pooling", "must be 'sum' for vlad",
                 self.pooling)
@@ -163,7 +169,7 @@ class BagOfWords(LocalEncoding):
 
     def _encoding(self):
         if self.encoding == "soft_threshold":
-            return SoftThreshold(self.centroids_, self.alpha)
+            return SoftThreshold(self.centroids_, self.alpha, self.polarity_split)
         return ENCODINGS[self.encoding](self.centroids_)
 
     def _pooling(self):
@@ -176,10 +182,11 @@ class PCASIFTBagOfWords(BagOfWords):
     8 and 16) projected on its 64 leading principal axes, pooled over a 1x1 + 2x2 pyramid."""
 
     def __init__(self, descriptor=None, projection="pca", n_components=64, whiten=False, whiten_eps=0.1,
-                 n_words=1600, encoding="triangle", alpha=0.25, pooling="sum", pyramid=(1, 2), normalize="none",
-                 n_samples=400_000, init="random", max_iter=50, batch_size=None, random_state=0):
-        super().__init__(descriptor, projection, n_components, whiten, whiten_eps, n_words, encoding, alpha, pooling,
-                         pyramid, normalize, n_samples, init, max_iter, batch_size, random_state)
+                 n_words=1600, encoding="triangle", alpha=0.25, polarity_split=False, pooling="sum", pyramid=(1, 2),
+                 normalize="none", n_samples=400_000, init="random", max_iter=50, batch_size=None, random_state=0):
+        super().__init__(descriptor, projection, n_components, whiten, whiten_eps, n_words, encoding, alpha,
+                         polarity_split, pooling, pyramid, normalize, n_samples, init, max_iter, batch_size,
+                         random_state)
 
     def _default_descriptor(self):
         return SIFT()

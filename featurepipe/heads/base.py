@@ -67,7 +67,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         if optimizer.full_batch:
             result = train_full_batch(
                 objective, params, X, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
-                verbose=self.verbose,
+                preconditioner=self._preconditioner(X, len(self.classes_), rng), verbose=self.verbose,
             )
         else:
             result = self._train_minibatch(objective, params, X, y, optimizer, rng, seed)
@@ -84,6 +84,10 @@ class BaseHead(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         return self
+
+    def _preconditioner(self, X, n_classes, rng):
+        """The change of variables for L-BFGS (see ``preconditioning.py``), or None for none."""
+        return None
 
     def _train_minibatch(self, objective, params, X, y, optimizer, rng, seed):
         """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""

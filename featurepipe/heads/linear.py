@@ -3,6 +3,7 @@ import numpy as np
 
 from .base import BaseHead
 from .network import DenseNetwork
+from .preconditioning import LOSS_CURVATURE, GramPreconditioner
 
 
 class LinearClassifier(BaseHead):
@@ -51,6 +52,11 @@ class LinearClassifier(BaseHead):
         and keep the weights of the best epoch. Ignored by L-BFGS.
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping``.
+    precondition : bool, default=True
+        With L-BFGS, optimise in variables that whiten the objective's curvature, estimated as
+        ``alpha I + (c / n) [X 1]^T [X 1]`` from at most ``max(2 * n_features, 10000)`` rows:
+        tens of iterations instead of thousands on correlated features, for one Gram matrix and
+        one Cholesky factorisation (``n_features ** 2`` floats). Same minimum either way.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
@@ -95,6 +101,7 @@ class LinearClassifier(BaseHead):
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
+        precondition=True,
         random_state=None,
         verbose=False,
     ):
@@ -113,11 +120,18 @@ class LinearClassifier(BaseHead):
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.precondition = precondition
         self.random_state = random_state
         self.verbose = verbose
 
     def _build_network(self, n_features, n_classes):
         return DenseNetwork([n_features, n_classes])
+
+    def _preconditioner(self, X, n_classes, rng):
+        if not self.precondition:
+            return None
+        return GramPreconditioner(X, n_classes, alpha=self.alpha, curvature=LOSS_CURVATURE[self.loss], rng=rng,
+                                  max_rows=max(2 * X.shape[1], 10_000))
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]

@@ -180,39 +180,52 @@ class LBFGS(Hyperparameters):
             raise ValueError(f"max_corrections must be a positive integer, got {max_corrections!r}")
         self.max_corrections = max_corrections
 
-    def minimize(self, fun, params, *, max_iter, tol, callback=None):
+    def minimize(self, fun, params, *, max_iter, tol, callback=None, preconditioner=None):
         """Minimise ``fun(params) -> (value, grads)``, updating ``params`` in place.
 
         ``tol`` bounds the largest gradient component at convergence; ``callback(value)`` is called
-        after each iteration. Returns scipy's ``OptimizeResult``.
+        after each iteration. A ``preconditioner`` (see ``preconditioning.py``) changes the
+        variables L-BFGS works on. Returns scipy's ``OptimizeResult``.
         """
-        sizes = [param.size for param in params]
-        splits = np.cumsum(sizes)[:-1]
-
-        def assign(x):
-            for param, chunk in zip(params, np.split(x, splits)):
-                param[...] = chunk.reshape(param.shape)
+        if preconditioner is None:
+            preconditioner = _Identity(params)
 
         def flat_fun(x):
-            assign(x)
+            preconditioner.params(x, params)
             value, grads = fun(params)
-            return float(value), np.concatenate([grad.ravel() for grad in grads]).astype(np.float64)
+            return float(value), preconditioner.gradient(grads).astype(np.float64)
 
         def on_iteration(intermediate_result):
             if callback is not None:
                 callback(intermediate_result.fun)
 
-        x0 = np.concatenate([param.ravel() for param in params]).astype(np.float64)
         result = minimize(
             flat_fun,
-            x0,
+            preconditioner.variables(params).astype(np.float64),
             jac=True,
             method="L-BFGS-B",
             callback=on_iteration,
             options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
         )
-        assign(result.x)
+        preconditioner.params(result.x, params)
         return result
+
+
+class _Identity:
+    """No change of variables: L-BFGS works on the parameters themselves, flattened."""
+
+    def __init__(self, params):
+        self.splits = np.cumsum([param.size for param in params])[:-1]
+
+    def variables(self, params):
+        return np.concatenate([param.ravel() for param in params])
+
+    def params(self, x, out):
+        for param, chunk in zip(out, np.split(x, self.splits)):
+            param[...] = chunk.reshape(param.shape)
+
+    def gradient(self, grads):
+        return np.concatenate([grad.ravel() for grad in grads])
 
 
 #: Optimiser names, each mapped to its class and the settings the name implies.

@@ -105,8 +105,9 @@ def train_minibatch(
     return result
 
 
-def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, verbose=False):
-    """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``."""
+def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preconditioner=None, verbose=False):
+    """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``, in the
+    variables of ``preconditioner`` when one is given."""
     result = TrainingResult(n_iter=0, converged=False)
     history = result.history
     last_accuracy = None
@@ -124,7 +125,8 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, verbo
         history["train_accuracy"].append(last_accuracy)
         _advance(bar, history)
 
-    outcome = optimizer.minimize(value_and_grads, params, max_iter=max_iter, tol=tol, callback=on_iteration)
+    outcome = optimizer.minimize(value_and_grads, params, max_iter=max_iter, tol=tol, callback=on_iteration,
+                                 preconditioner=preconditioner)
     bar.close()
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")

@@ -90,14 +90,17 @@ class Triangle:
 
 class SoftThreshold(Triangle):
     """``max(0, x . c_k / |c_k| - alpha)`` (Coates & Ng 2011): a linear filter bank on the unit-length
-    centroids with a fixed threshold."""
+    centroids with a fixed threshold. With ``split`` (their "polarity splitting") the negative side
+    ``max(0, -x . c_k / |c_k| - alpha)`` follows as K more codes, so a linear head can weigh a filter's
+    two responses apart."""
 
-    def __init__(self, centroids, alpha):
+    def __init__(self, centroids, alpha, split=False):
         centroids = np.asarray(centroids, np.float32)
         norms = np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), np.float32(1e-12))
-        self.filters = np.ascontiguousarray((centroids / norms).T)
+        filters = (centroids / norms).T
+        self.filters = np.ascontiguousarray(np.hstack([filters, -filters]) if split else filters)
         self.alpha = np.float32(alpha)
-        self.n_codes = self.n_pooled = len(centroids)
+        self.n_codes = self.n_pooled = self.filters.shape[1]
 
     def encode(self, X):
         codes = X @ self.filters
@@ -185,6 +188,6 @@ def triangle(X, centroids):
     return Triangle(centroids).encode(np.asarray(X, np.float32))
 
 
-def soft_threshold(X, centroids, alpha):
-    """Soft-threshold codes ``(N, K)`` of the rows of ``X``."""
-    return SoftThreshold(centroids, alpha).encode(np.asarray(X, np.float32))
+def soft_threshold(X, centroids, alpha, split=False):
+    """Soft-threshold codes ``(N, K)`` of the rows of ``X``; ``(N, 2K)`` with ``split``."""
+    return SoftThreshold(centroids, alpha, split).encode(np.asarray(X, np.float32))

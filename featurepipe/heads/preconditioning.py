@@ -1,0 +1,58 @@
+"""A change of variables that lets L-BFGS train a linear head in tens of iterations.
+
+On standardised features with many correlated columns (k-means codes, pooled histograms) the
+objective of a linear head is badly conditioned: plain L-BFGS needs thousands of full passes over
+the data. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the loss's
+curvature per sample (2 times the share of margin violators for the squared hinge, a fraction of
+1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
+curvature about the identity; the minimum is the same point, only the path to it is shorter.
+"""
+import numpy as np
+from scipy.linalg import cholesky, solve_triangular
+
+#: Curvature per sample assumed for each loss: the squared hinge's Hessian is 2 x x^T for samples
+#: inside the margin (about 30% of them at a good C); the softmax's at most 1/4 x x^T, far less once
+#: fitted; the plain hinge has none, so the same small value as the softmax keeps its scale.
+LOSS_CURVATURE = {"squared_hinge": 0.6, "log_loss": 0.1, "hinge": 0.1}
+
+
+class GramPreconditioner:
+    """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.
+
+    ``L`` is the Cholesky factor of ``alpha I + (c / n) [X 1]^T [X 1]`` (``alpha`` on the weights'
+    rows only: biases are not penalised). The Gram matrix is estimated from at most ``max_rows``
+    randomly chosen rows, rescaled to all ``n``: the preconditioner only has to be close.
+    """
+
+    def __init__(self, X, n_classes, *, alpha, curvature, rng, max_rows):
+        n, d = X.shape
+        rows = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else slice(None)
+        sample = X[rows]
+        m = len(sample)
+        gram = np.empty((d + 1, d + 1), np.float32)
+        gram[:d, :d] = sample.T @ sample
+        gram[d, :d] = gram[:d, d] = sample.sum(axis=0, dtype=np.float64)
+        gram[d, d] = m
+        gram *= np.float32(curvature / m)
+        diagonal = np.einsum("ii->i", gram)
+        diagonal[:d] += np.float32(alpha)
+        diagonal += np.float32(1e-6) * diagonal.mean()  # keeps the factor defined when alpha is 0
+        self.factor = cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+        self.shape = (d + 1, n_classes)
+
+    def variables(self, params):
+        """The flat ``V`` for the parameters ``[W, b]``."""
+        stacked = np.vstack([params[0], params[1][None]])
+        return (self.factor.T @ stacked).ravel()
+
+    def params(self, v, out):
+        """Write the ``[W, b]`` of ``V`` into the arrays ``out``."""
+        stacked = solve_triangular(self.factor, v.reshape(self.shape).astype(np.float32), lower=True,
+                                   trans="T", check_finite=False)
+        out[0][...] = stacked[:-1]
+        out[1][...] = stacked[-1]
+
+    def gradient(self, grads):
+        """The flat gradient with respect to ``V`` from those with respect to ``[W, b]``."""
+        stacked = np.vstack([grads[0], grads[1][None]]).astype(np.float32)
+        return solve_triangular(self.factor, stacked, lower=True, check_finite=False).ravel()
