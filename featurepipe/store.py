@@ -205,6 +205,11 @@ class FeatureStore:
         meta = self.path(key) / "features" / "zarr.json"
         return _read_json(meta)["shape"][1] if meta.exists() else None
 
+    def feature_array(self, key: str):
+        """The entry's (n, d) float32 zarr array, every item in order whatever its status: read it a block
+        of rows at a time when the whole would not fit in memory."""
+        return self._group(key)["features"]
+
     def status(self, key: str) -> np.ndarray:
         """Per item: 0 not computed, 1 ok, 2 failed."""
         return self._group(key)["status"][:]
@@ -223,7 +228,9 @@ class FeatureStore:
         items = self.items(key)
         status = group["status"][:]
         ok = status == OK
-        X = group["features"][:][ok] if "features" in group else np.zeros((0, 0), np.float32)
+        X = group["features"][:] if "features" in group else np.zeros((0, 0), np.float32)
+        if not ok.all():
+            X = X[ok]  # a copy: skipped when every item succeeded, as wide features are large
         as_array = lambda seq: None if seq is None else np.asarray(seq)[ok]  # noqa: E731
         fs = FeatureSet(X, np.asarray(items["ids"])[ok], as_array(items["labels"]), as_array(items["splits"]),
                         group.attrs.get("classes", []))

@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -32,7 +33,7 @@ from featurepipe import api
 from featurepipe.config import load_config
 from featurepipe.datasets import read_image
 from featurepipe.heads import LinearClassifier
-from featurepipe.store import FeatureStore
+from featurepipe.store import OK, FeatureStore
 
 BLOCK_ROWS = 4096  # rows per pass when standardising: the features are never copied whole
 
@@ -74,11 +75,30 @@ def _flipped_chunk(pipeline, paths):
     return pipeline.extractor.transform(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))
 
 
-def flipped_features(pipeline, paths, jobs: int, chunk: int = 1024) -> np.ndarray:
-    """Features of the horizontal mirror of every image, in order, over ``jobs`` worker processes."""
-    parts = Parallel(n_jobs=jobs)(delayed(_flipped_chunk)(pipeline, paths[i:i + chunk])
-                                  for i in range(0, len(paths), chunk))
-    return np.concatenate(parts)
+def save_flipped_features(pipeline, paths, path: Path, jobs: int, chunk: int = 1024) -> None:
+    """Features of the horizontal mirror of every image, in order, written to the .npy ``path`` as the
+    worker processes return them (through a temporary file, so an interrupted run leaves none)."""
+    parts = Parallel(n_jobs=jobs, return_as="generator")(delayed(_flipped_chunk)(pipeline, paths[i:i + chunk])
+                                                         for i in range(0, len(paths), chunk))
+    partial = path.with_suffix(".partial.npy")
+    out = None
+    for start, part in zip(range(0, len(paths), chunk), parts):
+        if out is None:
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(len(paths), part.shape[1]))
+        out[start:start + len(part)] = part
+    out.flush()
+    del out
+    partial.rename(path)
+
+
+def scatter(source, destination: np.ndarray, out: np.ndarray) -> None:
+    """``out[destination[i]] = source[i]`` for every row ``i`` of ``source`` whose destination is not -1,
+    reading ``source`` (a zarr or memory-mapped array) a block of rows at a time."""
+    for start in range(0, source.shape[0], BLOCK_ROWS):
+        where = destination[start:start + BLOCK_ROWS]
+        keep = where >= 0
+        if keep.any():
+            out[where[keep]] = source[start:start + BLOCK_ROWS][keep]
 
 
 def l2svm(X, y, C: float, max_iter: int):
@@ -108,31 +128,45 @@ def main() -> None:
     dataset = api.config_dataset(cfg)
     store = FeatureStore(cfg.run.cache_dir)
     key = args.key or api.extract_features(cfg, dataset).key
-    features = store.read(key)
-    classes = np.unique(features.labels)
-    train, test = features.subset("train"), features.subset("test")
-    del features
-    order, n_fit = validation_last(train.labels, args.val_per_class)
-    X, y = train.X[order], np.searchsorted(classes, train.labels[order])
-    X_test, y_test = test.X, np.searchsorted(classes, test.labels)
-    report = {"config": args.config, "overrides": args.set, "key": key, "dim": X.shape[1], "flip": args.flip}
-    parts = [X]
+    items, ok = store.items(key), store.status(key) == OK
+    labels_all, splits = np.asarray(items["labels"]), np.asarray(items["splits"])
+    train_rows = np.flatnonzero(ok & (splits == "train"))
+    test_rows = np.flatnonzero(ok & (splits == "test"))
+    classes = np.unique(labels_all[ok])
+    order, n_fit = validation_last(labels_all[train_rows], args.val_per_class)
+    y = np.searchsorted(classes, labels_all[train_rows][order])
+    y_test = np.searchsorted(classes, labels_all[test_rows])
+    features = store.feature_array(key)
+    report = {"config": args.config, "overrides": args.set, "key": key, "dim": features.shape[1], "flip": args.flip}
+    sources = [features]
     if args.flip:
-        cached = store.path(key) / "flipped_train.npy"
+        cached = store.path(key) / "flipped_train.npy"  # row i: the mirror of train_rows[i]
         if not cached.exists():
             start = time.perf_counter()
             pipeline = api.fitted_pipeline(cfg, dataset, store)
-            np.save(cached, flipped_features(pipeline, [str(dataset.root / i) for i in train.ids], args.jobs))
+            paths = [str(dataset.root / i) for i in np.asarray(items["ids"])[train_rows]]
+            save_flipped_features(pipeline, paths, cached, args.jobs)
             report["flip_encode_seconds"] = round(time.perf_counter() - start, 1)
-        parts.append(np.load(cached, mmap_mode="r")[order])
-    del train, test
+        sources.append(np.load(cached, mmap_mode="r"))
 
-    # One array: the fit rows of every part (images, mirrors), then their validation rows; the fit
-    # rows are a prefix, and the originals' validation rows follow them.
-    X = np.concatenate([p[:n_fit] for p in parts] + [p[n_fit:] for p in parts])
-    labels = np.concatenate([y[:n_fit]] * len(parts) + [y[n_fit:]] * len(parts))
-    n_rows, n_val = n_fit * len(parts), len(y) - n_fit
-    del parts
+    # One array: the fit rows of every source (images, mirrors), then their validation rows, so the fit
+    # rows are a prefix and the originals' validation rows follow it. Filled a block at a time: wide
+    # features (32,000-d) with mirrors take 13 GB, and nothing is held twice.
+    n_sources, n_val = len(sources), len(y) - n_fit
+    n_rows = n_fit * n_sources
+    X = np.empty((len(y) * n_sources, features.shape[1]), np.float32)
+    for s, source in enumerate(sources):
+        destination = np.full(source.shape[0], -1)
+        rows = train_rows[order] if s == 0 else order  # the originals are indexed by entry row
+        destination[rows[:n_fit]] = s * n_fit + np.arange(n_fit)
+        destination[rows[n_fit:]] = n_rows + s * n_val + np.arange(n_val)
+        scatter(source, destination, X)
+    X_test = np.empty((len(test_rows), features.shape[1]), np.float32)
+    destination = np.full(features.shape[0], -1)
+    destination[test_rows] = np.arange(len(test_rows))
+    scatter(features, destination, X_test)
+    del sources, features
+    labels = np.concatenate([y[:n_fit]] * n_sources + [y[n_fit:]] * n_sources)
     fitting, validating = X[:n_rows], X[n_rows:n_rows + n_val]
 
     # C on the validation split: train on the fit rows, score the held-out originals.

@@ -78,11 +78,11 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = result.history["loss"]
         self.validation_scores_ = result.history["val_accuracy"] or None
         if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__} stopped at max_iter={self.max_iter} before converging; "
-                "raise max_iter or the learning rate",
-                ConvergenceWarning,
-            )
+            if result.n_iter < self.max_iter and result.message:  # L-BFGS's line search gave up
+                reason = f"L-BFGS stopped after {result.n_iter} iterations: {result.message}"
+            else:
+                reason = f"stopped at max_iter={self.max_iter} before converging; raise max_iter or the learning rate"
+            warnings.warn(f"{type(self).__name__} {reason}", ConvergenceWarning)
         return self
 
     def _preconditioner(self, X, n_classes, rng):

@@ -54,7 +54,7 @@ class LinearClassifier(BaseHead):
         Share of the training data held out when ``early_stopping``.
     precondition : bool, default=True
         With L-BFGS, optimise in variables that whiten the objective's curvature, estimated as
-        ``alpha I + (c / n) [X 1]^T [X 1]`` from at most ``max(2 * n_features, 10000)`` rows:
+        ``alpha I + (c / n) [X 1]^T [X 1]`` from at most ``max(n_features, 10000)`` rows:
         tens of iterations instead of thousands on correlated features, for one Gram matrix and
         one Cholesky factorisation (``n_features ** 2`` floats). Same minimum either way.
     random_state : int, RandomState instance or None, default=None
@@ -131,7 +131,7 @@ class LinearClassifier(BaseHead):
         if not self.precondition:
             return None
         return GramPreconditioner(X, n_classes, alpha=self.alpha, curvature=LOSS_CURVATURE[self.loss], rng=rng,
-                                  max_rows=max(2 * X.shape[1], 10_000))
+                                  max_rows=max(X.shape[1], 10_000))
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]

@@ -9,6 +9,9 @@ curvature about the identity; the minimum is the same point, only the path to it
 """
 import numpy as np
 from scipy.linalg import cholesky, solve_triangular
+from scipy.linalg.blas import ssyrk
+
+_GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
 
 #: Curvature per sample assumed for each loss: the squared hinge's Hessian is 2 x x^T for samples
 #: inside the margin (about 30% of them at a good C); the softmax's at most 1/4 x x^T, far less once
@@ -26,14 +29,15 @@ class GramPreconditioner:
 
     def __init__(self, X, n_classes, *, alpha, curvature, rng, max_rows):
         n, d = X.shape
-        rows = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else slice(None)
-        sample = X[rows]
-        m = len(sample)
-        gram = np.empty((d + 1, d + 1), np.float32)
-        gram[:d, :d] = sample.T @ sample
-        gram[d, :d] = gram[:d, d] = sample.sum(axis=0, dtype=np.float64)
-        gram[d, d] = m
-        gram *= np.float32(curvature / m)
+        rows = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
+        # Only the lower triangle, in Fortran order, so that SYRK accumulates and Cholesky factorises in place.
+        gram = np.zeros((d + 1, d + 1), np.float32, order="F")
+        block = np.ones((_GRAM_ROWS, d + 1), np.float32)  # [x 1] rows
+        for start in range(0, len(rows), _GRAM_ROWS):
+            taken = rows[start:start + _GRAM_ROWS]
+            block[:len(taken), :d] = X[taken]
+            ssyrk(1.0, block[:len(taken)].T, beta=1.0, c=gram, lower=1, overwrite_c=1)
+        gram *= np.float32(curvature / len(rows))
         diagonal = np.einsum("ii->i", gram)
         diagonal[:d] += np.float32(alpha)
         diagonal += np.float32(1e-6) * diagonal.mean()  # keeps the factor defined when alpha is 0

@@ -22,6 +22,7 @@ class TrainingResult:
 
     n_iter: int
     converged: bool
+    message: str = ""  # why a full-batch optimiser stopped, when it did not converge
     history: dict = field(
         default_factory=lambda: {"loss": [], "train_accuracy": [], "val_accuracy": []}
     )
@@ -132,6 +133,7 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preco
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
     result.converged = bool(outcome.success)
+    result.message = "" if outcome.success else str(outcome.message)
     return result
 
 
