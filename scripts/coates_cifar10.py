@@ -13,10 +13,11 @@ rows being trained on (mirrors included).
 The head is featurepipe's linear SVM, LinearClassifier(loss="squared_hinge", optimizer="lbfgs",
 alpha=1/C): Coates's one-vs-rest L2-SVM, sum_k 0.5 |w_k|^2 + C mean_i max(0, 1 - t_ik x_i.w_k)^2, divided
 by C, with an unpenalised bias. Its L-BFGS is preconditioned (see featurepipe/heads/preconditioning.py), so
-it converges in tens of iterations where Coates's minFunc call runs to its limit of 1,000.
+it converges in tens of iterations where plain L-BFGS takes hundreds (scripts/bench_preconditioning.py).
 
 ``--flip`` adds the horizontal mirror of every training image (features computed with the fitted
-pipeline, cached as .npy beside the entry). Prints one JSON object.
+pipeline, cached as .npy beside the entry). ``--validation-only`` extends a C grid without a second look
+at the test split. Prints one JSON line per C, then one JSON object.
 """
 from __future__ import annotations
 
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--val-per-class", type=int, default=500, help="validation images per class")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--key", help="read this cache entry instead of the config's (nothing is extracted)")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="stop after the C grid: extend a grid without scoring the test split again")
     args = parser.parse_args()
 
     cfg = load_config(args.config, [*args.set, f"dataset.path={args.data}", f"run.cache_dir={args.cache_dir}",
@@ -179,6 +182,9 @@ def main() -> None:
                                      "val": round(model.score(validating, y[n_fit:]), 4),
                                      "seconds": round(seconds, 1), "iterations": model.n_iter_})
         print(json.dumps(report["validation"][-1]), flush=True)
+    if args.validation_only:
+        print(json.dumps(report))
+        return
     standardise(X, mean, scale, undo=True)
 
     # The best C on all training rows, scored once on the test split.
