@@ -119,3 +119,13 @@ def test_option_values_are_taken_literally(config, image_folder, tmp_path, capsy
     image_folder.rename(odd)
     assert main(["extract", "--config", str(config), "--data", str(odd)]) == EXIT_OK
     assert "36 ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))
+def test_every_shipped_config_builds_its_pipeline(name):
+    from featurepipe.api import build_config_pipeline
+    from featurepipe.config import load_config
+
+    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
+    if cfg.pipeline is not None:  # the bench config lists its pipelines under bench
+        build_config_pipeline(cfg).extractor.check_params()
