@@ -55,8 +55,9 @@ class LinearClassifier(BaseHead):
     precondition : bool, default=True
         With L-BFGS, optimise in variables that whiten the objective's curvature, estimated as
         ``alpha I + (c / n) [X 1]^T [X 1]`` from at most ``max(n_features, 10000)`` rows:
-        tens of iterations instead of thousands on correlated features, for one Gram matrix and
-        one Cholesky factorisation (``n_features ** 2`` floats). Same minimum either way.
+        tens of iterations instead of hundreds on correlated features, for one Gram matrix and
+        one Cholesky factorisation (``n_features ** 2`` floats). Same minimum either way. Only
+        L-BFGS uses it.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
@@ -128,6 +129,8 @@ class LinearClassifier(BaseHead):
         return DenseNetwork([n_features, n_classes])
 
     def _preconditioner(self, X, n_classes, rng):
+        if not isinstance(self.precondition, (bool, np.bool_)):
+            raise ValueError(f"precondition must be True or False, got {self.precondition!r}")
         if not self.precondition:
             return None
         return GramPreconditioner(X, n_classes, alpha=self.alpha, curvature=LOSS_CURVATURE[self.loss], rng=rng,

@@ -1,8 +1,8 @@
 """A change of variables that lets L-BFGS train a linear head in tens of iterations.
 
 On standardised features with many correlated columns (k-means codes, pooled histograms) the
-objective of a linear head is badly conditioned: plain L-BFGS needs thousands of full passes over
-the data. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the loss's
+objective of a linear head is badly conditioned: plain L-BFGS needs hundreds of full passes over
+the data or more. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the loss's
 curvature per sample (2 times the share of margin violators for the squared hinge, a fraction of
 1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
 curvature about the identity; the minimum is the same point, only the path to it is shorter.
