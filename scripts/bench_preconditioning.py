@@ -13,9 +13,9 @@ import json
 import time
 import warnings
 
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from coates_cifar10 import standardise, statistics
 from featurepipe.heads import LinearClassifier
 from featurepipe.store import FeatureStore
 
@@ -31,7 +31,7 @@ def main() -> None:
 
     train = FeatureStore(args.cache_dir).read(args.key, split="train")
     X, y = train.X[:args.rows], train.labels[:args.rows]
-    X = (X - X.mean(axis=0)) / np.sqrt(X.var(axis=0) + 0.01)
+    standardise(X, *statistics(X))  # as Coates does: (x - mean) / sqrt(var + 0.01)
     for precondition in (True, False):
         begin = time.perf_counter()
         with warnings.catch_warnings():

@@ -53,9 +53,12 @@ def row_blocks(X):
 
 
 def statistics(X):
-    """Per-feature mean and 1 / sqrt(var + 0.01) over the rows of ``X`` (float64 sums)."""
-    sums = sum(block.sum(axis=0, dtype=np.float64) for block in row_blocks(X))
-    squares = sum(np.einsum("ij,ij->j", block, block, dtype=np.float64) for block in row_blocks(X))
+    """Per-feature mean and 1 / sqrt(var + 0.01) over the rows of ``X`` (float64 sums, one pass)."""
+    sums = np.zeros(X.shape[1])
+    squares = np.zeros(X.shape[1])
+    for block in row_blocks(X):
+        sums += block.sum(axis=0, dtype=np.float64)
+        squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
     mean = sums / len(X)
     return mean.astype(np.float32), (1 / np.sqrt(squares / len(X) - mean**2 + 0.01)).astype(np.float32)
 
@@ -152,23 +155,23 @@ def main() -> None:
             report["flip_encode_seconds"] = round(time.perf_counter() - start, 1)
         sources.append(np.load(cached, mmap_mode="r"))
 
-    # One array: the fit rows of every source (images, mirrors), then their validation rows, so the fit
-    # rows are a prefix and the originals' validation rows follow it. Filled a block at a time: wide
-    # features (32,000-d) with mirrors take 13 GB, and nothing is held twice.
+    # One array: the fit rows of every source (images, mirrors), then their validation rows, then the
+    # test rows, so the fit rows are a prefix, the originals' validation rows follow it and each source
+    # is read once. Filled a block at a time: wide features (32,000-d) with mirrors take 13 GB, and
+    # nothing is held twice.
     n_sources, n_val = len(sources), len(y) - n_fit
-    n_rows = n_fit * n_sources
-    X = np.empty((len(y) * n_sources, features.shape[1]), np.float32)
+    n_rows, n_train = n_fit * n_sources, len(y) * n_sources
+    both = np.empty((n_train + len(test_rows), features.shape[1]), np.float32)
     for s, source in enumerate(sources):
         destination = np.full(source.shape[0], -1)
         rows = train_rows[order] if s == 0 else order  # the originals are indexed by entry row
         destination[rows[:n_fit]] = s * n_fit + np.arange(n_fit)
         destination[rows[n_fit:]] = n_rows + s * n_val + np.arange(n_val)
-        scatter(source, destination, X)
-    X_test = np.empty((len(test_rows), features.shape[1]), np.float32)
-    destination = np.full(features.shape[0], -1)
-    destination[test_rows] = np.arange(len(test_rows))
-    scatter(features, destination, X_test)
+        if s == 0:
+            destination[test_rows] = n_train + np.arange(len(test_rows))
+        scatter(source, destination, both)
     del sources, features
+    X, X_test = both[:n_train], both[n_train:]
     labels = np.concatenate([y[:n_fit]] * n_sources + [y[n_fit:]] * n_sources)
     fitting, validating = X[:n_rows], X[n_rows:n_rows + n_val]
 

@@ -2,8 +2,8 @@
 
 On standardised features with many correlated columns (k-means codes, pooled histograms) the
 objective of a linear head is badly conditioned: plain L-BFGS needs hundreds of full passes over
-the data or more. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the loss's
-curvature per sample (2 times the share of margin violators for the squared hinge, a fraction of
+the data or more. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the
+loss's curvature per sample (2 times the share of margin violators for the squared hinge, a fraction of
 1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
 curvature about the identity; the minimum is the same point, only the path to it is shorter.
 """
@@ -46,8 +46,7 @@ class GramPreconditioner:
 
     def variables(self, params):
         """The flat ``V`` for the parameters ``[W, b]``."""
-        stacked = np.vstack([params[0], params[1][None]])
-        return (self.factor.T @ stacked).ravel()
+        return (self.factor.T @ _stacked(params)).ravel()
 
     def params(self, v, out):
         """Write the ``[W, b]`` of ``V`` into the arrays ``out``."""
@@ -58,5 +57,10 @@ class GramPreconditioner:
 
     def gradient(self, grads):
         """The flat gradient with respect to ``V`` from those with respect to ``[W, b]``."""
-        stacked = np.vstack([grads[0], grads[1][None]]).astype(np.float32)
-        return solve_triangular(self.factor, stacked, lower=True, check_finite=False).ravel()
+        return solve_triangular(self.factor, _stacked(grads), lower=True, check_finite=False).ravel()
+
+
+def _stacked(pair):
+    """``[W; b]``: a weight matrix with its bias vector as one more row, float32."""
+    weights, bias = pair
+    return np.vstack([weights, bias[None]]).astype(np.float32, copy=False)
