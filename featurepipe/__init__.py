@@ -3,9 +3,11 @@ from ._version import __version__
 
 # Heavy parts (scikit-learn, OpenCV) load on first use, so `featurepipe` on the command line starts fast.
 _LAZY = {
-    "list_extractors": "featurepipe.extractors",
-    "create_extractor": "featurepipe.extractors",
-    "register": "featurepipe.extractors",
+    "list": "featurepipe.catalog",
+    "create": "featurepipe.catalog",
+    "list_extractors": "featurepipe.catalog",
+    "create_extractor": "featurepipe.catalog",
+    "register": "featurepipe.core",
     "Extractor": "featurepipe.extractors",
     "build_pipeline": "featurepipe.pipeline",
     "FeaturePipeline": "featurepipe.pipeline",

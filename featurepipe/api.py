@@ -1,4 +1,4 @@
-"""What each CLI command does, callable from Python: config in, results out."""
+"""What ``featurepipe extract`` does, callable from Python: config in, features in the store out."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,16 +6,16 @@ from pathlib import Path
 from .config import Config, ConfigError
 from .datasets.sources import Dataset, open_dataset
 from .errors import ExtractError
-from .fingerprint import code_version, digest
+from .fingerprint import code_version
 from .store import ExtractResult, FeatureStore
 
 
 def config_dataset(cfg: Config) -> Dataset:
-    """The config's data set, materialising the built-in one into the cache folder on first use."""
+    """The config's data set, materialising the built-in one into the cache on first use."""
     if cfg.dataset.builtin:
-        from .datasets.builtin import materialize_demo
+        from .datasets.builtin import write_demo
 
-        path = materialize_demo(Path(cfg.run.cache_dir).expanduser() / "datasets" / cfg.dataset.builtin)
+        path = FeatureStore(cfg.run.cache_dir).dataset(cfg.dataset.builtin, write_demo)
     else:
         path = Path(cfg.dataset.path).expanduser()
     try:
@@ -31,10 +31,10 @@ def _require_pipeline(cfg: Config):
 
 
 def recipe(cfg: Config, dataset: Dataset) -> str:
-    """Everything that decides an entry's key without building the pipeline: the pipeline as written,
-    the data set's identity, the code version and the decoding limit."""
-    return digest({"pipeline": _require_pipeline(cfg).model_dump(), "dataset": dataset.identity(), "code": code_version(),
-                   "max_pixels": cfg.run.max_pixels})[:32]
+    """The alias key of a run: everything that decides its feature entry without building the pipeline
+    (the pipeline as written, the data set's identity, the code version and the decoding limit)."""
+    return FeatureStore.key("aliases", pipeline=_require_pipeline(cfg).model_dump(), dataset=dataset.identity(),
+                            code=code_version(), max_pixels=cfg.run.max_pixels)
 
 
 def build_config_pipeline(cfg: Config):
@@ -47,41 +47,51 @@ def build_config_pipeline(cfg: Config):
 
 
 def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
-    """The config's pipeline, fitted on the training split when it is data-driven.
+    """(pipeline, fit key or None, fit timings): the config's pipeline, fitted on the training split when
+    it is data-driven.
 
-    A fit is stored under ``<cache>/pipelines/`` keyed by the pipeline as written, the training items'
-    identity and the code version, and reused from there: extraction never refits silently, and a
+    A fit is stored in the store's ``pipelines`` namespace, keyed by the pipeline as written, the training
+    items' identity and the code version, and reused from there: extraction never refits silently, and a
     changed setting or training set gets a new fit.
     """
-    from .pipeline import load_state, save_state
+    from .core import restore_state, stage_state
     from .runner import fit_pipeline
 
     pipeline = build_config_pipeline(cfg)
     if not pipeline.requires_fit:
-        return pipeline
+        return pipeline, None, {}
     train = dataset.subset("train") if dataset.splits is not None else dataset
-    fit_key = digest({"pipeline": cfg.pipeline.model_dump(), "train": train.identity(), "code": code_version(),
-                      "max_pixels": cfg.run.max_pixels})[:32]
-    path = store.root / "pipelines" / fit_key
-    if (path / "state.json").exists():
-        return load_state(pipeline, path)
-    fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error, max_pixels=cfg.run.max_pixels,
-                 chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress)
-    save_state(pipeline, path)
-    return pipeline
+    fit_key = FeatureStore.key("pipelines", pipeline=cfg.pipeline.model_dump(), train=train.identity(),
+                               code=code_version(), max_pixels=cfg.run.max_pixels)
+    saved = store.load_fitted(fit_key)
+    if saved is not None:
+        arrays, values, record = saved
+        restore_state(pipeline, arrays, values, record["fingerprint"], f"fitted pipeline {fit_key}")
+        return pipeline, fit_key, record["timings"]
+    timings = fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error,
+                           max_pixels=cfg.run.max_pixels, chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress)
+    arrays, values = stage_state(pipeline)
+    store.save_fitted(fit_key, arrays, values, {"fingerprint": pipeline.fingerprint(), "timings": timings,
+                                                "what": f"{pipeline.extractor.name} fitted on {len(train)} images"})
+    return pipeline, fit_key, timings
 
 
-def extract_features(cfg: Config, dataset: Dataset | None = None):
+def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) -> ExtractResult:
     """Extract (or resume, or reuse) the config's features; returns a ``store.ExtractResult``.
 
-    A warm run whose recipe is already complete in the cache answers from the store's alias without
-    importing the extractors.
+    With ``augment`` (a preprocessing step spec such as ``"hflip"``), the features of the training images
+    transformed by that step, through the same fitted pipeline: an entry of its own, whose rows follow
+    the training items. A warm run whose recipe is already complete in the cache, with every chunk
+    passing its checks, answers from the store's alias without importing the extractors.
     """
     dataset = dataset or config_dataset(cfg)
     store = FeatureStore(cfg.run.cache_dir)
-    run_recipe = recipe(cfg, dataset)
+    items = dataset if augment is None else dataset.subset("train")
+    run_recipe = recipe(cfg, items) if augment is None else FeatureStore.key(
+        "aliases", pipeline=_require_pipeline(cfg).model_dump(), augment=augment, dataset=items.identity(),
+        code=code_version(), max_pixels=cfg.run.max_pixels)
     key = store.resolve(run_recipe)
-    if key is not None:
+    if key is not None and not store.damaged_chunks(key):
         s = store.summary(key)
         if s["failed"] and cfg.run.on_error == "fail":
             path, reason = store.ledger(key)[0]
@@ -90,9 +100,23 @@ def extract_features(cfg: Config, dataset: Dataset | None = None):
     from .runner import extract, warm_up_workers
 
     warm_up_workers(cfg.run.jobs, cfg.run.backend)
-    pipeline = fitted_pipeline(cfg, dataset, store)
-    result = extract(dataset, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
+    pipeline, fit_key, timings = fitted_pipeline(cfg, dataset, store)
+    if augment is not None:
+        pipeline = augmented(pipeline, augment)
+    result = extract(items, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,
-                     max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)
+                     max_pixels=cfg.run.max_pixels, progress=cfg.run.progress,
+                     parents=[fit_key] if fit_key else [], fit=timings)
     store.alias(run_recipe, result.key)
     return result
+
+
+def augmented(pipeline, spec, where: str = "train.augment"):
+    """``pipeline`` with the preprocessing step ``spec`` (a name or ``{name: params}``) in front."""
+    from .pipeline import FeaturePipeline, SpecError, build_stage
+
+    try:
+        step = build_stage({spec: {}} if isinstance(spec, str) else spec, where, "preprocess")
+    except SpecError as e:
+        raise ConfigError(str(e)) from None
+    return FeaturePipeline(pipeline.extractor, (step, *pipeline.preprocess))

@@ -41,16 +41,24 @@ def cmd_extract(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .extractors import extractor_defaults, get_extractor_class, list_extractors
+    import inspect
 
-    names = list_extractors(args.pattern)
-    kinds = sorted({get_extractor_class(n).kind for n in names}, key=lambda k: (k != "preprocess", k))
-    for kind in kinds:
-        print(f"{kind} steps:" if kind == "preprocess" else f"{kind}s:")
-        for name in (n for n in names if get_extractor_class(n).kind == kind):
-            params = ", ".join(f"{k}={v!r}" for k, v in extractor_defaults(name).items())
-            doc = (get_extractor_class(name).__doc__ or "").strip().splitlines()[0]
-            print(f"  {name}({params})\n      {doc}")
+    from . import catalog
+
+    chosen = catalog.kinds() if args.kind == "all" else [args.kind] if args.kind else list(catalog.FEATURE_KINDS)
+    for kind in chosen:
+        names = catalog.list(kind, args.pattern)
+        if not names:
+            continue
+        print("preprocessing steps:" if kind == "preprocess" else f"{kind}s:")
+        for name in names:
+            params = ", ".join(f"{k}" if v is inspect.Parameter.empty else f"{k}={v!r}"
+                               for k, v in catalog.defaults(kind, name).items())
+            doc = (catalog.get(kind, name).__doc__ or "").strip().splitlines()
+            print(f"  {name}({params})" + (f"\n      {doc[0]}" if doc else ""))
+    if not args.kind:
+        rest = [k for k in catalog.kinds() if k not in catalog.FEATURE_KINDS]
+        print(f"(also: featurepipe list --kind {'|'.join(rest)}|all)")
     return EXIT_OK
 
 
@@ -62,23 +70,39 @@ def cmd_cache(args) -> int:
         entries = store.entries()
         for e in entries:
             state = "complete" if e["complete"] else "partial"
-            print(f"{e['key']}  {e['n']:>7} x {e['d'] or '?':<6} {state:8} {e['mib']:8.1f} MiB  "
-                  f"{e['pipeline']}  {e['dataset']}")
+            print(f"{e['namespace']:<9} {e['key']:<32}  {state:8} {e['mib']:9.1f} MiB  {e['what']}")
         if not entries:
             print(f"no entries in {store.root}")
         return EXIT_OK
-    keys = args.keys or ([e["key"] for e in store.entries()] if args.action == "verify" else [])
-    if not keys:
-        print("cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
+    if args.action == "gc":
+        removed = store.gc()
+        for e in removed:
+            print(f"{e['namespace']} {e['key']}: removed ({e.get('what') or 'orphan'})")
+        print(f"{len(removed)} orphan(s) removed from {store.root}")
+        return EXIT_OK
+    if args.action == "verify":
+        keys = args.keys or [e["key"] for e in store.entries(("features",))]
+        if not keys:
+            print(f"no feature entries in {store.root}")
+            return EXIT_OK
+    elif not args.keys:
+        print("featurepipe: cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
         return EXIT_USAGE
+    else:
+        keys = args.keys
     status = EXIT_OK
     for key in keys:
-        if not store.path(key).exists():
-            print(f"{key}: no such entry in {store.root}", file=sys.stderr)
+        store.check_key(key)  # a malformed key is refused before anything is touched
+        if args.action == "rm":
+            if store.find(key) is None:
+                print(f"{key}: no such entry in {store.root}", file=sys.stderr)
+                status = EXIT_FAILED
+                continue
+            for e in store.remove(key):
+                print(f"{e['namespace']} {e['key']}: removed")
+        elif not store.exists(key):
+            print(f"{key}: no feature entry in {store.root}", file=sys.stderr)
             status = EXIT_FAILED
-        elif args.action == "rm":
-            store.remove(key)
-            print(f"{key}: removed")
         else:
             problems = store.verify(key)
             print(f"{key}: " + ("ok" if not problems else "; ".join(problems)))
@@ -114,7 +138,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench, table_markdown
+    from .bench import run_bench
+    from .report import table_markdown
 
     rows = run_bench(_config(args), quick=args.quick, output=args.output)
     print(table_markdown(rows))
@@ -164,12 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", help="folder of images (searched recursively)")
     p.add_argument("--out", help="CSV to write (default: MODEL/predictions.csv)")
     p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("list", help="list registered extractors and preprocessing steps")
+    p = sub.add_parser("list", help="list what configs can name: extractors, preprocessing steps, heads...")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
+    p.add_argument("--kind", help="one kind (extractor, head, optimizer...) or 'all' (default: the feature side)")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("cache", help="inspect the feature cache")
-    p.add_argument("action", choices=["ls", "verify", "rm"])
-    p.add_argument("keys", nargs="*", help="entry keys (verify: all when none given)")
+    p = sub.add_parser("cache", help="inspect, check and clean the cache")
+    p.add_argument("action", choices=["ls", "verify", "rm", "gc"],
+                   help="ls: every entry of every namespace; verify: check feature entries; rm: remove entries and "
+                        "what depends on them; gc: remove orphans and dead writers' temporary files")
+    p.add_argument("keys", nargs="*", help="entry keys (verify: all feature entries when none given)")
     p.add_argument("--cache-dir", dest="cache_dir", default=None, help="feature cache folder")
     p.set_defaults(func=cmd_cache)
     return parser

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,9 +56,25 @@ class RunConfig(_Section):
 
 
 class TrainConfig(_Section):
-    validation_fraction: float = Field(0.1, gt=0, lt=1)
-    standardize: bool = True
+    """How heads are fitted and chosen: every setting is chosen on the training split only."""
+
+    selection: Literal["auto", "holdout", "kfold"] = "auto"  # auto: k-fold when a class has few training images
+    validation_fraction: float = Field(0.1, gt=0, lt=1)      # holdout: share of the training split
+    folds: int = Field(5, ge=2)                              # kfold: number of folds
+    refit: bool = True                                       # refit the chosen setting on the whole training split
+    normalize: Any = "standardize"                           # normaliser chain, or [[chain], [chain]] to search
+    augment: list = Field(default_factory=list)              # preprocessing steps whose outputs add training rows
     seed: int = 0
+
+
+class HeadConfig(_Section):
+    """One head: a registered model, its parameters (a list searches them) and, optionally, its own
+    normalisation (else ``train.normalize``)."""
+
+    name: str | None = None
+    model: str
+    params: dict = Field(default_factory=dict)
+    normalize: Any = None
 
 
 class BenchConfig(_Section):
@@ -72,7 +88,7 @@ class Config(_Section):
     pipeline: PipelineConfig | None = None
     bench: BenchConfig | None = None
     run: RunConfig = Field(default_factory=RunConfig)
-    heads: list[dict] = Field(default_factory=list)
+    heads: list[HeadConfig] = Field(default_factory=list)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str = "runs"
 

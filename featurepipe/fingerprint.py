@@ -9,8 +9,8 @@ from pathlib import Path
 from ._version import __version__
 
 # Source files whose change may change feature values (or, HEAD_CODE, trained heads).
-HEAD_CODE = ("heads", "train.py")
-_FEATURE_CODE = ("extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
+HEAD_CODE = ("heads", "fitting.py")
+_FEATURE_CODE = ("core", "extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
 
 
 def digest(obj) -> str:

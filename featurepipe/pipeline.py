@@ -1,9 +1,13 @@
 """A feature pipeline: preprocessing steps then one extractor, built from a config spec or in Python."""
 from __future__ import annotations
 
-from .extractors import Extractor, create_extractor, get_extractor_class
-from .extractors.base import ParamError, Stage
+from . import extractors, local, preprocess  # noqa: F401  (they fill the registry with the stages specs name)
+from .core import REGISTRY, Instance, ParamError, Sequence, Stage, iter_stages
+from .extractors import Extractor
 from .preprocess import Preprocessor
+
+#: The kinds a pipeline spec can name: preprocessing steps, extractors, and the descriptors nested in them.
+STAGE_KINDS = ("preprocess", "extractor", "descriptor")
 
 
 class SpecError(ValueError):
@@ -14,6 +18,11 @@ class FeaturePipeline(Extractor):
     """``preprocess`` steps (image -> image) in order, then ``extractor`` (images -> float32 rows)."""
 
     name = "pipeline"
+    _constraints = {
+        "extractor": Instance(Extractor, "must be an extractor"),
+        "preprocess": Sequence(Instance(Preprocessor, "be a preprocessing step"), min_length=0,
+                               message="must be a list of preprocessing steps"),
+    }
 
     def __init__(self, extractor=None, preprocess=()):
         self.extractor = extractor
@@ -28,15 +37,6 @@ class FeaturePipeline(Extractor):
     def requires_fit(self):
         return getattr(self.extractor, "requires_fit", False)
 
-    def check_params(self):
-        if not isinstance(self.extractor, Extractor):
-            raise ParamError(f"extractor: must be an extractor, got {self.extractor!r}")
-        for step in self.preprocess:
-            if not isinstance(step, Preprocessor):
-                raise ParamError(f"preprocess: {step!r} is not a preprocessing step")
-            step.check_params()
-        self.extractor.check_params()
-
     def prepare(self, images):
         """Apply the preprocessing steps: images -> images (a stacked batch when sizes agree)."""
         for step in self.preprocess:
@@ -44,12 +44,12 @@ class FeaturePipeline(Extractor):
         return images
 
     def fit(self, images, y=None):
-        self.check_params()
+        self.validate_params()
         self.extractor.fit(self.prepare(images), y)
         return self
 
     def transform(self, images):
-        self.check_params()
+        self._ensure_valid()
         return self.extractor.transform(self.prepare(images))
 
     def describe(self):
@@ -57,26 +57,29 @@ class FeaturePipeline(Extractor):
                 "extractor": self.extractor.describe()}
 
 
+def _stage_kind(name) -> str | None:
+    """The stage kind ``name`` is registered under, or None."""
+    return next((kind for kind in STAGE_KINDS if REGISTRY.has(kind, name)), None)
+
+
 def _is_stage_spec(value) -> bool:
-    if isinstance(value, dict) and len(value) == 1:
-        try:
-            get_extractor_class(next(iter(value)))
-            return True
-        except ValueError:
-            return False
-    return False
+    return isinstance(value, dict) and len(value) == 1 and _stage_kind(next(iter(value))) is not None
 
 
-def build_stage(spec, path: str) -> Stage:
-    """Build one registered stage from ``{name: {param: value}}``; nested stage specs are built too."""
+def build_stage(spec, path: str, kind: str | None = None) -> Stage:
+    """Build one registered stage from ``{name: {param: value}}`` (of ``kind``, when given); nested stage
+    specs in its parameters are built too."""
     if not (isinstance(spec, dict) and len(spec) == 1):
         raise SpecError(f"{path}: expected one mapping {{name: {{parameters}}}}, got {spec!r}")
     name, params = next(iter(spec.items()))
     params = {} if params is None else params
-    try:
-        get_extractor_class(name)
-    except ValueError as e:
-        raise SpecError(f"{path}: {e}") from None
+    found = _stage_kind(name)
+    if kind is not None and found != kind:
+        other = f"; {name!r} is a {found}" if found else ""
+        raise SpecError(f"{path}: unknown {kind} {name!r}{other}; registered: {', '.join(REGISTRY.names(kind))}")
+    if found is None:
+        raise SpecError(f"{path}: unknown stage {name!r}; registered: "
+                        f"{', '.join(n for k in STAGE_KINDS for n in REGISTRY.names(k))}")
     if not isinstance(params, dict):
         raise SpecError(f"{path}.{name}: parameters must be a mapping, got {params!r}")
     built = {}
@@ -89,7 +92,7 @@ def build_stage(spec, path: str) -> Stage:
             value = tuple(value)
         built[key] = value
     try:
-        return create_extractor(name, **built)
+        return REGISTRY.create(found, name, **built)
     except ParamError as e:
         raise SpecError(f"{path}.{name}.{e}") from None
     except (TypeError, ValueError) as e:
@@ -98,66 +101,12 @@ def build_stage(spec, path: str) -> Stage:
 
 def build_pipeline(spec: dict, path: str = "pipeline") -> FeaturePipeline:
     """``{"preprocess": [{name: params}, ...], "extractor": {name: params}}`` -> ``FeaturePipeline``."""
-    steps = [build_stage(s, f"{path}.preprocess[{i}]") for i, s in enumerate(spec.get("preprocess") or [])]
-    for i, step in enumerate(steps):
-        if step.kind != "preprocess":
-            raise SpecError(f"{path}.preprocess[{i}]: {step.name!r} is an extractor, not a preprocessing step")
-    extractor = build_stage(spec.get("extractor"), f"{path}.extractor")
-    if extractor.kind != "extractor":
-        raise SpecError(f"{path}.extractor: {extractor.name!r} is a preprocessing step, not an extractor")
+    steps = [build_stage(s, f"{path}.preprocess[{i}]", "preprocess") for i, s in enumerate(spec.get("preprocess") or [])]
+    extractor = build_stage(spec.get("extractor"), f"{path}.extractor", "extractor")
     return FeaturePipeline(extractor, tuple(steps))
 
 
-def iter_stages(stage: Stage, prefix: str = ""):
-    """(dotted path, stage) of ``stage`` and every stage nested in its parameters, depth first."""
-    yield prefix, stage
-    for name, value in stage.get_params(deep=False).items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for i, item in enumerate(values):
-            if isinstance(item, Stage):
-                sub = f"{name}.{i}" if isinstance(value, (list, tuple)) else name
-                yield from iter_stages(item, f"{prefix}{sub}.")
-
-
-def save_state(pipeline: FeaturePipeline, path) -> None:
-    """Write the fitted state of every stage: arrays to ``state.npz``, other values to ``state.json``."""
-    import json
-    import os
-    from pathlib import Path
-
-    import numpy as np
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    arrays, values = {}, {}
-    for prefix, stage in iter_stages(pipeline):
-        for name, value in stage.fitted_state().items():
-            (arrays if isinstance(value, np.ndarray) else values)[prefix + name] = value
-    from .store import write_json_atomic
-
-    with open(path / "state.npz.partial", "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(path / "state.npz.partial", path / "state.npz")
-    # state.json last, written atomically: its presence means the state is complete.
-    write_json_atomic(path / "state.json", json.loads(json.dumps({"fingerprint": pipeline.fingerprint(),
-                                                                  "values": values}, default=lambda v: v.item())))
-
-
-def load_state(pipeline: FeaturePipeline, path) -> FeaturePipeline:
-    """Restore what ``save_state`` wrote into a pipeline built from the same spec; checks the fingerprint."""
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
-    path = Path(path)
-    saved = json.loads((path / "state.json").read_text())
-    with np.load(path / "state.npz", allow_pickle=False) as arrays:
-        state = {**saved["values"], **{k: arrays[k] for k in arrays.files}}
-    stages = dict(iter_stages(pipeline))
-    for dotted, value in state.items():
-        prefix, _, name = dotted.rpartition(".")
-        setattr(stages[prefix + "." if prefix else ""], name, value)
-    if pipeline.fingerprint() != saved["fingerprint"]:
-        raise ValueError(f"{path}: the saved state does not belong to this pipeline (fingerprint differs)")
-    return pipeline
+def fit_timings(pipeline: Stage) -> dict:
+    """Seconds per fitting phase of every data-driven stage, keyed by dotted stage path + phase."""
+    return {f"{prefix}{phase}": seconds for prefix, stage in iter_stages(pipeline)
+            for phase, seconds in getattr(stage, "fit_timings_", {}).items()}

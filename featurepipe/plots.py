@@ -162,3 +162,38 @@ def montage(tiles: np.ndarray, path, title: str, columns: int = 16) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def validation_curve(grid: list[dict], path, title: str = "") -> Path:
+    """Validation accuracy of every grid point: against the one numeric parameter that varies most (log
+    scale when it spans decades), one line per combination of the others; a bar per point otherwise."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    numeric = [k for k in grid[0]["params"] if all(isinstance(r["params"].get(k), (int, float))
+                                                   and not isinstance(r["params"].get(k), bool) for r in grid)]
+    varying = [k for k in numeric if len({r["params"][k] for r in grid}) > 1]
+    if varying:
+        axis = max(varying, key=lambda k: len({r["params"][k] for r in grid}))
+        lines: dict = {}
+        for r in grid:
+            rest = {k: v for k, v in r["params"].items() if k != axis}
+            lines.setdefault(f"{r['normalize']} {rest}" if rest or len({str(g['normalize']) for g in grid}) > 1
+                             else "", []).append((r["params"][axis], r["val_accuracy"]))
+        for label, points in lines.items():
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label[:60] or None)
+        values = [r["params"][axis] for r in grid]
+        if min(values) > 0 and max(values) / min(values) >= 30:
+            ax.set_xscale("log")
+        ax.set_xlabel(axis)
+        if any(lines):
+            ax.legend(fontsize=6)
+    else:
+        ax.bar(range(len(grid)), [r["val_accuracy"] for r in grid])
+        ax.set_xticks(range(len(grid)), [str(r["normalize"])[:20] for r in grid], rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel="validation accuracy", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

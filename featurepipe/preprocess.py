@@ -1,22 +1,22 @@
-"""Image-to-image steps put in front of an extractor: resizing and histogram equalisation."""
+"""Image-to-image steps put in front of an extractor: resizing, histogram equalisation, and the flips and
+shifts that ``train.augment`` applies to training images."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from sklearn.base import TransformerMixin
 
-from .extractors.base import Stage, as_batch, require
-from .extractors.registry import register
+from .core import Boolean, Integer, Options, Real, Sequence, Stage, as_batch, register
 from .imageops import INTERPOLATION, resize_batch
 
-class Preprocessor(TransformerMixin, Stage):
+
+class Preprocessor(Stage):
     """Base of image-to-image steps: ``transform`` maps images to images (a stacked batch when possible)."""
 
     kind = "preprocess"
     fixes_size = False  # True when every output image has the same size whatever the input
 
     def transform(self, images):
-        self.check_params()
+        self._ensure_valid()
         batch = as_batch(images)
         if isinstance(batch, np.ndarray):
             return self._transform_batch(batch)
@@ -26,7 +26,7 @@ class Preprocessor(TransformerMixin, Stage):
         raise NotImplementedError
 
 
-@register("resize", kind="preprocess")
+@register("preprocess", "resize")
 class Resize(Preprocessor):
     """Bring images to one ``size`` (height, width).
 
@@ -35,19 +35,16 @@ class Resize(Preprocessor):
     """
 
     fixes_size = True
+    _constraints = {
+        "size": Sequence(Integer(1), length=2, message="must be [height, width], positive integers"),
+        "mode": Options("stretch", "crop"),
+        "interpolation": Options("auto", *INTERPOLATION, message=f"must be 'auto' or one of {sorted(INTERPOLATION)}"),
+    }
 
     def __init__(self, size=(32, 32), mode="stretch", interpolation="auto"):
         self.size = size
         self.mode = mode
         self.interpolation = interpolation
-
-    def check_params(self):
-        require(isinstance(self.size, (list, tuple)) and len(self.size) == 2
-                and all(isinstance(s, int) and s > 0 for s in self.size),
-                "size", "must be [height, width], positive integers", self.size)
-        require(self.mode in ("stretch", "crop"), "mode", "must be 'stretch' or 'crop'", self.mode)
-        require(self.interpolation == "auto" or self.interpolation in INTERPOLATION, "interpolation",
-                f"must be 'auto' or one of {sorted(INTERPOLATION)}", self.interpolation)
 
     def _transform_batch(self, batch):
         size = tuple(self.size)
@@ -61,24 +58,22 @@ class Resize(Preprocessor):
         return np.ascontiguousarray(resize_batch(batch, size, self.interpolation))
 
 
-@register("equalize", kind="preprocess")
+@register("preprocess", "equalize")
 class Equalize(Preprocessor):
     """Histogram equalisation, global or CLAHE, on luminance (Y of YCrCb, hue kept) or ``per_channel``."""
+
+    _constraints = {
+        "method": Options("global", "clahe"),
+        "per_channel": Boolean(),
+        "clip_limit": Real(0, low_open=True, message="must be a positive number"),
+        "tile_grid": Sequence(Integer(1), length=2, message="must be [rows, columns], positive integers"),
+    }
 
     def __init__(self, method="global", per_channel=False, clip_limit=2.0, tile_grid=(8, 8)):
         self.method = method
         self.per_channel = per_channel
         self.clip_limit = clip_limit
         self.tile_grid = tile_grid
-
-    def check_params(self):
-        require(self.method in ("global", "clahe"), "method", "must be 'global' or 'clahe'", self.method)
-        require(isinstance(self.per_channel, bool), "per_channel", "must be true or false", self.per_channel)
-        require(isinstance(self.clip_limit, (int, float)) and self.clip_limit > 0, "clip_limit",
-                "must be a positive number", self.clip_limit)
-        require(isinstance(self.tile_grid, (list, tuple)) and len(self.tile_grid) == 2
-                and all(isinstance(t, int) and t > 0 for t in self.tile_grid),
-                "tile_grid", "must be [rows, columns], positive integers", self.tile_grid)
 
     def _equalizer(self):
         if self.method == "global":
@@ -97,3 +92,31 @@ class Equalize(Preprocessor):
                 ycrcb[:, :, 0] = equalize(np.ascontiguousarray(ycrcb[:, :, 0]))
                 out[i] = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
         return out
+
+
+@register("preprocess", "hflip")
+class HorizontalFlip(Preprocessor):
+    """Mirror images left to right (an augmentation: ``train.augment: [hflip]``)."""
+
+    def _transform_batch(self, batch):
+        return np.ascontiguousarray(batch[:, :, ::-1])
+
+
+@register("preprocess", "shift")
+class Shift(Preprocessor):
+    """Translate images by ``pixels`` = (rows, columns), repeating the edge pixels into the uncovered band
+    (an augmentation: ``train.augment: [{shift: {pixels: [0, 2]}}]``)."""
+
+    _constraints = {"pixels": Sequence(Integer(), length=2, message="must be [rows, columns], integers")}
+
+    def __init__(self, pixels=(0, 2)):
+        self.pixels = pixels
+
+    def _transform_batch(self, batch):
+        out = batch
+        for axis, step in zip((1, 2), self.pixels):
+            if step:
+                size = out.shape[axis]
+                source = np.clip(np.arange(size) - step, 0, size - 1)
+                out = np.take(out, source, axis=axis)
+        return np.ascontiguousarray(out)

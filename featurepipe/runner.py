@@ -3,11 +3,13 @@ feature store, progress bars, and the per-file error ledger. The one place that 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .core import timed
 from .datasets import Dataset, ImageError, read_image
 from .datasets.decode import MAX_PIXELS
 from .errors import ExtractError
@@ -164,16 +166,21 @@ def _chunk_paths(dataset: Dataset, chunk: int, rows: int) -> list[str]:
 
 
 def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, on_error: str = "skip",
-                 max_pixels: int = MAX_PIXELS, chunk_rows: int = 1024, progress: bool = True) -> FeaturePipeline:
-    """Fit a data-driven pipeline on the training split only (the whole set when it has no splits)."""
+                 max_pixels: int = MAX_PIXELS, chunk_rows: int = 1024, progress: bool = True) -> dict:
+    """Fit a data-driven pipeline on the training split only (the whole set when it has no splits).
+
+    Returns the seconds of each phase: ``load`` (decoding and preprocessing the training images), the
+    extractor's own phases (``fit_timings_``: sampling, projection, vocabulary...) and ``fit`` in all."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
+
+    from .pipeline import fit_timings
 
     train = dataset.subset("train") if dataset.splits is not None else dataset
     chunks = range(-(-len(train) // chunk_rows))
     tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels) for c in chunks)
-    images, labels = [], []
-    with tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar:
+    images, labels, timings = [], [], {}
+    with timed(timings, "load"), tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar:
         for c, (rows, part, failed) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
             images.extend(part)
             if train.labels is not None:
@@ -181,27 +188,38 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
             bar.update(len(part) + len(failed))
     if not images:
         raise ExtractError("no training image could be read to fit the pipeline")
-    pipeline.extractor.fit(images, labels or None)
-    return pipeline
+    with timed(timings, "fit"):
+        pipeline.extractor.fit(images, labels or None)
+    return {**timings, **fit_timings(pipeline.extractor)}
 
 
 def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *, chunk_rows: int = 1024,
             jobs: int = 1, backend: str = "loky", scheduler: str | None = None, on_error: str = "skip",
-            max_pixels: int = MAX_PIXELS, progress: bool = True) -> ExtractResult:
+            max_pixels: int = MAX_PIXELS, progress: bool = True, parents=(), fit: dict | None = None) -> ExtractResult:
     """Compute (or resume, or reuse) the features of every item of ``dataset`` into ``store``.
 
-    The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``).
+    The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``); ``parents`` are the
+    store entries it was made from (its fit) and ``fit`` the fit's phase timings, both kept with the entry.
+    Chunks of a finished entry that fail their checks are recomputed.
     """
     from joblib import delayed
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    key = store.key(dataset.identity(), pipeline.fingerprint(), {"max_pixels": max_pixels})
+    key = store.key("features", dataset=dataset.identity(), pipeline=pipeline.fingerprint(),
+                    decoding={"max_pixels": max_pixels})
     meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
-            "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe())}
+            "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
+            "parents": list(parents)}
     items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
              "splits": list(dataset.splits) if dataset.splits else None}
     rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta, items)
+    damaged = store.damaged_chunks(key)
+    if damaged:
+        print(f"featurepipe: entry {key}: recomputing {len(damaged)} damaged chunk(s), e.g. chunk "
+              f"{next(iter(damaged))}: {next(iter(damaged.values()))}", file=sys.stderr)
+        store.reset_chunks(key, damaged)
+        pending = sorted(set(pending) | set(damaged))
     todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
     if pending:
         tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
@@ -215,7 +233,7 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
     if pending or not store.is_complete(key):
         status = store.status(key)
         store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
-                           "seconds": time.perf_counter() - start, "computed": todo})
+                           "seconds": time.perf_counter() - start, "computed": todo, "fit": fit or {}})
     summary = store.summary(key)
     if summary["failed"] and on_error == "fail":
         path, reason = store.ledger(key)[0]

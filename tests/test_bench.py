@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import yaml
 
-from featurepipe.bench import _patch_words
+from featurepipe.report import _patch_words
 from featurepipe.cli import EXIT_OK, main
 from featurepipe.local.patches import Patches
 

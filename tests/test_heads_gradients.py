@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from featurepipe.heads.activations import ACTIVATIONS, get_activation
-from featurepipe.heads.losses import LOSSES, get_loss
+import featurepipe
+from featurepipe.heads.activations import get_activation
+from featurepipe.heads.losses import get_loss
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
 from featurepipe.heads.regularization import Penalty
@@ -56,20 +57,20 @@ def assert_gradients_match(network, loss, penalty):
 
 
 @pytest.mark.parametrize("penalty", PENALTIES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", featurepipe.list("activation"))
+@pytest.mark.parametrize("loss", featurepipe.list("loss"))
 def test_mlp_gradients(loss, activation, penalty):
     network = DenseNetwork([N_FEATURES, 4, 3, N_CLASSES], get_activation(activation))
     assert_gradients_match(network, loss, PENALTIES[penalty])
 
 
 @pytest.mark.parametrize("penalty", PENALTIES)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", featurepipe.list("loss"))
 def test_linear_gradients(loss, penalty):
     assert_gradients_match(DenseNetwork([N_FEATURES, N_CLASSES]), loss, PENALTIES[penalty])
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", featurepipe.list("activation"))
 def test_mlp_gradients_with_dropout(activation):
     network = DenseNetwork([N_FEATURES, 6, 5, N_CLASSES], get_activation(activation), dropout=0.4)
     assert_gradients_match(network, "log_loss", PENALTIES["l2"])

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from featurepipe.heads.activations import ACTIVATIONS, Maxout, get_activation
+import featurepipe
+from featurepipe.heads.activations import Maxout, get_activation
 from featurepipe.heads.initializers import he_normal, xavier_uniform
 from featurepipe.heads.losses import (
-    LOSSES,
     get_loss,
     multiclass_hinge,
     softmax,
@@ -50,7 +50,7 @@ def test_softmax_is_stable_for_huge_scores():
     np.testing.assert_allclose(probabilities, [[1.0, 0.0], [0.5, 0.5]])
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", featurepipe.list("loss"))
 def test_losses_keep_float32(loss):
     scores = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     _, dscores = get_loss(loss)(scores, np.array([0, 1, 2, 0, 1]))
@@ -96,7 +96,7 @@ def test_maxout_takes_the_maximum_of_consecutive_groups():
     np.testing.assert_array_equal(dz, [[0.0, 10.0, 0.0, 0.0, 0.0, 20.0]])
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("name", featurepipe.list("activation"))
 def test_activations_keep_float32(name):
     z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
     activation = get_activation(name)

@@ -138,7 +138,7 @@ def test_fit_leaves_an_optimizer_parameter_unchanged(blobs):
         (LinearClassifier(schedule="exponential"), "schedule"),
         (LinearClassifier(optimizer="lbfgs", weight_decay=0.1), "weight_decay"),
         (LinearClassifier(optimizer="lbfgs", precondition="yes"), "precondition"),
-        (MLPClassifier(hidden_layer_sizes=(10, 0)), "hidden layer size"),
+        (MLPClassifier(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes"),
         (MLPClassifier(hidden_layer_sizes=()), "at least one layer"),
         (MLPClassifier(dropout=1.0), "dropout"),
         (MLPClassifier(activation="swish"), "activation"),

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from featurepipe.extractors import create_extractor
+from featurepipe import create
 from featurepipe.imageops import resize_batch, to_grey
 
 
@@ -23,14 +23,14 @@ def test_resize_batch_matches_per_image_opencv(batch, size, interpolation, flag)
 def test_resize_crop_keeps_aspect_and_centre():
     image = np.zeros((40, 80, 3), np.uint8)
     image[:, 20:60] = 255  # a white square in the centre
-    out = create_extractor("resize", size=(20, 20), mode="crop").transform(image[None])
+    out = create("preprocess", "resize", size=(20, 20), mode="crop").transform(image[None])
     assert out.shape == (1, 20, 20, 3) and out.min() == 255  # only the centre square survives
 
 
 def test_resize_mixed_sizes_gives_one_stacked_batch():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(30, 50), (64, 64), (17, 9)]]
-    out = create_extractor("resize", size=(16, 16)).transform(images)
+    out = create("preprocess", "resize", size=(16, 16)).transform(images)
     assert isinstance(out, np.ndarray) and out.shape == (3, 16, 16, 3)
 
 
@@ -39,7 +39,7 @@ def test_grey_is_bt601(batch):
 
 
 def test_equalize_luminance_matches_opencv(batch):
-    out = create_extractor("equalize").transform(batch[:3])
+    out = create("preprocess", "equalize").transform(batch[:3])
     for image, result in zip(batch[:3], out):
         ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
         ycrcb[..., 0] = cv2.equalizeHist(ycrcb[..., 0])
@@ -47,7 +47,7 @@ def test_equalize_luminance_matches_opencv(batch):
 
 
 def test_clahe_per_channel_matches_opencv(batch):
-    out = create_extractor("equalize", method="clahe", per_channel=True, clip_limit=3.0, tile_grid=(2, 4)).transform(batch[:2])
+    out = create("preprocess", "equalize", method="clahe", per_channel=True, clip_limit=3.0, tile_grid=(2, 4)).transform(batch[:2])
     clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 2))
     for image, result in zip(batch[:2], out):
         for c in range(3):
@@ -56,5 +56,5 @@ def test_clahe_per_channel_matches_opencv(batch):
 
 def test_equalize_spreads_a_low_contrast_image():
     image = np.random.default_rng(2).integers(100, 120, (1, 32, 32, 3), dtype=np.uint8)
-    out = create_extractor("equalize").transform(image)
+    out = create("preprocess", "equalize").transform(image)
     assert np.ptp(to_grey(out)) > 200 > np.ptp(to_grey(image)) + 150

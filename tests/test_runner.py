@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from featurepipe.datasets import open_dataset
-from featurepipe.extractors import Extractor, register
+from featurepipe.core import register
+from featurepipe.extractors import Extractor
 from featurepipe.pipeline import build_pipeline
 from featurepipe.errors import ExtractError
 from featurepipe.runner import extract, fit_pipeline
@@ -145,7 +146,7 @@ def test_parallel_loky_and_dask_match_serial(image_folder, tmp_path):
     np.testing.assert_array_equal(dask.read(key).X, serial.read(key).X)
 
 
-@register("spy_mean_colour")
+@register("extractor", "spy_mean_colour")
 class SpyMeanColour(Extractor):
     """Test-only data-driven extractor: remembers the mean colour of what it was fitted on."""
 
@@ -163,7 +164,8 @@ def test_fit_sees_the_training_split_only(image_folder, cache_dir):
     for i in range(4):  # test images unlike any training image: if a fit saw them, the mean would move
         write_rgb(image_folder / "test" / "red" / f"white_{i}.png", np.full((32, 32, 3), 255, np.uint8))
     ds = open_dataset(image_folder)
-    pipeline = fit_pipeline(build_pipeline({"extractor": {"spy_mean_colour": {}}}), ds, progress=False)
+    pipeline = build_pipeline({"extractor": {"spy_mean_colour": {}}})
+    fit_pipeline(pipeline, ds, progress=False)
     from featurepipe.datasets import read_image
 
     train_mean = np.mean([read_image(ds.path(i)).mean(axis=(0, 1)) for i in np.flatnonzero(ds.split_mask("train"))],
@@ -177,13 +179,13 @@ def test_fitted_state_round_trips_and_a_fit_is_reused(image_folder, tmp_path):
 
     from featurepipe.api import extract_features, fitted_pipeline
     from featurepipe.config import load_config
-    from featurepipe.pipeline import load_state, save_state
+    from featurepipe.core import restore_state, stage_state
 
     ds = open_dataset(image_folder)
     spec = {"extractor": {"spy_mean_colour": {}}}
-    fitted = fit_pipeline(build_pipeline(spec), ds, progress=False)
-    save_state(fitted, tmp_path / "state")
-    restored = load_state(build_pipeline(spec), tmp_path / "state")
+    fitted = build_pipeline(spec)
+    fit_pipeline(fitted, ds, progress=False)
+    restored = restore_state(build_pipeline(spec), *stage_state(fitted), fitted.fingerprint(), "test")
     np.testing.assert_array_equal(restored.extractor.fitted_mean_, fitted.extractor.fitted_mean_)
     assert restored.fingerprint() == fitted.fingerprint()
 
@@ -196,7 +198,7 @@ def test_fitted_state_round_trips_and_a_fit_is_reused(image_folder, tmp_path):
     original = SpyMeanColour.fit
     SpyMeanColour.fit = lambda self, images, y=None: calls.append(1) or original(self, images, y)
     try:
-        again = fitted_pipeline(cfg, ds, FeatureStore(cfg.run.cache_dir))
+        again, _, _ = fitted_pipeline(cfg, ds, FeatureStore(cfg.run.cache_dir))
         assert calls == [] and again.fingerprint() == fitted.fingerprint()  # loaded, not refitted
         write_rgb(image_folder / "train" / "red" / "extra.png", np.zeros((32, 32, 3), np.uint8))
         refit = extract_features(cfg)  # a changed training set gets a new fit and a new entry

@@ -31,7 +31,9 @@ def test_train_evaluate_predict(config, tmp_path, capsys):
         folder = runs / name
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["test"]["accuracy"] >= 0.9  # colour-dominated classes are easy
-        assert metrics["train"]["n"] + metrics["val"]["n"] == 24 and metrics["test"]["n"] == 12
+        # 8 training images per class: chosen by 5-fold cross-validation, then refit on all 24.
+        assert metrics["selection"]["method"] == "kfold" and metrics["selection"]["splits"] == 5
+        assert metrics["train"]["n"] == 24 and metrics["val"]["n"] == 24 and metrics["test"]["n"] == 12
         assert np.array(metrics["test"]["confusion_matrix"]).sum() == 12
         assert set(metrics["test"]["per_class_accuracy"]) == {"blue", "green", "red"}
         assert (folder / "curves.png").stat().st_size > 1000 and (folder / "confusion.png").exists()
@@ -62,6 +64,7 @@ def test_run_progress_shows_epoch_bars_unless_the_head_sets_verbose(config, caps
     assert main(["train", "--config", str(config), "--set", "run.progress=true",
                  "--set", "heads.1.params.verbose=false"]) == EXIT_OK
     bars = [line for line in capsys.readouterr().err.split("\n") if "loss=" in line]
-    assert len(bars) == 1 and "epoch" in bars[0]  # the softmax head's bar; the mlp said verbose=false
+    # The softmax head's bars, one per fit (5 folds and the refit); the mlp said verbose=false.
+    assert len(bars) == 6 and all("epoch" in bar for bar in bars)
     assert main(["train", "--config", str(config)]) == EXIT_OK  # run.progress false
     assert "loss=" not in capsys.readouterr().err

@@ -14,7 +14,6 @@ import numpy as np
 
 DEMO_CLASSES = ("brick", "grass", "gravel", "cat", "coffee", "flower")
 _COUNTS = {"train": 40, "test": 15}
-_MARKER = ".complete"
 
 
 def _sources() -> dict[str, np.ndarray]:
@@ -26,11 +25,9 @@ def _sources() -> dict[str, np.ndarray]:
             "cat": data.chelsea(), "coffee": data.coffee(), "flower": load_sample_image("flower.jpg")}
 
 
-def materialize_demo(root, seed: int = 0) -> Path:
-    """Write the demo image folder (``train/<class>``, ``test/<class>``) at ``root`` unless already there."""
-    root = Path(root).expanduser()
-    if (root / _MARKER).exists():
-        return root
+def write_demo(root, seed: int = 0) -> Path:
+    """Write the demo image folder (``train/<class>``, ``test/<class>``) at ``root``."""
+    root = Path(root)
     rng = np.random.default_rng(seed)
     for name, image in _sources().items():
         h, w = image.shape[:2]
@@ -48,5 +45,4 @@ def materialize_demo(root, seed: int = 0) -> Path:
                     crop = crop[:, ::-1]
                 ext = ".png" if split == "train" else ".jpg"
                 cv2.imwrite(str(folder / f"{name}_{i:03d}{ext}"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-    (root / _MARKER).write_text("written by featurepipe.datasets.builtin.materialize_demo\n")
     return root

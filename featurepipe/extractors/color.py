@@ -13,8 +13,8 @@ import math
 import cv2
 import numpy as np
 
-from .base import Extractor, require
-from .registry import register
+from ..core import Integer, Options, Satisfies, Sequence, register
+from .base import Extractor
 
 NORMS = ("l1", "l2", "hellinger", None)
 _ID_VALUES = 256  # (image, cell) ids live in one uint8 plane
@@ -89,29 +89,24 @@ def _channel_levels(batch: np.ndarray, channel: int, table: np.ndarray) -> np.nd
     return cv2.LUT(plane, table).reshape(n, h, w)
 
 
-def _check_common(extractor):
-    require(isinstance(extractor.grid, (list, tuple)) and len(extractor.grid) == 2
-            and all(isinstance(g, int) and g > 0 for g in extractor.grid)
-            and extractor.grid[0] * extractor.grid[1] <= MAX_CELLS,
-            "grid", f"must be [rows, cols], positive integers, at most {MAX_CELLS} cells", extractor.grid)
-    require(extractor.norm in NORMS, "norm", f"must be one of {NORMS}", extractor.norm)
+_COMMON = {
+    "grid": Satisfies(lambda g: Sequence(Integer(1), length=2).holds(g) and g[0] * g[1] <= MAX_CELLS,
+                      f"must be [rows, cols], positive integers, at most {MAX_CELLS} cells"),
+    "norm": Options(*NORMS, message=f"must be one of {NORMS}"),
+}
 
 
-@register("color_hist")
+@register("extractor", "color_hist")
 class ColorHistogram(Extractor):
     """RGB histogram with ``bins`` levels per channel: ``joint`` (bins**3 colours) or per ``channels``."""
+
+    _constraints = {"bins": Integer(1, 256), "mode": Options("joint", "channels"), **_COMMON}
 
     def __init__(self, bins=8, mode="joint", grid=(1, 1), norm="l1"):
         self.bins = bins
         self.mode = mode
         self.grid = grid
         self.norm = norm
-
-    def check_params(self):
-        require(isinstance(self.bins, int) and 1 <= self.bins <= 256, "bins", "must be an integer in [1, 256]",
-                self.bins)
-        require(self.mode in ("joint", "channels"), "mode", "must be 'joint' or 'channels'", self.mode)
-        _check_common(self)
 
     def _transform_batch(self, batch):
         levels = _levels(self.bins)
@@ -124,23 +119,20 @@ class ColorHistogram(Extractor):
         return normalise(hist.reshape(len(batch), -1), self.norm)
 
 
-@register("hsv_hist")
+@register("extractor", "hsv_hist")
 class HSVHistogram(Extractor):
     """HSV colour quantisation: a joint hue x saturation x value histogram with ``bins`` = (h, s, v).
 
     Hue is circular: hue bins are centred on 0 degrees, so reds on either side of it share a bin.
     """
 
+    _constraints = {"bins": Sequence(Integer(1, 180), length=3,
+                                     message="must be [hue, saturation, value] integers in [1, 180]"), **_COMMON}
+
     def __init__(self, bins=(8, 3, 3), grid=(1, 1), norm="l1"):
         self.bins = bins
         self.grid = grid
         self.norm = norm
-
-    def check_params(self):
-        require(isinstance(self.bins, (list, tuple)) and len(self.bins) == 3
-                and all(isinstance(b, int) and 1 <= b <= 180 for b in self.bins),
-                "bins", "must be [hue, saturation, value] integers in [1, 180]", self.bins)
-        _check_common(self)
 
     def _transform_batch(self, batch):
         n, h, w, _ = batch.shape

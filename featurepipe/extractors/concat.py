@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Extractor, require
-from .registry import register
+from ..core import Sequence, Instance, register
+from .base import Extractor
 
 
-@register("concat")
+@register("extractor", "concat")
 class Concat(Extractor):
     """Concatenate the features of ``extractors`` (a list of extractor objects), in order."""
+
+    _constraints = {"extractors": Sequence(Instance(Extractor, "be an extractor"),
+                                           message="must be a non-empty list of extractors")}
 
     def __init__(self, extractors=()):
         self.extractors = extractors
@@ -22,14 +25,8 @@ class Concat(Extractor):
     def requires_fit(self):
         return any(e.requires_fit for e in self.extractors)
 
-    def check_params(self):
-        require(len(self.extractors) > 0 and all(isinstance(e, Extractor) for e in self.extractors),
-                "extractors", "must be a non-empty list of extractors", self.extractors)
-        for e in self.extractors:
-            e.check_params()
-
     def fit(self, images, y=None):
-        self.check_params()
+        self.validate_params()
         for e in self.extractors:
             e.fit(images, y)
         return self

@@ -25,9 +25,9 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..core import Boolean, Integer, Options, Sequence, register
 from ..imageops import to_grey
-from .base import Extractor, require
-from .registry import register
+from .base import Extractor
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
@@ -277,12 +277,7 @@ def hog(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), 
     return out[0] if single else out
 
 
-def _positive_pair(value):
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and v > 0 for v in value)
-
-
-@register("hog")
+@register("extractor", "hog")
 class HOG(Extractor):
     """Histogram of Oriented Gradients (Dalal & Triggs), with ``skimage.feature.hog``'s parameters.
 
@@ -291,6 +286,14 @@ class HOG(Extractor):
     """
 
     size_dependent = True
+    _constraints = {
+        "orientations": Integer(1, 360),
+        "pixels_per_cell": Sequence(Integer(1), length=2, message="must be [rows, cols] > 0"),
+        "cells_per_block": Sequence(Integer(1), length=2, message="must be [rows, cols] > 0"),
+        "block_norm": Options(*BLOCK_NORMS, message=f"must be one of {BLOCK_NORMS}"),
+        "transform_sqrt": Boolean(),
+        "channel_axis": Options(-1, None, message="must be -1 (colour) or null (grey)"),
+    }
 
     def __init__(self, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), block_norm="L2-Hys",
                  transform_sqrt=False, channel_axis=-1):
@@ -300,19 +303,6 @@ class HOG(Extractor):
         self.block_norm = block_norm
         self.transform_sqrt = transform_sqrt
         self.channel_axis = channel_axis
-
-    def check_params(self):
-        require(isinstance(self.orientations, (int, np.integer)) and 1 <= self.orientations <= 360,
-                "orientations", "must be an integer in [1, 360]", self.orientations)
-        require(_positive_pair(self.pixels_per_cell), "pixels_per_cell", "must be [rows, cols] > 0",
-                self.pixels_per_cell)
-        require(_positive_pair(self.cells_per_block), "cells_per_block", "must be [rows, cols] > 0",
-                self.cells_per_block)
-        require(self.block_norm in BLOCK_NORMS, "block_norm", f"must be one of {BLOCK_NORMS}", self.block_norm)
-        require(isinstance(self.transform_sqrt, bool), "transform_sqrt", "must be true or false",
-                self.transform_sqrt)
-        require(self.channel_axis in (-1, None), "channel_axis", "must be -1 (colour) or null (grey)",
-                self.channel_axis)
 
     def _transform_batch(self, batch):
         if self.channel_axis is None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..imageops import resize_batch, to_grey
-from .base import Extractor, require
-from .registry import register
+from ..core import NULL, Boolean, Integer, Sequence, register
+from .base import Extractor
 
 
-@register("raw")
+@register("extractor", "raw")
 class RawPixels(Extractor):
     """Pixels scaled to [0, 1], optionally resized to ``size`` (H, W) and/or converted to grey."""
+
+    _constraints = {
+        "size": NULL | Sequence(Integer(1), length=2, message="must be null or [height, width] with positive entries"),
+        "grey": Boolean(),
+    }
 
     def __init__(self, size=None, grey=False):
         self.size = size
@@ -19,10 +24,6 @@ class RawPixels(Extractor):
     @property
     def size_dependent(self):
         return self.size is None
-
-    def check_params(self):
-        require(self.size is None or (len(self.size) == 2 and all(int(s) > 0 for s in self.size)),
-                "size", "must be null or [height, width] with positive entries", self.size)
 
     def _transform_batch(self, batch):
         if self.size is not None:

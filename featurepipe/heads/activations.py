@@ -1,4 +1,4 @@
-"""Hidden-layer activations, each with its forward and backward pass.
+"""Hidden-layer activations, each with its forward and backward pass, registered by name (kind ``"activation"``).
 
 ``forward(z)`` returns ``(a, cache)`` and may overwrite ``z``; ``backward(da, cache)`` returns the
 gradient with respect to ``z`` and may overwrite ``da``. Working in place keeps large hidden layers
@@ -8,8 +8,12 @@ maxout), and ``init`` names the weight initialisation that keeps the activation'
 import numpy as np
 from scipy.special import expit
 
+from ..core import REGISTRY, register
+from ._hyperparameters import Hyperparameters
 
-class ReLU:
+
+@register("activation", "relu")
+class ReLU(Hyperparameters):
     """``max(0, z)``."""
 
     pieces = 1
@@ -24,7 +28,8 @@ class ReLU:
         return da
 
 
-class LeakyReLU:
+@register("activation", "leaky_relu")
+class LeakyReLU(Hyperparameters):
     """``z`` for positive inputs, ``slope * z`` otherwise, so no unit stops learning."""
 
     pieces = 1
@@ -42,7 +47,8 @@ class LeakyReLU:
         return np.where(positive, da, self.slope * da)
 
 
-class Sigmoid:
+@register("activation", "sigmoid")
+class Sigmoid(Hyperparameters):
     """``1 / (1 + exp(-z))``."""
 
     pieces = 1
@@ -57,7 +63,8 @@ class Sigmoid:
         return da
 
 
-class Tanh:
+@register("activation", "tanh")
+class Tanh(Hyperparameters):
     """``tanh(z)``."""
 
     pieces = 1
@@ -72,7 +79,8 @@ class Tanh:
         return da
 
 
-class ELU:
+@register("activation", "elu")
+class ELU(Hyperparameters):
     """``z`` for positive inputs, ``alpha * (exp(z) - 1)`` otherwise."""
 
     pieces = 1
@@ -92,7 +100,8 @@ class ELU:
         return np.where(positive, da, da * (a + self.alpha))
 
 
-class Softplus:
+@register("activation", "softplus")
+class Softplus(Hyperparameters):
     """``log(1 + exp(z))``, a smooth ReLU."""
 
     pieces = 1
@@ -106,7 +115,8 @@ class Softplus:
         return da
 
 
-class Maxout:
+@register("activation", "maxout")
+class Maxout(Hyperparameters):
     """The maximum over groups of ``pieces`` consecutive pre-activation units (Goodfellow et al., 2013)."""
 
     init = "he"
@@ -127,22 +137,6 @@ class Maxout:
         return dz.reshape(z_shape)
 
 
-ACTIVATIONS = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "elu": ELU,
-    "softplus": Softplus,
-    "maxout": Maxout,
-}
-
-
 def get_activation(name):
-    """Return a new activation registered as ``name``, with its default settings."""
-    try:
-        return ACTIVATIONS[name]()
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}"
-        ) from None
+    """A new activation registered as ``name``, with its default settings."""
+    return REGISTRY.create("activation", name)

@@ -4,18 +4,18 @@ A head is a ``DenseNetwork`` (``network.py``) trained on an ``Objective`` (``obj
 optimiser (``optimizers.py``). Subclasses say which network to build and how its parameters map to
 their fitted attributes.
 """
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..core import NULL, Boolean, Integer, Real, Registered, check_constraints, require
 from .losses import get_loss, softmax
 from .objective import Objective
 from .optimizers import create_optimizer
@@ -25,7 +25,27 @@ from .training import train_full_batch, train_minibatch
 
 
 class BaseHead(ClassifierMixin, BaseEstimator):
-    """Fit and predict for a classifier whose scores come from a ``DenseNetwork``."""
+    """Fit and predict for a classifier whose scores come from a ``DenseNetwork``.
+
+    Parameters are validated once per ``fit``, against ``_constraints``; the optimiser's and the
+    schedule's own settings when they are built.
+    """
+
+    kind = "head"
+    _constraints = {
+        "loss": Registered("loss"),
+        "alpha": Real(0),
+        "l1": Real(0),
+        "weight_decay": NULL | Real(0),
+        "learning_rate": NULL | Real(0, low_open=True),
+        "warmup_epochs": Real(0),
+        "batch_size": Integer(1),
+        "max_iter": Integer(1),
+        "tol": Real(0),
+        "n_iter_no_change": Integer(1),
+        "shuffle": Boolean(),
+        "early_stopping": Boolean(),
+    }
 
     def _build_network(self, n_features, n_classes):
         """The untrained network for ``n_features`` inputs and ``n_classes`` scores."""
@@ -39,8 +59,14 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         """Set the fitted attributes from the network's trained parameters."""
         raise NotImplementedError
 
-    def fit(self, X, y):
-        """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``."""
+    def fit(self, X, y, *, init=None, preconditioner=None):
+        """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``.
+
+        ``init``: a fitted head of the same shape (features, classes, layers) whose parameters start this
+        fit instead of a random initialisation: a warm start, as along a regularisation path.
+        ``preconditioner``: for L-BFGS, a change of variables built beforehand (``LinearClassifier.
+        build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows.
+        """
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         self.classes_, y = np.unique(y, return_inverse=True)
@@ -49,8 +75,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs samples of at least 2 classes, "
                 f"got 1 class: {self.classes_[0]!r}"
             )
+        self.validate_params()
         loss = get_loss(self.loss)
-        self._check_training_settings()
         optimizer = create_optimizer(
             self.optimizer, learning_rate=self.learning_rate, weight_decay=self.weight_decay
         )
@@ -62,12 +88,14 @@ class BaseHead(ClassifierMixin, BaseEstimator):
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = np.random.default_rng(seed)
-        params = network.init_params(rng)
+        params = network.init_params(rng) if init is None else self._initial_params(init, network)
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch:
+            if preconditioner is None:
+                preconditioner = self._preconditioner(X, len(self.classes_), rng)
             result = train_full_batch(
                 objective, params, X, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
-                preconditioner=self._preconditioner(X, len(self.classes_), rng), verbose=self.verbose,
+                preconditioner=preconditioner, verbose=self.verbose,
             )
         else:
             result = self._train_minibatch(objective, params, X, y, optimizer, rng, seed)
@@ -88,6 +116,16 @@ class BaseHead(ClassifierMixin, BaseEstimator):
     def _preconditioner(self, X, n_classes, rng):
         """The change of variables for L-BFGS (see ``preconditioning.py``), or None for none."""
         return None
+
+    def _initial_params(self, init, network):
+        """Copies of the parameters of the fitted head ``init``, which must fit ``network`` and the classes."""
+        check_is_fitted(init)
+        params = [np.array(p, np.float32) for p in init._network_params()]
+        shapes = [p.shape for p in network.init_params(np.random.default_rng(0))]
+        if [p.shape for p in params] != shapes or not np.array_equal(init.classes_, self.classes_):
+            raise ValueError(f"init: the head to start from has other shapes or classes than this fit "
+                             f"({[p.shape for p in params]} vs {shapes})")
+        return params
 
     def _train_minibatch(self, objective, params, X, y, optimizer, rng, seed):
         """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""
@@ -143,18 +181,9 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         scores, _ = network.forward(self._network_params(), X)
         return scores
 
-    def _check_training_settings(self):
-        """Validate the settings every head shares; the network's and the optimiser's own are
-        checked when they are built."""
-        check_scalar(self.alpha, "alpha", numbers.Real, min_val=0)
-        check_scalar(self.l1, "l1", numbers.Real, min_val=0)
-        check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
-        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
-        check_scalar(self.tol, "tol", numbers.Real, min_val=0)
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
-        check_scalar(self.warmup_epochs, "warmup_epochs", numbers.Real, min_val=0)
+    def validate_params(self):
+        """Raise ``ParamError`` (a ``ValueError``) naming the first invalid parameter."""
+        check_constraints(self, self._constraints)
         if self.early_stopping:
-            check_scalar(
-                self.validation_fraction, "validation_fraction", numbers.Real,
-                min_val=0, max_val=1, include_boundaries="neither",
-            )
+            require(Real(0, 1, low_open=True, high_open=True).holds(self.validation_fraction), "validation_fraction",
+                    "must be in (0, 1) with early_stopping", self.validation_fraction)

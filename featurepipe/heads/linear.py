@@ -1,11 +1,14 @@
 """The linear head: class scores ``s = W x + b``."""
 import numpy as np
 
+from ..core import Boolean, register
 from .base import BaseHead
+from .losses import get_loss
 from .network import DenseNetwork
-from .preconditioning import LOSS_CURVATURE, GramPreconditioner
+from .preconditioning import GramPreconditioner
 
 
+@register("head", "linear")
 class LinearClassifier(BaseHead):
     """Linear classifier trained by mini-batch optimisation (or L-BFGS) on a choice of losses.
 
@@ -128,13 +131,55 @@ class LinearClassifier(BaseHead):
     def _build_network(self, n_features, n_classes):
         return DenseNetwork([n_features, n_classes])
 
+    _constraints = {**BaseHead._constraints, "precondition": Boolean()}
+
+    @staticmethod
+    def auto_grid(stats):
+        """The ``alpha`` grid that ``alpha: auto`` searches: six half-decades below and around
+        ``mean ||x||^2 / n``, where a one-vs-rest SVM's C is 1 in units of the features' scale (largest
+        first, so ties go to the stronger regularisation)."""
+        scale = stats["mean_square_norm"] / stats["n_samples"]
+        return {"alpha": [float(scale * 10 ** (k / 2)) for k in range(1, -5, -1)]}
+
     def _preconditioner(self, X, n_classes, rng):
-        if not isinstance(self.precondition, (bool, np.bool_)):
-            raise ValueError(f"precondition must be True or False, got {self.precondition!r}")
         if not self.precondition:
             return None
-        return GramPreconditioner(X, n_classes, alpha=self.alpha, curvature=LOSS_CURVATURE[self.loss], rng=rng,
+        return self.build_preconditioner(X, n_classes, rng=rng)
+
+    def build_preconditioner(self, X, n_classes, *, alpha=None, rng=None):
+        """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
+        head's by default) from at most ``max(n_features, 10000)`` rows of ``X``. One serves several fits
+        on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close."""
+        return GramPreconditioner(X, n_classes, alpha=self.alpha if alpha is None else alpha,
+                                  curvature=get_loss(self.loss).curvature, rng=np.random.default_rng(rng),
                                   max_rows=max(X.shape[1], 10_000))
+
+    def path_preconditioner(self, X, y, alphas):
+        """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
+        when this head's optimiser does not use one."""
+        if self.optimizer != "lbfgs" or not self.precondition:
+            return None
+        middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
+        return self.build_preconditioner(np.asarray(X, np.float32), len(np.unique(y)), alpha=middle, rng=seed)
+
+    def regularization_path(self, X, y, alphas, preconditioner=None):
+        """Fitted copies of this head, one per value of ``alpha``, in the order given.
+
+        They are fitted from the largest alpha down, each starting from the previous solution; with L-BFGS
+        one preconditioner (``path_preconditioner``, unless given) serves them all. Along a grid of alphas
+        this costs a fraction of independent fits.
+        """
+        from sklearn.base import clone
+
+        alphas = [float(a) for a in alphas]
+        if preconditioner is None:
+            preconditioner = self.path_preconditioner(X, y, alphas)
+        previous, fitted = None, {}
+        for alpha in sorted(set(alphas), reverse=True):
+            model = clone(self).set_params(alpha=alpha)
+            previous = fitted[alpha] = model.fit(X, y, init=previous, preconditioner=preconditioner)
+        return [fitted[a] for a in alphas]
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]

@@ -1,19 +1,58 @@
-"""Classification losses on a batch of class scores.
+"""Classification losses on a batch of class scores, registered by name (kind ``"loss"``).
 
-Each loss takes ``scores`` of shape ``(n_samples, n_classes)`` and integer class indices ``y`` and
-returns ``(loss, dscores)``: the loss averaged over the batch and its gradient with respect to
+A loss is called with ``scores`` of shape ``(n_samples, n_classes)`` and integer class indices ``y``
+and returns ``(loss, dscores)``: the loss averaged over the batch and its gradient with respect to
 ``scores``. The dtype of ``scores`` is kept, so the same code trains in float32 and is checked
-against numerical gradients in float64.
+against numerical gradients in float64. ``curvature`` is the loss's second derivative per sample,
+roughly, for the preconditioner of L-BFGS (``preconditioning.py``).
 """
 import numpy as np
 
+from ..core import REGISTRY, register
 
-def multiclass_hinge(scores, y):
+
+@register("loss", "hinge")
+class MulticlassHinge:
     """Weston-Watkins multiclass hinge loss with margin 1.
 
     ``L_i = sum_{j != y_i} max(0, s_ij - s_iy_i + 1)``: every wrong class whose score comes within
-    the margin of the true class's score adds to the loss.
+    the margin of the true class's score adds to the loss. It has no curvature; the softmax's small
+    value keeps the preconditioner's scale.
     """
+
+    curvature = 0.1
+
+    def __call__(self, scores, y):
+        return _multiclass_hinge(scores, y)
+
+
+@register("loss", "squared_hinge")
+class SquaredHinge:
+    """One-vs-rest squared hinge loss (the L2-SVM of LinearSVC).
+
+    Each class is a binary problem with target ``t_ij = +1`` for the true class and ``-1`` otherwise:
+    ``L_i = sum_j max(0, 1 - t_ij s_ij) ** 2``. Unlike the plain hinge it is differentiable. Its
+    Hessian is ``2 x x^T`` for samples inside the margin, about 30% of them at a good C.
+    """
+
+    curvature = 0.6
+
+    def __call__(self, scores, y):
+        return _squared_hinge(scores, y)
+
+
+@register("loss", "log_loss")
+class SoftmaxCrossEntropy:
+    """Cross-entropy of the softmax of the scores (multinomial logistic regression); its Hessian is at
+    most ``x x^T / 4``, far less once fitted."""
+
+    curvature = 0.1
+
+    def __call__(self, scores, y):
+        return _softmax_cross_entropy(scores, y)
+
+
+def _multiclass_hinge(scores, y):
     n_samples = scores.shape[0]
     rows = np.arange(n_samples)
     margins = scores - scores[rows, y][:, np.newaxis] + 1
@@ -27,12 +66,7 @@ def multiclass_hinge(scores, y):
     return loss, dscores
 
 
-def squared_hinge(scores, y):
-    """One-vs-rest squared hinge loss (the L2-SVM of LinearSVC).
-
-    Each class is a binary problem with target ``t_ij = +1`` for the true class and ``-1`` otherwise:
-    ``L_i = sum_j max(0, 1 - t_ij s_ij) ** 2``. Unlike the plain hinge it is differentiable.
-    """
+def _squared_hinge(scores, y):
     n_samples = scores.shape[0]
     targets = np.full_like(scores, -1)
     targets[np.arange(n_samples), y] = 1
@@ -46,8 +80,7 @@ def squared_hinge(scores, y):
     return loss, dscores
 
 
-def softmax_cross_entropy(scores, y):
-    """Cross-entropy of the softmax of the scores (multinomial logistic regression)."""
+def _softmax_cross_entropy(scores, y):
     n_samples = scores.shape[0]
     rows = np.arange(n_samples)
     shifted = scores - scores.max(axis=1, keepdims=True)
@@ -69,16 +102,11 @@ def softmax(scores):
     return exp_scores
 
 
-LOSSES = {
-    "hinge": multiclass_hinge,
-    "squared_hinge": squared_hinge,
-    "log_loss": softmax_cross_entropy,
-}
+multiclass_hinge = MulticlassHinge()
+squared_hinge = SquaredHinge()
+softmax_cross_entropy = SoftmaxCrossEntropy()
 
 
 def get_loss(name):
-    """Return the loss function registered as ``name``."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}") from None
+    """A new loss registered as ``name``."""
+    return REGISTRY.create("loss", name)

@@ -1,13 +1,15 @@
 """The multi-layer perceptron head: ``f(x) = W2 act(W1 x + b1) + b2``, and deeper."""
-import numbers
-
-from sklearn.utils import check_scalar
-
+from ..core import Integer, Real, Registered, Satisfies, register
 from .activations import get_activation
 from .base import BaseHead
 from .network import DenseNetwork
 
 
+def _layer_sizes(value) -> list:
+    return list(value) if hasattr(value, "__iter__") else [value]
+
+
+@register("head", "mlp")
 class MLPClassifier(BaseHead):
     """Fully connected network with any number and width of hidden layers.
 
@@ -84,18 +86,25 @@ class MLPClassifier(BaseHead):
         self.random_state = random_state
         self.verbose = verbose
 
+    _constraints = {
+        **BaseHead._constraints,
+        "hidden_layer_sizes": Satisfies(
+            lambda v: len(_layer_sizes(v)) > 0 and all(Integer(1).holds(w) for w in _layer_sizes(v)),
+            "must be a positive integer or a list of them, at least one layer (LinearClassifier has none)"),
+        "activation": Registered("activation"),
+        "dropout": Real(0, 1, high_open=True),
+    }
+
+    @staticmethod
+    def auto_grid(stats):
+        """The ``alpha`` grid that ``alpha: auto`` searches: a prior precision of 500, 50 and 5 on the weights,
+        i.e. ``alpha = lambda / n``: less regularisation the more training rows."""
+        return {"alpha": [lam / stats["n_samples"] for lam in (500.0, 50.0, 5.0)]}
+
     def _build_network(self, n_features, n_classes):
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if not hidden:
-            raise ValueError("hidden_layer_sizes needs at least one layer; use LinearClassifier for none")
-        for width in hidden:
-            check_scalar(width, "hidden layer size", numbers.Integral, min_val=1)
-        check_scalar(
-            self.dropout, "dropout", numbers.Real, min_val=0, max_val=1, include_boundaries="left"
-        )
         return DenseNetwork(
-            [n_features, *hidden, n_classes], get_activation(self.activation), self.dropout
+            [n_features, *_layer_sizes(self.hidden_layer_sizes), n_classes], get_activation(self.activation),
+            self.dropout
         )
 
     def _network_params(self):

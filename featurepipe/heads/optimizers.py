@@ -13,15 +13,19 @@ matrices, never to biases: ``W -= lr * weight_decay * W`` next to the gradient s
 penalty folded into the gradient. ``"adamw"`` is Adam with it switched on by default.
 
 L-BFGS is full-batch and hands the whole objective to ``scipy.optimize.minimize``.
-``create_optimizer`` builds any of them by name, in the manner of timm's factory.
+Each is registered (kind ``"optimizer"``), some names with preset settings (``"momentum"`` is SGD with
+momentum 0.9); ``create_optimizer`` builds any of them by name, in the manner of timm's factory.
 """
-import fnmatch
-
 import numpy as np
-from scipy.optimize import minimize
 
+from ..core import REGISTRY, Boolean, Integer, Real, register, require
 from ._hyperparameters import Hyperparameters
 from .regularization import is_weight
+
+_RATE = {"learning_rate": Real(0, low_open=True, message="must be positive"),
+         "weight_decay": Real(0, message="must be non-negative")}
+_FRACTION = Real(0, 1, high_open=True)
+_EPSILON = Real(0, low_open=True, message="must be positive")
 
 
 class OptimizerState:
@@ -40,8 +44,6 @@ class Optimizer(Hyperparameters):
     buffer_names = ()
 
     def __init__(self, learning_rate, weight_decay):
-        _check_positive("learning_rate", learning_rate)
-        _check_non_negative("weight_decay", weight_decay)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
 
@@ -64,6 +66,9 @@ class Optimizer(Hyperparameters):
         raise NotImplementedError
 
 
+@register("optimizer", "sgd")
+@register("optimizer", "momentum", momentum=0.9)
+@register("optimizer", "nesterov", momentum=0.9, nesterov=True)
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with classical or Nesterov momentum.
 
@@ -72,15 +77,16 @@ class SGD(Optimizer):
     """
 
     buffer_names = ("velocity",)
+    _constraints = {**_RATE, "momentum": _FRACTION, "nesterov": Boolean()}
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(learning_rate, weight_decay)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if nesterov and not momentum:
-            raise ValueError("nesterov=True needs a momentum above 0")
         self.momentum = momentum
         self.nesterov = nesterov
+        self.validate_params()
+
+    def _check_combination(self):
+        require(not self.nesterov or self.momentum > 0, "nesterov", "needs a momentum above 0", self.nesterov)
 
     def _update(self, param, grad, buffers, lr, steps):
         if not self.momentum:
@@ -95,6 +101,7 @@ class SGD(Optimizer):
             param += velocity
 
 
+@register("optimizer", "adagrad")
 class AdaGrad(Optimizer):
     """Per-coordinate steps shrinking with the sum of squared gradients (Duchi et al., 2011).
 
@@ -102,11 +109,12 @@ class AdaGrad(Optimizer):
     """
 
     buffer_names = ("sum_sq",)
+    _constraints = {**_RATE, "epsilon": _EPSILON}
 
     def __init__(self, learning_rate=0.01, epsilon=1e-8, weight_decay=0.0):
         super().__init__(learning_rate, weight_decay)
-        _check_positive("epsilon", epsilon)
         self.epsilon = epsilon
+        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         (sum_sq,) = buffers
@@ -114,6 +122,7 @@ class AdaGrad(Optimizer):
         param -= lr * grad / (np.sqrt(sum_sq) + self.epsilon)
 
 
+@register("optimizer", "rmsprop")
 class RMSProp(Optimizer):
     """AdaGrad with a moving average of squared gradients instead of their sum (Hinton, 2012).
 
@@ -121,13 +130,13 @@ class RMSProp(Optimizer):
     """
 
     buffer_names = ("mean_sq",)
+    _constraints = {**_RATE, "rho": _FRACTION, "epsilon": _EPSILON}
 
     def __init__(self, learning_rate=1e-3, rho=0.9, epsilon=1e-8, weight_decay=0.0):
         super().__init__(learning_rate, weight_decay)
-        _check_fraction("rho", rho)
-        _check_positive("epsilon", epsilon)
         self.rho = rho
         self.epsilon = epsilon
+        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         (mean_sq,) = buffers
@@ -136,6 +145,8 @@ class RMSProp(Optimizer):
         param -= lr * grad / (np.sqrt(mean_sq) + self.epsilon)
 
 
+@register("optimizer", "adam")
+@register("optimizer", "adamw", weight_decay=0.01)
 class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015) with bias-corrected moment estimates.
 
@@ -145,15 +156,14 @@ class Adam(Optimizer):
     """
 
     buffer_names = ("m", "v")
+    _constraints = {**_RATE, "beta_1": _FRACTION, "beta_2": _FRACTION, "epsilon": _EPSILON}
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
         super().__init__(learning_rate, weight_decay)
-        _check_fraction("beta_1", beta_1)
-        _check_fraction("beta_2", beta_2)
-        _check_positive("epsilon", epsilon)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         m, v = buffers
@@ -166,6 +176,7 @@ class Adam(Optimizer):
         param -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
 
 
+@register("optimizer", "lbfgs")
 class LBFGS(Hyperparameters):
     """Full-batch limited-memory BFGS, through ``scipy.optimize.minimize(method="L-BFGS-B")``.
 
@@ -174,11 +185,11 @@ class LBFGS(Hyperparameters):
     """
 
     full_batch = True
+    _constraints = {"max_corrections": Integer(1)}
 
     def __init__(self, max_corrections=10):
-        if not isinstance(max_corrections, int) or max_corrections < 1:
-            raise ValueError(f"max_corrections must be a positive integer, got {max_corrections!r}")
         self.max_corrections = max_corrections
+        self.validate_params()
 
     def minimize(self, fun, params, *, max_iter, tol, callback=None, preconditioner=None):
         """Minimise ``fun(params) -> (value, grads)``, updating ``params`` in place.
@@ -198,6 +209,8 @@ class LBFGS(Hyperparameters):
         def on_iteration(intermediate_result):
             if callback is not None:
                 callback(intermediate_result.fun)
+
+        from scipy.optimize import minimize
 
         result = minimize(
             flat_fun,
@@ -228,22 +241,9 @@ class _Identity:
         return np.concatenate([grad.ravel() for grad in grads])
 
 
-#: Optimiser names, each mapped to its class and the settings the name implies.
-OPTIMIZERS = {
-    "sgd": (SGD, {}),
-    "momentum": (SGD, {"momentum": 0.9}),
-    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
-    "adagrad": (AdaGrad, {}),
-    "rmsprop": (RMSProp, {}),
-    "adam": (Adam, {}),
-    "adamw": (Adam, {"weight_decay": 0.01}),
-    "lbfgs": (LBFGS, {}),
-}
-
-
 def list_optimizers(pattern="*"):
     """Sorted optimiser names matching the shell-style wildcard ``pattern``."""
-    return sorted(fnmatch.filter(OPTIMIZERS, pattern))
+    return REGISTRY.names("optimizer", pattern)
 
 
 def create_optimizer(optimizer, **overrides):
@@ -254,37 +254,12 @@ def create_optimizer(optimizer, **overrides):
     ``momentum`` for Adam or ``learning_rate`` for L-BFGS), are dropped, so a caller can pass one
     set of settings whichever optimiser is chosen.
     """
+    overrides = {name: value for name, value in overrides.items() if value is not None}
     if isinstance(optimizer, str):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {optimizer!r}; choose one of {list_optimizers()} "
-                "or pass an optimiser object"
-            )
-        cls, settings = OPTIMIZERS[optimizer]
-    elif isinstance(optimizer, (Optimizer, LBFGS)):
-        cls, settings = type(optimizer), optimizer.settings()
-    else:
+        return REGISTRY.create("optimizer", optimizer, drop_unknown=True, **overrides)
+    if not isinstance(optimizer, (Optimizer, LBFGS)):
         raise TypeError(
             f"optimizer must be a name from {list_optimizers()} or an optimiser object, got {optimizer!r}"
         )
-    accepted = cls.param_names()
-    settings = {
-        **settings,
-        **{name: value for name, value in overrides.items() if name in accepted and value is not None},
-    }
-    return cls(**settings)
-
-
-def _check_positive(name, value):
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-
-
-def _check_non_negative(name, value):
-    if not value >= 0:
-        raise ValueError(f"{name} must be non-negative, got {value!r}")
-
-
-def _check_fraction(name, value):
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    accepted = optimizer.param_names()
+    return type(optimizer)(**{**optimizer.settings(), **{k: v for k, v in overrides.items() if k in accepted}})

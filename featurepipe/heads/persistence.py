@@ -12,29 +12,33 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._version import __version__
-from .linear import LinearClassifier
-from .mlp import MLPClassifier
-from .optimizers import LBFGS, SGD, AdaGrad, Adam, RMSProp
-from .schedules import ConstantSchedule, CosineSchedule, LinearWarmup, StepSchedule
+from ..core import REGISTRY
+from . import linear, mlp, optimizers, schedules  # noqa: F401  (they register what this module saves)
 
 FORMAT = "featurepipe.head"
 FORMAT_VERSION = 1
 
-_ESTIMATORS = {cls.__name__: cls for cls in (LinearClassifier, MLPClassifier)}
-# Parameter values that are objects are saved by class name and settings; only these are rebuilt.
-_PARAM_OBJECTS = {
-    cls.__name__: cls
-    for cls in (SGD, AdaGrad, RMSProp, Adam, LBFGS)
-    + (ConstantSchedule, StepSchedule, CosineSchedule, LinearWarmup)
-}
+
+def _classes(*kinds) -> dict:
+    """Registered classes of ``kinds`` by class name: what a head file may name."""
+    return {f.__name__: f for kind in kinds for f in REGISTRY.factories(kind).values() if isinstance(f, type)}
+
+
+def _estimators() -> dict:
+    return _classes("head")
+
+
+def _param_objects() -> dict:
+    """Classes of parameter values that are objects (optimisers, schedules): saved by class name and settings."""
+    return _classes("optimizer", "schedule")
 
 
 def save_model(model, path):
     """Write the fitted ``model`` to ``path`` (an ``.npz`` file), replacing it atomically."""
     check_is_fitted(model)
     name = type(model).__name__
-    if name not in _ESTIMATORS:
-        raise TypeError(f"save_model saves {sorted(_ESTIMATORS)}, not {name}")
+    if name not in _estimators():
+        raise TypeError(f"save_model saves {sorted(_estimators())}, not {name}")
     params = model._network_params()
     metadata = {
         "format": FORMAT,
@@ -67,7 +71,7 @@ def load_model(path):
             raise ValueError(f"{path} is not a featurepipe head file: it has no metadata")
         metadata = json.loads(data["metadata"].item())
         _check_format(path, metadata)
-        model = _ESTIMATORS[metadata["estimator"]](
+        model = _estimators()[metadata["estimator"]](
             **{key: _decode(value) for key, value in metadata["params"].items()}
         )
         model.classes_ = data["classes"]
@@ -94,7 +98,7 @@ def _check_format(path, metadata):
             f"{metadata.get('featurepipe_version')}; this featurepipe ({__version__}) reads versions "
             f"up to {FORMAT_VERSION}: upgrade featurepipe to load it"
         )
-    if metadata.get("estimator") not in _ESTIMATORS:
+    if metadata.get("estimator") not in _estimators():
         raise ValueError(f"{path} holds an unknown estimator {metadata.get('estimator')!r}")
 
 
@@ -106,7 +110,7 @@ def _encode(name, value):
         return value.item()
     if isinstance(value, (tuple, list)):
         return [_encode(name, item) for item in value]
-    if type(value).__name__ in _PARAM_OBJECTS:
+    if type(value).__name__ in _param_objects():
         settings = {key: _encode(name, item) for key, item in value.settings().items()}
         return {"class": type(value).__name__, "params": settings}
     if name == "random_state":
@@ -123,7 +127,7 @@ def _decode(value):
         return tuple(_decode(item) for item in value)
     if isinstance(value, dict):
         settings = {key: _decode(item) for key, item in value["params"].items()}
-        return _PARAM_OBJECTS[value["class"]](**settings)
+        return _param_objects()[value["class"]](**settings)
     return value
 
 

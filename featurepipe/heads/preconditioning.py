@@ -3,8 +3,8 @@
 On standardised features with many correlated columns (k-means codes, pooled histograms) the
 objective of a linear head is badly conditioned: plain L-BFGS needs hundreds of full passes over
 the data or more. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``, where ``c`` is the
-loss's curvature per sample (2 times the share of margin violators for the squared hinge, a fraction of
-1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
+loss's curvature per sample (its ``curvature``: 2 times the share of margin violators for the squared
+hinge, a fraction of 1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
 curvature about the identity; the minimum is the same point, only the path to it is shorter.
 """
 import numpy as np
@@ -12,12 +12,6 @@ from scipy.linalg import cholesky, solve_triangular
 from scipy.linalg.blas import ssyrk
 
 _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
-
-#: Curvature per sample assumed for each loss: the squared hinge's Hessian is 2 x x^T for samples
-#: inside the margin (about 30% of them at a good C); the softmax's at most 1/4 x x^T, far less once
-#: fitted; the plain hinge has none, so the same small value as the softmax keeps its scale.
-LOSS_CURVATURE = {"squared_hinge": 0.6, "log_loss": 0.1, "hinge": 0.1}
-
 
 class GramPreconditioner:
     """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.

@@ -1,7 +1,6 @@
 """Data-driven local features: descriptors (with their own registry), ZCA whitening and PCA, k-means and
 GMM vocabularies, encodings and spatial pooling. The extractors ``bovw``, ``pca_sift`` and ``fisher``
 are built from these parts."""
-from .. import extractors as _extractors  # noqa: F401  (import order: the extractor package imports this one)
 from .base import Descriptor, LocalFeatures, create_descriptor, list_descriptors
 from .encodings import VLAD, Fisher, HardAssignment, SoftThreshold, Triangle, soft_threshold, triangle
 from .gmm import fit_gmm, gmm_posteriors

@@ -1,7 +1,7 @@
 """Local descriptors: many vectors per image, each at a position, for codebooks and encodings to consume.
 
-Descriptors are registered stages of kind ``"descriptor"`` in the extractor registry, so a config can
-nest one inside an extractor (``descriptor: {patches: {size: 6}}``) and ``list_descriptors`` lists them.
+Descriptors are registered stages of kind ``"descriptor"``, so a config can nest one inside an extractor
+(``descriptor: {patches: {size: 6}}``) and ``featurepipe.list("descriptor")`` lists them.
 """
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..extractors.base import Stage, as_batch
-from ..extractors.registry import create_extractor, list_extractors
-
-KIND = "descriptor"
+from ..core import REGISTRY, Stage, as_batch
 
 
 class LocalFeatures(NamedTuple):
@@ -31,7 +28,7 @@ class Descriptor(Stage):
     belongs to the extractor that uses them.
     """
 
-    kind = KIND
+    kind = "descriptor"
 
     @property
     def n_features(self) -> int:
@@ -46,7 +43,7 @@ class Descriptor(Stage):
 
         Memory stays bounded by the sample plus one block of images.
         """
-        self.check_params()
+        self._ensure_valid()
         return draw_samples(images, n, rng, self._sample_block)
 
     def _sample_block(self, batch: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -56,15 +53,13 @@ class Descriptor(Stage):
 
 
 def list_descriptors(pattern: str = "*") -> list[str]:
-    """Registered descriptor names matching the shell-style ``pattern``."""
-    return list_extractors(pattern, kind=KIND)
+    """Registered descriptor names matching ``pattern`` (``featurepipe.list("descriptor", pattern)``)."""
+    return REGISTRY.names("descriptor", pattern)
 
 
 def create_descriptor(name: str, **params) -> Descriptor:
-    """Instantiate a registered descriptor; unknown or invalid parameters raise ``ValueError`` naming them."""
-    if name not in list_descriptors():
-        raise ValueError(f"unknown descriptor {name!r}; registered: {', '.join(list_descriptors())}")
-    return create_extractor(name, **params)
+    """A registered descriptor (``featurepipe.create("descriptor", name, **params)``)."""
+    return REGISTRY.create("descriptor", name, **params)
 
 
 def iter_blocks(images, max_images: int):

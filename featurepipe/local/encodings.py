@@ -14,8 +14,8 @@ encode without pooling.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..core import register
 from .gmm import gmm_posteriors
 from .kmeans import assign
 
@@ -41,11 +41,13 @@ def _run_ids(starts, n_rows):
     return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_rows)))
 
 
+@register("encoding", "triangle")
 class Triangle:
     """"Triangle" k-means activation of Coates, Lee & Ng (2011): ``max(0, mean_j z_j - z_k)``, with ``z_k``
     the distance to centroid ``k``. About half the codes are zero: those of centroids farther than average."""
 
     dtype = _FLOAT32
+    vocabulary = "kmeans"  # what the encoding is built on: k-means centroids (or a GMM)
 
     def __init__(self, centroids):
         self.centroids = np.asarray(centroids, np.float32)
@@ -88,6 +90,7 @@ class Triangle:
         return pooled
 
 
+@register("encoding", "soft_threshold")
 class SoftThreshold(Triangle):
     """``max(0, x . c_k / |c_k| - alpha)`` (Coates & Ng 2011): a linear filter bank on the unit-length
     centroids with a fixed threshold. With ``split`` (their "polarity splitting") the negative side
@@ -108,11 +111,13 @@ class SoftThreshold(Triangle):
         return np.maximum(codes, 0, out=codes)
 
 
+@register("encoding", "hard")
 class HardAssignment:
     """Classic bag of words: each descriptor votes for its nearest centroid. Sum pooling counts the votes
     per cell (a histogram); max pooling records which words occur."""
 
     dtype = _FLOAT32
+    vocabulary = "kmeans"
 
     def __init__(self, centroids):
         self.centroids = np.asarray(centroids, np.float32)
@@ -129,6 +134,7 @@ class HardAssignment:
         return pooled
 
 
+@register("encoding", "vlad")
 class VLAD(HardAssignment):
     """Vector of Locally Aggregated Descriptors (Jegou et al. 2010): per centroid, the sum of the residuals
     ``x - c_k`` of the descriptors assigned to it; ``k * d`` values per cell. Sum pooling only."""
@@ -138,6 +144,8 @@ class VLAD(HardAssignment):
         self.n_pooled = self.centroids.size
 
     def pool(self, X, starts, how):
+        import scipy.sparse as sp
+
         k = len(self.centroids)
         rows = _run_ids(starts, len(X)) * k + assign(X, self.centroids)[0]
         one_hot = sp.csr_matrix((np.ones(len(X), np.float32), (rows, np.arange(len(X)))),
@@ -148,6 +156,7 @@ class VLAD(HardAssignment):
         return sums.reshape(len(starts), -1)
 
 
+@register("encoding", "fisher")
 class Fisher:
     """Fisher vector of a diagonal GMM (Perronnin, Sanchez & Mensink 2010): per component, the normalised
     gradients of the log-likelihood with respect to its mean and standard deviation; ``2 * K * d`` values
@@ -155,6 +164,7 @@ class Fisher:
     Moments are summed in float64: the gradient for the deviations subtracts nearly equal sums."""
 
     dtype = np.dtype(np.float64)
+    vocabulary = "gmm"
 
     def __init__(self, weights, means, variances):
         self.weights, self.means, self.variances = (np.asarray(a, np.float32) for a in (weights, means, variances))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 
 def fit_gmm(X: np.ndarray, n_components: int, *, max_iter: int = 100, rng: np.random.Generator | None = None):
     """``(weights, means, variances)`` float32 of a diagonal GMM fitted by EM (scikit-learn, k-means init)."""
+    from sklearn.mixture import GaussianMixture
+
     seed = int(np.random.default_rng(rng).integers(2**31 - 1))
     model = GaussianMixture(n_components, covariance_type="diag", max_iter=max_iter, reg_covar=1e-6,
                             random_state=seed).fit(np.asarray(X, np.float32))

@@ -7,7 +7,6 @@ a column of ones. Memory is the sample plus one chunk of scores.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 INITS = ("k-means++", "random")
 _CHUNK_ROWS = 8192
@@ -35,6 +34,8 @@ def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = _CHUNK_ROWS):
 
 def _cluster_sums(X, labels, k):
     """Per-cluster sums of rows (one sparse product) and counts."""
+    import scipy.sparse as sp
+
     one_hot = sp.csr_matrix((np.ones(len(X), np.float32), (labels, np.arange(len(X)))), shape=(k, len(X)))
     return np.asarray(one_hot @ X, np.float32), np.bincount(labels, minlength=k)
 

@@ -6,16 +6,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..extractors.base import require
-from ..extractors.registry import register
+from ..core import Boolean, Integer, Real, register
 from .base import Descriptor, LocalFeatures
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
-
-
-@register("patches", kind="descriptor")
+@register("descriptor", "patches")
 class Patches(Descriptor):
     """Every ``size x size`` RGB patch at ``stride``, as a vector of ``size * size * 3`` pixel values.
 
@@ -23,6 +18,9 @@ class Patches(Descriptor):
     contrast normalisation; ``norm_eps`` is on the 0-255 pixel scale and keeps flat patches from being
     blown up). Patches are taken whole: ``(H - size) // stride + 1`` positions per axis.
     """
+
+    _constraints = {"size": Integer(1), "stride": Integer(1), "normalize": Boolean(),
+                    "norm_eps": Real(0, message="must be >= 0")}
 
     def __init__(self, size=6, stride=1, normalize=True, norm_eps=10.0):
         self.size = size
@@ -33,13 +31,6 @@ class Patches(Descriptor):
     @property
     def n_features(self):
         return self.size * self.size * 3
-
-    def check_params(self):
-        require(_positive_int(self.size), "size", "must be a positive integer", self.size)
-        require(_positive_int(self.stride), "stride", "must be a positive integer", self.stride)
-        require(isinstance(self.normalize, bool), "normalize", "must be true or false", self.normalize)
-        require(isinstance(self.norm_eps, (int, float)) and self.norm_eps >= 0, "norm_eps", "must be >= 0",
-                self.norm_eps)
 
     def _windows(self, batch):
         """Strided view ``(n, rows, cols, 3, size, size)`` of every patch position."""

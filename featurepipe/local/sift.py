@@ -4,17 +4,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..extractors.base import require
-from ..extractors.registry import register
+from ..core import Boolean, Integer, Options, Real, Sequence, register
 from ..imageops import to_grey
 from .base import Descriptor, LocalFeatures
 
 MODES = ("dense", "detect")
 _EPS = np.float32(1e-12)
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
 def _dense_grid(h: int, w: int, step: int, sizes) -> tuple[list, np.ndarray]:
@@ -29,7 +24,7 @@ def _dense_grid(h: int, w: int, step: int, sizes) -> tuple[list, np.ndarray]:
     return keypoints, positions
 
 
-@register("sift", kind="descriptor")
+@register("descriptor", "sift")
 class SIFT(Descriptor):
     """128-d SIFT descriptors of the grey image, L2-normalised (or RootSIFT with ``root``).
 
@@ -39,6 +34,15 @@ class SIFT(Descriptor):
     (Arandjelovic & Zisserman 2012) L1-normalises then takes square roots, so Euclidean distance between
     descriptors becomes the Hellinger kernel.
     """
+
+    _constraints = {
+        "mode": Options(*MODES, message=f"must be one of {MODES}"),
+        "step": Integer(1),
+        "sizes": Sequence(Real(0, low_open=True), message="must be a non-empty list of keypoint diameters > 0"),
+        "root": Boolean(),
+        "max_keypoints": Integer(0),
+        "contrast_threshold": Real(0, low_open=True, message="must be > 0"),
+    }
 
     def __init__(self, mode="dense", step=4, sizes=(8, 16), root=False, max_keypoints=0, contrast_threshold=0.04):
         self.mode = mode
@@ -51,18 +55,6 @@ class SIFT(Descriptor):
     @property
     def n_features(self):
         return 128
-
-    def check_params(self):
-        require(self.mode in MODES, "mode", f"must be one of {MODES}", self.mode)
-        require(_positive_int(self.step), "step", "must be a positive integer", self.step)
-        require(isinstance(self.sizes, (list, tuple)) and len(self.sizes) > 0
-                and all(isinstance(s, (int, float)) and s > 0 for s in self.sizes),
-                "sizes", "must be a non-empty list of keypoint diameters > 0", self.sizes)
-        require(isinstance(self.root, bool), "root", "must be true or false", self.root)
-        require(isinstance(self.max_keypoints, (int, np.integer)) and self.max_keypoints >= 0, "max_keypoints",
-                "must be an integer >= 0", self.max_keypoints)
-        require(isinstance(self.contrast_threshold, (int, float)) and self.contrast_threshold > 0,
-                "contrast_threshold", "must be > 0", self.contrast_threshold)
 
     def _normalised(self, values):
         if self.root:

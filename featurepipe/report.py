@@ -1,0 +1,129 @@
+"""The bench report: Markdown, CSV and JSON tables, PNG figures and one self-contained HTML page."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+
+from . import plots
+from .api import fitted_pipeline
+from .config import Config
+from .core import iter_stages
+from .datasets import read_image
+from .files import write_csv_atomic
+from .fitting import load_head
+from .store import FeatureStore
+
+COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "fit_seconds", "train_accuracy",
+           "val_accuracy", "test_accuracy", "peak_fit_mib"]
+
+
+def _best(rows, kind_prefix):
+    candidates = [r for r in rows if r["kind"].startswith(kind_prefix)]
+    return max(candidates, key=lambda r: r["val_accuracy"]) if candidates else None
+
+
+def _patch_words(stage):
+    """A patch codebook's centroids as (k, size, size, 3) tiles, in the (whitened) space they were learnt in;
+    None for other stages (SIFT words, PCA-reduced patches)."""
+    centroids = getattr(stage, "centroids_", None)
+    if centroids is None or getattr(stage, "projection", None) not in ("zca", "none"):
+        return None
+    size = int(round((centroids.shape[1] / 3) ** 0.5))
+    if size * size * 3 != centroids.shape[1]:
+        return None
+    return centroids.reshape(-1, size, size, 3)  # patch descriptors are laid out row, column, channel
+
+
+def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:
+    """Pictures of what the features see: HOG glyphs, an HSV histogram, visual words, MLP templates."""
+    figures = {}
+    ok_ids = store.read(rows[0]["feature_key"], "test" if dataset.splits else None).ids  # files that decoded
+    image = read_image(dataset.root / ok_ids[0])
+    figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
+    from .extractors import create_extractor
+
+    hist = create_extractor("hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
+    figures["HSV histogram"] = plots.hsv_histogram(image, hist, (8, 3, 3), folder / "hsv_histogram.png")
+    for name, spec in cfg.bench.pipelines.items():
+        pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec}), dataset, store)
+        for _, stage in iter_stages(pipeline):
+            words = _patch_words(stage)
+            if words is not None:
+                figures[f"visual words ({name})"] = plots.montage(words[:128], folder / f"words_{name}.png",
+                                                                  f"k-means centroids of {name} (whitened patches), first 128")
+    learned = [r for r in rows if r["kind"] == "learned"]
+    if learned:
+        model = load_head(store, learned[0]["head_key"]).model
+        weights = model.coefs_[0].T[:64]
+        side = int(round((weights.shape[1] / 3) ** 0.5))
+        if side * side * 3 == weights.shape[1]:
+            figures["MLP first-layer templates"] = plots.montage(weights.reshape(-1, side, side, 3),
+                                                                 folder / "mlp_templates.png",
+                                                                 "first-layer weights of the MLP on raw pixels")
+    return figures
+
+
+HEADER = ("pipeline", "head", "kind", "dim", "extract img/s", "fit s", "train", "val", "test", "peak fit MiB")
+
+
+def _display(rows) -> list[tuple]:
+    """Table cells as text, best test accuracy first."""
+    out = []
+    for r in sorted(rows, key=lambda r: -r["test_accuracy"]):
+        rate = f"{r['extract_images_per_s']:,.0f}" if r["extract_images_per_s"] else "n/a"
+        out.append((r["pipeline"], r["head"], r["kind"], r["feature_dim"], rate, f"{r['fit_seconds']:.1f}",
+                    f"{r['train_accuracy']:.1%}", f"{r['val_accuracy']:.1%}", f"{r['test_accuracy']:.1%}",
+                    f"{r['peak_fit_mib']:.0f}"))
+    return out
+
+
+def table_markdown(rows) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in _display(rows)]
+    return "\n".join(lines)
+
+
+def _table_html(rows) -> str:
+    header = "".join(f"<th>{h}</th>" for h in HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>" for cells in _display(rows))
+    return f"<table><tr>{header}</tr>{body}</table>"
+
+
+def write_report(rows, cfg: Config, dataset, output: Path, quick: bool) -> Path:
+    """results.{md,csv,json}, figures/*.png and report.html (images inlined, viewable offline)."""
+    figures_dir = output / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(json.dumps(rows, indent=1))
+    write_csv_atomic(output / "results.csv", COLUMNS, ([r[c] for c in COLUMNS] for r in rows), name_columns=())
+    table = table_markdown(rows)
+    (output / "results.md").write_text(table + "\n")
+    figures = {"accuracy against cost": plots.accuracy_vs_cost(rows, figures_dir / "accuracy_vs_cost.png"),
+               "learning curves": plots.learning_curves(rows, figures_dir / "learning_curves.png")}
+    for label, prefix in (("best hand-designed + linear", "hand-designed + linear"), ("best learned", "learned")):
+        best = _best(rows, prefix)
+        if best:
+            figures[f"confusion: {label} ({best['pipeline']} x {best['head']})"] = plots.confusion_matrix(
+                best["confusion_matrix"], best["classes"], figures_dir / f"confusion_{prefix.split()[0]}.png",
+                f"{best['pipeline']} x {best['head']}: test {best['test_accuracy']:.1%}")
+    figures.update(_feature_pictures(cfg, dataset, FeatureStore(cfg.run.cache_dir), rows, figures_dir))
+    n_train = sum(s == "train" for s in dataset.splits)
+    title = f"featurepipe bench: {dataset.root.name}{' (quick)' if quick else ''}"
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p>{len(dataset)} images ({n_train} train, {len(dataset) - n_train} test), {len(rows)} cells, written "
+            f"{time.strftime('%Y-%m-%d %H:%M')}. Each cell's settings are chosen on the training split "
+            f"(selection: {cfg.train.selection}) and refit on it; test accuracy is reported once per cell, and the "
+            "best cells are chosen on validation accuracy.</p>",
+            _table_html(rows)]
+    for label, path in figures.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        body.append(f"<h2>{html.escape(label)}</h2><img alt='{html.escape(label)}' src='data:image/png;base64,{data}'>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+            "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}img{max-width:100%}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+    (output / "report.html").write_text(page)
+    return output / "report.html"

@@ -1,0 +1,167 @@
+"""The cache: the one place that derives keys and writes under its root.
+
+Namespaces (folders under the root): ``features`` (zarr entries, see ``features.py``), ``aliases``,
+``pipelines``, ``heads`` and ``datasets`` (see ``entries.py``). Every key comes from ``FeatureStore.key``:
+a hash of the namespace and of everything that decides the entry's content, so a changed setting or
+input gets a new key and a stale entry is never served. Entries name the entries they were made from,
+so removing one removes what depends on it, and ``gc`` finds orphans.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from ..files import host_name, read_json
+from ..fingerprint import digest
+from .entries import DONE, ObjectEntries
+from .features import FAILED, OK, DamagedEntryError, ExtractResult, FeatureEntries, FeatureSet
+
+NAMESPACES = ("features", "pipelines", "heads", "aliases", "datasets")
+_KEY = re.compile(r"[0-9a-f]{32}")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
+class FeatureStore(FeatureEntries, ObjectEntries):
+    """A cache folder of entries in namespaces; see the module docstring."""
+
+    def __init__(self, root):
+        self.root = Path(root).expanduser()
+
+    @staticmethod
+    def key(namespace: str, **parts) -> str:
+        """The key of an entry of ``namespace`` made from ``parts`` (JSON-able): 32 hexadecimal digits."""
+        if namespace not in NAMESPACES:
+            raise ValueError(f"unknown namespace {namespace!r}; one of {NAMESPACES}")
+        return digest({"namespace": namespace, **parts})[:32]
+
+    def entry_path(self, namespace: str, key: str) -> Path:
+        if not (_NAME if namespace == "datasets" else _KEY).fullmatch(str(key)):
+            raise KeyError(f"{key!r} is not an entry key (32 hexadecimal digits, as `featurepipe cache ls` shows)")
+        return self.root / namespace / key
+
+    @staticmethod
+    def check_key(key: str) -> str:
+        """``key`` when it can name an entry of some namespace (a key or a data set name), else ``KeyError``:
+        nothing outside the namespaces' folders is ever touched."""
+        if not (_KEY.fullmatch(str(key)) or _NAME.fullmatch(str(key))):
+            raise KeyError(f"{key!r} is not an entry key (32 hexadecimal digits, as `featurepipe cache ls` shows)")
+        return key
+
+    # -- listing, removal, garbage collection --------------------------------------------------------
+    def entries(self, namespaces=NAMESPACES) -> list[dict]:
+        """One dict per entry: namespace, key, parents, complete, MiB, and a short description."""
+        out = []
+        for namespace in namespaces:
+            folder = self.root / namespace
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                entry = self._describe(namespace, path)
+                if entry is not None:
+                    out.append(entry)
+        return out
+
+    def _describe(self, namespace: str, path: Path) -> dict | None:
+        name = path.name.removesuffix(".json") if namespace == "aliases" else path.name
+        if _TEMPORARY.fullmatch(path.name) or not (_NAME if namespace == "datasets" else _KEY).fullmatch(name):
+            return None
+        entry = {"namespace": namespace, "key": name, "parents": [], "complete": True, "what": "",
+                 "mib": _size(path) / 2**20}
+        try:
+            if namespace == "features":
+                attrs = read_json(path / "zarr.json").get("attributes", {})
+                entry.update(parents=attrs.get("parents", []), complete=(path / "complete.json").exists(),
+                             what=f"{attrs.get('n')} x {self.dimension(name) or '?'} {attrs.get('pipeline_name')} "
+                                  f"{attrs.get('root')}")
+            elif namespace == "aliases":
+                record = read_json(path)
+                entry.update(parents=record.get("parents", [record.get("key")]), what=f"-> {record.get('key')}")
+            else:
+                record = read_json(path / DONE)
+                entry.update(parents=record.get("parents", []), what=record.get("what", ""))
+        except (OSError, ValueError) as e:
+            entry.update(complete=False, what=f"unreadable ({type(e).__name__})")
+        return entry
+
+    def find(self, key: str) -> dict | None:
+        """The entry ``key`` (a key or a data set name) in whichever namespace holds it, or None."""
+        self.check_key(key)
+        for namespace in NAMESPACES:
+            name = f"{key}.json" if namespace == "aliases" else key
+            path = self.root / namespace / name
+            if path.exists():
+                return self._describe(namespace, path)
+        return None
+
+    def remove(self, key: str) -> list[dict]:
+        """Remove entry ``key`` and every entry made from it (recursively); returns what was removed."""
+        target = self.find(key)
+        if target is None:
+            raise KeyError(f"no entry {key} in {self.root}")
+        removed, doomed = [], [target]
+        everything = self.entries()
+        while doomed:
+            entry = doomed.pop()
+            if any(r["key"] == entry["key"] and r["namespace"] == entry["namespace"] for r in removed):
+                continue
+            self._delete(entry)
+            removed.append(entry)
+            doomed += [e for e in everything if entry["key"] in e["parents"]]
+        return removed
+
+    def gc(self) -> list[dict]:
+        """Remove orphans: entries whose parents are gone, aliases to missing entries, and the temporary files
+        of writers that died (on this host; elsewhere, after a day). Returns what was removed."""
+        removed = []
+        for namespace in NAMESPACES:
+            folder = self.root / namespace
+            for path in sorted(folder.rglob(".*.tmp")) if folder.is_dir() else []:
+                if path.exists() and _dead_writer(path):
+                    (shutil.rmtree if path.is_dir() else Path.unlink)(path)
+                    removed.append({"namespace": namespace, "key": path.name, "what": "temporary file of a dead writer"})
+        while True:
+            everything = self.entries()
+            keys = {e["key"] for e in everything}
+            orphans = [e for e in everything if any(p not in keys for p in e["parents"])]
+            if not orphans:
+                return removed
+            for entry in orphans:
+                self._delete(entry)
+                removed.append(entry)
+
+    def _delete(self, entry: dict) -> None:
+        name = f"{entry['key']}.json" if entry["namespace"] == "aliases" else entry["key"]
+        path = self.root / entry["namespace"] / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _dead_writer(path: Path) -> bool:
+    """Whether the temporary file ``path`` belongs to a process that no longer runs."""
+    match = _TEMPORARY.fullmatch(path.name)
+    if match is None:
+        return False
+    if match["host"] != host_name():
+        return time.time() - path.stat().st_mtime > 86400
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+__all__ = ["FAILED", "NAMESPACES", "OK", "DamagedEntryError", "ExtractResult", "FeatureSet", "FeatureStore"]

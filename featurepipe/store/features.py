@@ -1,0 +1,324 @@
+"""Feature entries: one zarr v3 group per (data set identity, pipeline fingerprint), under ``features/``.
+
+Layout of an entry ``<root>/features/<key>/``:
+
+- ``features`` (n, d) float32 and ``status`` (n,) int8 arrays, chunked along samples with the same rows
+  per chunk; status 0 = not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with
+  its CRC-32C (zarr's ``crc32c`` codec), written with the chunk, so damage is found on every read.
+- ``items.json``: ids, labels and splits of every item, its SHA-256 in the group's attributes.
+- ``chunks/<index>.json``: the failed items of a committed chunk; ``errors.csv`` gathers them.
+
+A chunk is committed in three atomic steps -- features, then its json, then its status rows -- so a
+chunk counts as done exactly when its status rows are set. A killed run leaves at most features without
+status, which the next run recomputes and overwrites with the same values. ``complete.json`` marks an
+entry whose every chunk is done and whose ledger is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import read_json, temporary_sibling, write_csv_atomic, write_json_atomic
+
+OK, FAILED = 1, 2
+
+
+class DamagedEntryError(ValueError):
+    """A stored entry failed its checks (checksum, missing chunk, edited items); the message names it."""
+
+
+@dataclass
+class ExtractResult:
+    """The outcome of filling an entry: its key, item counts, the ledger, and what this run computed."""
+
+    key: str
+    n_items: int
+    n_ok: int
+    n_failed: int
+    ledger: Path
+    seconds: float
+    computed: int  # items computed in this run (0 when everything came from the cache)
+
+
+@dataclass
+class FeatureSet:
+    """Features of the successfully processed items, with ids, labels and splits aligned row by row."""
+
+    X: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray | None
+    splits: np.ndarray | None
+    classes: list[str]
+
+    def subset(self, split: str) -> "FeatureSet":
+        if self.splits is None:
+            raise ValueError("these features have no train/test splits")
+        mask = self.splits == split
+        pick = lambda a: None if a is None else a[mask]  # noqa: E731
+        return FeatureSet(self.X[mask], self.ids[mask], pick(self.labels), self.splits[mask], self.classes)
+
+
+def _codecs():
+    """zstd, then the CRC-32C of the compressed bytes: damage to a stored chunk fails its read."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return {"compressors": [ZstdCodec(level=0), Crc32cCodec()], "config": {"write_empty_chunks": True}}
+
+
+def _crc_ok(data: bytes) -> bool:
+    """Whether a stored chunk's last four bytes are the CRC-32C (little-endian) of the rest."""
+    import google_crc32c
+
+    return len(data) >= 4 and google_crc32c.value(data[:-4]) == int.from_bytes(data[-4:], "little")
+
+
+class FeatureEntries:
+    """The ``features/`` namespace of a store (mixed into ``FeatureStore``)."""
+
+    root: Path
+
+    def path(self, key: str) -> Path:
+        return self.entry_path("features", key)
+
+    def exists(self, key: str) -> bool:
+        return (self.path(key) / "zarr.json").exists()
+
+    def _group(self, key: str, mode: str = "r"):
+        import zarr
+
+        try:
+            return zarr.open_group(store=str(self.path(key)), mode=mode, zarr_format=3)
+        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DamagedEntryError(f"feature entry {key}: unreadable metadata ({e})") from None
+
+    # -- writing -------------------------------------------------------------------------------------
+    def open_entry(self, key: str, n: int, chunk_rows: int, meta: dict, items: dict) -> tuple[int, list[int]]:
+        """Create the entry if new; return its rows per chunk and the indices of the chunks still to compute.
+
+        A new entry is built in a temporary folder and renamed into place, so an entry either exists
+        whole (attributes, status array, item list) or not at all. ``items`` holds ids, labels, splits.
+        """
+        path = self.path(key)
+        if not self.exists(key):
+            import zarr
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_sibling(path)
+            group = zarr.open_group(store=str(tmp), mode="w-", zarr_format=3)
+            (tmp / "chunks").mkdir()
+            text = json.dumps(items)
+            (tmp / "items.json").write_text(text)
+            group.attrs.update({**meta, "n": n, "chunk_rows": chunk_rows, "created": time.time(),
+                                "items_sha256": hashlib.sha256(text.encode()).hexdigest()})
+            group.create_array("status", shape=(n,), chunks=(chunk_rows,), dtype="int8", fill_value=0, **_codecs())
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process created it first: use theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+        group = self._group(key)
+        chunk_rows = group.attrs["chunk_rows"]
+        status = self.status(key, repair=True)
+        n_chunks = -(-n // chunk_rows)
+        return chunk_rows, [c for c in range(n_chunks) if not status[c * chunk_rows:(c + 1) * chunk_rows].all()]
+
+    def attrs(self, key: str) -> dict:
+        return dict(self._group(key).attrs)
+
+    def set_attrs(self, key: str, **values) -> None:
+        self._group(key, "a").attrs.update(values)
+
+    def items(self, key: str) -> dict:
+        """ids, labels and splits of every item of an entry, in order, checked against their recorded hash."""
+        text = (self.path(key) / "items.json").read_bytes()
+        if hashlib.sha256(text).hexdigest() != self.attrs(key).get("items_sha256"):
+            raise DamagedEntryError(f"feature entry {key}: items.json does not match its checksum (edited or damaged)")
+        return json.loads(text)
+
+    def write_chunk(self, key: str, index: int, features, status: np.ndarray, errors: list) -> None:
+        """Commit one chunk: features, then its json (failures), then its status rows.
+
+        ``features`` is None when every item of the chunk failed (its rows stay zero)."""
+        group = self._group(key, "a")
+        rows = group.attrs["chunk_rows"]
+        start = index * rows
+        if features is None:
+            features = np.zeros((len(status), group["features"].shape[1] if "features" in group else 0), np.float32)
+        elif "features" not in group:
+            from zarr.errors import ContainsArrayError
+
+            try:
+                group.create_array("features", shape=(group.attrs["n"], features.shape[1]),
+                                   chunks=(rows, features.shape[1]), dtype="float32", fill_value=0.0, **_codecs())
+            except ContainsArrayError:  # created meanwhile by another writer of the same entry
+                pass
+        if features.shape[1]:
+            group["features"][start:start + len(features)] = features
+        write_json_atomic(self.path(key) / "chunks" / f"{index:06d}.json", {"errors": errors})
+        group["status"][start:start + len(status)] = status
+
+    def finish(self, key: str, summary: dict) -> None:
+        """Write the ledger, then mark the entry complete: a complete entry always has its ledger."""
+        self.write_ledger(key)
+        write_json_atomic(self.path(key) / "complete.json", summary)
+
+    def write_ledger(self, key: str) -> Path:
+        """Gather the failed items of every committed chunk into ``errors.csv`` (path, reason)."""
+        return write_csv_atomic(self.path(key) / "errors.csv", ["path", "reason"], self.ledger(key))
+
+    def ledger(self, key: str) -> list[list[str]]:
+        """[path, reason] of every failed item of the committed chunks."""
+        return [row for part in sorted((self.path(key) / "chunks").glob("*.json")) for row in read_json(part)["errors"]]
+
+    # -- checking ------------------------------------------------------------------------------------
+    def _chunk_files(self, key: str, array: str):
+        """``index -> path`` of the file where zarr keeps chunk ``index`` (along the samples) of ``array``."""
+        meta = self._group(key)[array].metadata
+        folder = self.path(key) / array
+        tail = (0,) * (len(meta.shape) - 1)
+        return lambda index: folder / meta.encode_chunk_key((index,) + tail)
+
+    def damaged_chunks(self, key: str, check_bytes: bool = True) -> dict[int, str]:
+        """Committed chunks that fail their checks: ``index -> reason``.
+
+        A missing chunk file counts as damage (every chunk is stored, even all-zero ones). With
+        ``check_bytes`` each chunk file is read once and its CRC-32C checked without decompressing it:
+        cheap next to any use of the features."""
+        group = self._group(key)
+        rows, n = group.attrs["chunk_rows"], group.attrs["n"]
+        status = self.status(key, repair=True)
+        files = {array: self._chunk_files(key, array) for array in ("status", "features") if array in group}
+        damaged = {}
+        for c in range(-(-n // rows)):
+            part = status[c * rows:(c + 1) * rows]
+            if not part.all():
+                continue
+            for array in ("status", "features") if (part == OK).any() else ("status",):
+                path = files[array](c) if array in files else None
+                try:
+                    data = path.read_bytes() if check_bytes else path.exists() or None
+                except (FileNotFoundError, AttributeError):
+                    data = None
+                if data is None:
+                    damaged[c] = f"{array} chunk missing"
+                    break
+                if check_bytes and not _crc_ok(data):
+                    damaged[c] = f"{array} chunk fails its checksum"
+                    break
+            if c not in damaged and not (self.path(key) / "chunks" / f"{c:06d}.json").exists():
+                damaged[c] = "ledger part missing"
+        return damaged
+
+    def reset_chunks(self, key: str, indices) -> None:
+        """Mark chunks as not computed (and the entry as incomplete), so the next extract recomputes them."""
+        (self.path(key) / "complete.json").unlink(missing_ok=True)
+        group = self._group(key, "a")
+        rows = group.attrs["chunk_rows"]
+        status_file = self._chunk_files(key, "status")
+        for c in indices:
+            status_file(c).unlink(missing_ok=True)  # a damaged status chunk could not be overwritten in place
+            (self.path(key) / "chunks" / f"{c:06d}.json").unlink(missing_ok=True)
+            group["status"][c * rows:(c + 1) * rows] = 0
+
+    def verify(self, key: str) -> list[str]:
+        """Problems found in an entry: uncommitted chunks, damaged chunks, non-finite features."""
+        group = self._group(key)
+        rows, n = group.attrs["chunk_rows"], group.attrs["n"]
+        try:
+            status = self.status(key)
+            self.items(key)
+        except DamagedEntryError as e:
+            return [str(e).removeprefix(f"feature entry {key}: ")]
+        damaged = self.damaged_chunks(key)
+        features = group["features"] if "features" in group else None
+        problems = []
+        for c in range(-(-n // rows)):
+            part = status[c * rows:(c + 1) * rows]
+            if not part.all():
+                problems.append(f"chunk {c}: not computed")
+            elif c in damaged:
+                problems.append(f"chunk {c}: {damaged[c]}")
+            elif features is not None and not np.isfinite(features[c * rows:(c + 1) * rows][part == OK]).all():
+                problems.append(f"chunk {c}: non-finite features")
+        return problems
+
+    # -- reading -------------------------------------------------------------------------------------
+    def dimension(self, key: str) -> int | None:
+        """Feature length of an entry, or None before its first features are written."""
+        meta = self.path(key) / "features" / "zarr.json"
+        return read_json(meta)["shape"][1] if meta.exists() else None
+
+    def feature_array(self, key: str):
+        """The entry's (n, d) float32 zarr array, every item in order whatever its status: read it a block
+        of rows at a time when the whole would not fit in memory. Reads fail on damaged chunks."""
+        return self._group(key)["features"]
+
+    def status(self, key: str, repair: bool = False) -> np.ndarray:
+        """Per item: 0 not computed, 1 ok, 2 failed. A damaged status chunk raises ``DamagedEntryError``,
+        or with ``repair`` reads as not computed (so extract recomputes it)."""
+        array = self._group(key)["status"]
+        try:
+            return array[:]
+        except ValueError as e:
+            if not repair:
+                raise DamagedEntryError(f"feature entry {key}: status damaged ({e}); "
+                                        f"run `featurepipe extract` again to recompute it") from None
+        rows = array.chunks[0]
+        status = np.zeros(array.shape, np.int8)
+        for start in range(0, len(status), rows):
+            try:
+                status[start:start + rows] = array[start:start + rows]
+            except ValueError:
+                pass
+        return status
+
+    def is_complete(self, key: str) -> bool:
+        return (self.path(key) / "complete.json").exists()
+
+    def summary(self, key: str) -> dict:
+        return read_json(self.path(key) / "complete.json")
+
+    def read_rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Features of rows ``start:stop`` (whatever their status), checked: a damaged chunk raises
+        ``DamagedEntryError`` naming the entry and the chunk."""
+        array = self.feature_array(key)
+        try:
+            return array[start:stop]
+        except ValueError as e:
+            rows = self.attrs(key)["chunk_rows"]
+            first, last = start // rows, (stop - 1) // rows
+            raise DamagedEntryError(f"feature entry {key}: chunk {first if first == last else f'{first}-{last}'} "
+                                    f"is damaged ({e}); run `featurepipe extract` again to recompute it") from None
+
+    def read(self, key: str, split: str | None = None) -> FeatureSet:
+        """Features of the items that succeeded (all splits, or one), aligned with ids/labels/splits.
+
+        Every chunk is checked as it is read (CRC-32C) and a chunk file that is missing is refused: a
+        damaged entry raises ``DamagedEntryError`` naming the entry and the chunk, never serves data."""
+        if not self.exists(key):
+            raise KeyError(f"no feature entry {key} in {self.root}")
+        group = self._group(key)
+        items = self.items(key)
+        status = self.status(key)
+        if not status.all():
+            raise DamagedEntryError(f"feature entry {key} is incomplete ({int((status == 0).sum())} items not computed); "
+                                    f"run `featurepipe extract` to finish it")
+        ok = status == OK
+        missing = self.damaged_chunks(key, check_bytes=False)
+        if missing:
+            index, reason = next(iter(missing.items()))
+            raise DamagedEntryError(f"feature entry {key}: chunk {index} is damaged ({reason}); "
+                                    f"run `featurepipe extract` again to recompute it")
+        X = self.read_rows(key, 0, len(status)) if "features" in group else np.zeros((0, 0), np.float32)
+        if not ok.all():
+            X = X[ok]  # a copy: skipped when every item succeeded, as wide features are large
+        as_array = lambda seq: None if seq is None else np.asarray(seq)[ok]  # noqa: E731
+        fs = FeatureSet(X, np.asarray(items["ids"])[ok], as_array(items["labels"]), as_array(items["splits"]),
+                        group.attrs.get("classes", []))
+        return fs.subset(split) if split else fs

@@ -1,0 +1,111 @@
+"""The import graph of featurepipe has no cycle, between modules or between subpackages; the neutral core
+imports nothing above it; the heads never import the feature side. Imports inside functions count."""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "featurepipe"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports_of(name: str) -> set[str]:
+    """featurepipe modules that module ``name`` imports, anywhere in its body."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            # ``from a import b`` names module a.b when b is a module, else a.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in MODULES and t != name}
+    # Importing a.b.c runs a/__init__ and a/b/__init__ first: those count, except the importer's own packages.
+    for target in list(found):
+        parts = target.split(".")
+        found |= {p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                  if p in MODULES and p != name and not name.startswith(p + ".")}
+    return found
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def find_cycle(graph: dict) -> list | None:
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def unit(module: str) -> str:
+    """A module's subpackage (``featurepipe.heads``), or the module itself at the top level."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or MODULES[module].name == "__init__.py" else module
+
+
+def test_no_cycle_between_modules():
+    # A package's __init__ re-exports its modules: it may import them (the edge back is the cycle to avoid).
+    graph = {m: {t for t in ts if not (MODULES[t].name == "__init__.py" and m.startswith(t + "."))}
+             for m, ts in GRAPH.items()}
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_no_cycle_between_subpackages():
+    units: dict = {}
+    for module, targets in GRAPH.items():
+        units.setdefault(unit(module), set()).update(unit(t) for t in targets if unit(t) != unit(module))
+    units.pop("featurepipe", None)  # the package's lazy __init__ reaches everything by name only
+    for targets in units.values():
+        targets.discard("featurepipe")
+    assert find_cycle(units) is None, " -> ".join(find_cycle(units))
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("featurepipe.core")))
+def test_core_imports_nothing_above_it(module):
+    assert {t for t in GRAPH[module] if not t.startswith("featurepipe.core")} <= {"featurepipe.fingerprint",
+                                                                                   "featurepipe._version"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("featurepipe.heads")))
+def test_heads_never_import_the_feature_side(module):
+    allowed = ("featurepipe.heads", "featurepipe.core", "featurepipe.fingerprint", "featurepipe._version")
+    assert all(t.startswith(allowed) for t in GRAPH[module]), GRAPH[module]
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_modules_stay_small():
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 330}
+    assert not long, long

@@ -1,0 +1,70 @@
+"""The one registry: every kind lists, creates and names its unknown parameters; the contract is
+parametrised over every registered entry, so a new one is held to it automatically."""
+import inspect
+
+import pytest
+
+import featurepipe
+from featurepipe import catalog
+from featurepipe.core import REGISTRY, Registry
+
+ENTRIES = [(kind, name) for kind in catalog.kinds() for name in featurepipe.list(kind)]
+# Entries that need arguments no default provides (fitted arrays, a schedule to wrap, extractors to concatenate).
+REQUIRED = {("encoding", n) for n in featurepipe.list("encoding")} | {("schedule", "linear_warmup"), ("extractor", "concat"),
+                                                                      ("schedule", "cosine"),
+                                                                      ("schedule", "step")}
+
+
+def test_every_kind_has_entries():
+    for kind in catalog.kinds():
+        assert featurepipe.list(kind), kind
+    assert featurepipe.list("optimizer", "adam*") == ["adam", "adamw"]
+
+
+@pytest.mark.parametrize("kind, name", ENTRIES)
+def test_entry_is_documented_and_lists_its_defaults(kind, name):
+    factory = catalog.get(kind, name)
+    assert (factory.__doc__ or "").strip(), f"{kind} {name} has no docstring"
+    defaults = catalog.defaults(kind, name)
+    assert all(isinstance(k, str) for k in defaults)
+
+
+@pytest.mark.parametrize("kind, name", [e for e in ENTRIES if e not in REQUIRED])
+def test_entry_is_created_with_its_defaults_and_names_unknown_parameters(kind, name):
+    obj = featurepipe.create(kind, name)
+    assert obj is not None
+    with pytest.raises(ValueError, match="unknown parameter 'no_such_param'"):
+        featurepipe.create(kind, name, no_such_param=1)
+
+
+@pytest.mark.parametrize("kind, name", [e for e in ENTRIES if e not in REQUIRED])
+def test_stage_like_entries_keep_their_parameters(kind, name):
+    obj = featurepipe.create(kind, name)
+    params = obj.get_params(deep=False) if hasattr(obj, "get_params") else getattr(obj, "settings", dict)()
+    signature = inspect.signature(type(obj).__init__).parameters.values()
+    names = {p.name for p in signature if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    assert set(params) == names  # scikit-learn's convention: __init__ only stores its parameters
+    assert all(params[n] is getattr(obj, n) for n in names)
+
+
+def test_presets_and_unknown_names():
+    assert featurepipe.create("optimizer", "momentum").momentum == 0.9
+    assert featurepipe.create("optimizer", "momentum", momentum=0.5).momentum == 0.5
+    with pytest.raises(ValueError, match="unknown optimizer 'adadelta'; registered: adagrad"):
+        featurepipe.create("optimizer", "adadelta")
+    with pytest.raises(ValueError, match="unknown kind"):
+        featurepipe.list("no_such_kind")
+
+
+def test_registering_a_taken_name_or_the_wrong_kind_is_refused():
+    registry = Registry()
+
+    @registry.register("extractor", "x")
+    class X:
+        kind = "extractor"
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("extractor", "x", type("Y", (), {}))
+    with pytest.raises(ValueError, match="is a extractor, not a head"):
+        registry.register("head", "x2", X)
+    assert registry.name_of("extractor", X) == "x" and REGISTRY is not registry
