@@ -6,7 +6,6 @@ from pathlib import Path
 from .config import Config, ConfigError
 from .datasets.sources import Dataset, open_dataset
 from .errors import ExtractError
-from .fingerprint import code_version
 from .store import ExtractResult, FeatureStore
 
 
@@ -30,11 +29,14 @@ def _require_pipeline(cfg: Config):
     return cfg.pipeline
 
 
-def recipe(cfg: Config, dataset: Dataset) -> str:
-    """The alias key of a run: everything that decides its feature entry without building the pipeline
-    (the pipeline as written, the data set's identity, the code version and the decoding limit)."""
+def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
+    """The alias key of a run: everything that decides its feature entry without fitting the pipeline (the
+    pipeline as written, the data set's identity, the code behind the pipeline, the decoding limit, and
+    the augmentation of the training images, if any)."""
+    code = build_config_pipeline(cfg).code_version()
+    parts = {"augment": augment} if augment is not None else {}
     return FeatureStore.key("aliases", pipeline=_require_pipeline(cfg).model_dump(), dataset=dataset.identity(),
-                            code=code_version(), max_pixels=cfg.run.max_pixels)
+                            code=code, max_pixels=cfg.run.max_pixels, **parts)
 
 
 def build_config_pipeline(cfg: Config):
@@ -62,7 +64,7 @@ def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
         return pipeline, None, {}
     train = dataset.subset("train") if dataset.splits is not None else dataset
     fit_key = FeatureStore.key("pipelines", pipeline=cfg.pipeline.model_dump(), train=train.identity(),
-                               code=code_version(), max_pixels=cfg.run.max_pixels)
+                               code=pipeline.code_version(), max_pixels=cfg.run.max_pixels)
     saved = store.load_fitted(fit_key)
     if saved is not None:
         arrays, values, record = saved
@@ -87,9 +89,7 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
     dataset = dataset or config_dataset(cfg)
     store = FeatureStore(cfg.run.cache_dir)
     items = dataset if augment is None else dataset.subset("train")
-    run_recipe = recipe(cfg, items) if augment is None else FeatureStore.key(
-        "aliases", pipeline=_require_pipeline(cfg).model_dump(), augment=augment, dataset=items.identity(),
-        code=code_version(), max_pixels=cfg.run.max_pixels)
+    run_recipe = recipe(cfg, items, augment)
     key = store.resolve(run_recipe)
     if key is not None and not store.damaged_chunks(key):
         s = store.summary(key)

@@ -38,7 +38,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
             cached = load_head(data.store, key) is not None
             if not cached:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
-            record = fit_and_score(data, head, cfg.train.model_dump(), log=lambda line: None).record
+            record = fit_and_score(data, head, cfg.train.model_dump()).record
             print(f"{where}: {'cached (' if cached else '    '}test {record['test']['accuracy']:.1%}"
                   f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s",
                   flush=True)

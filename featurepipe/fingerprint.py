@@ -1,6 +1,12 @@
-"""Stable hashes: of JSON-able descriptions, of numpy state, and of the code that computes features."""
+"""Stable hashes: of JSON-able descriptions, of numpy state, and of the code that computes features.
+
+The code behind a stage is the source of its class's module and of every featurepipe module that one
+imports, directly or not (anywhere in its body): a change to HOG's module moves HOG's keys, not those
+of a k-means codebook. Decoding code and the libraries' versions count for every stage.
+"""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from functools import lru_cache
@@ -8,8 +14,9 @@ from pathlib import Path
 
 from ._version import __version__
 
+_ROOT = Path(__file__).parent
 # Source files whose change may change feature values (or, HEAD_CODE, trained heads).
-HEAD_CODE = ("heads", "fitting.py")
+HEAD_CODE = ("heads", "fitting.py", "selection.py", "normalize.py", "matrix.py", "metrics.py")
 _FEATURE_CODE = ("core", "extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
 
 
@@ -58,13 +65,84 @@ def _library_versions() -> str:
 @lru_cache(maxsize=None)
 def code_version(entries: tuple[str, ...] = _FEATURE_CODE) -> str:
     """Package version, the versions of the libraries features depend on, and a hash of the given
-    sources (by default the feature-computing ones): change any of them and every key built on this moves."""
-    root = Path(__file__).parent
+    sources (folders or files under the package; by default all feature-computing ones): change any
+    of them and every key built on this moves."""
     h = hashlib.sha256(f"{__version__};{_library_versions()}".encode())
     for entry in entries:
-        path = root / entry
+        path = _ROOT / entry
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
         for f in files:
-            h.update(str(f.relative_to(root)).encode())
+            h.update(str(f.relative_to(_ROOT)).encode())
             h.update(f.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:16]}"
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of featurepipe module ``name`` (dotted), or None when it is not one."""
+    parts = name.split(".")
+    if parts[0] != "featurepipe":
+        return None
+    base = _ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _source_file(name: str) -> Path | None:
+    """The source file of any loaded module (a stage may live outside featurepipe: a plug-in, a test)."""
+    import sys
+
+    found = _module_file(name)
+    if found is None:
+        module_path = getattr(sys.modules.get(name), "__file__", None)
+        found = Path(module_path) if module_path and module_path.endswith(".py") else None
+    return found
+
+
+@lru_cache(maxsize=None)
+def _imports(name: str) -> frozenset:
+    """featurepipe modules that module ``name`` imports anywhere in its body (a package counts when it is
+    what is imported: its ``__init__`` then runs code of its own choosing, not when one of its modules is)."""
+    path = _source_file(name)
+    if path is None:
+        return frozenset()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if _module_file(f"{base}.{a.name}") else base for a in node.names]
+        else:
+            continue
+        found |= {t for t in targets if _module_file(t)}
+    return frozenset(found - {name})
+
+
+def _closure(name: str) -> set:
+    seen, todo = set(), [name]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += _imports(module)
+    return seen
+
+
+@lru_cache(maxsize=None)
+def modules_code_version(modules: tuple[str, ...]) -> str:
+    """The package version, the libraries' versions and a hash of the sources of the given modules, of
+    every featurepipe module they import and of decoding."""
+    h = hashlib.sha256(f"{__version__};{_library_versions()}".encode())
+    names = {m for name in modules for m in _closure(name)} | {"featurepipe.datasets.decode"}
+    for name in sorted(names):
+        path = _source_file(name)
+        if path is not None:
+            h.update(name.encode())
+            h.update(path.read_bytes())
     return f"{__version__}+{h.hexdigest()[:16]}"

@@ -77,9 +77,10 @@ def head_key(data: TrainingData, spec: dict, settings: dict) -> str:
                             head={**spec, "params": params, "name": None}, train=settings, code=code_version(HEAD_CODE))
 
 
-def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bool = False, log=print) -> HeadResult:
+def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bool = False, log=None) -> HeadResult:
     """Fit, select, refit and score the head ``spec`` (``{"model", "params", "normalize", "name"}``) on
-    ``data`` with the training ``settings`` (``TrainConfig`` as a dict); reuse the stored result if any."""
+    ``data`` with the training ``settings`` (``TrainConfig`` as a dict); reuse the stored result if any.
+    ``log(split, n_splits, normalize, params, validation_accuracy)`` is called after each grid point."""
     key = head_key(data, spec, settings)
     stored = load_head(data.store, key)
     if stored is not None:
@@ -107,11 +108,12 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
             if n not in grids:
                 grids[n] = expand_grid(head_class, params, data_stats(X_fit))
             models = {}
-            for point, model in _fit_grid(head_class, grids[n][0], X_fit, y_fit):
+            for point, model, preconditioner in _fit_grid(head_class, grids[n][0], X_fit, y_fit):
                 accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
                 scores.setdefault((n, _frozen(point)), []).append(accuracy)
-                models[_frozen(point)] = model
-                log(f"  split {s + 1}/{len(splits)} {_describe(option, point)}: validation {accuracy:.2%}")
+                models[_frozen(point)] = (model, preconditioner)
+                if log is not None:
+                    log(s, len(splits), option, _plain(point), accuracy)
             if keep_for_refit:
                 kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), models)
             del matrix, X_fit, X_val
@@ -142,7 +144,7 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
 @dataclass
 class _Kept:
     """A holdout search's matrix -- [fit rows, their copies, validation rows, their copies] -- with its
-    normalisation, labels, the number of fit rows (with copies) and the models of the grid."""
+    normalisation, labels, the number of fit rows (with copies) and the grid's (model, preconditioner) pairs."""
 
     option: int
     normalization: Normalization
@@ -156,13 +158,14 @@ def _refit(data, head_class, params, best, option, splits, settings, kept):
     """The final model -- the chosen setting refit on every training row, or with ``refit: false`` fitted on
     the first split's fit rows -- with its scores on the original training rows it saw, fit seconds and
     peak traced memory. A holdout search's matrix is reused when it has the chosen normalisation, and an
-    L-BFGS refit starts from the search's solution."""
+    L-BFGS refit starts from the search's solution, with its preconditioner."""
     model = head_class(**{**params, **best["params"]})
     if kept is not None:
         split = splits[0]
-        init = kept.models.get(_frozen(best["params"]))
-        model, seconds, peak = _timed_fit(model, kept.matrix, kept.y,
-                                          init=init if getattr(init, "optimizer", None) == "lbfgs" else None)
+        init, preconditioner = kept.models[_frozen(best["params"])]
+        if getattr(init, "optimizer", None) != "lbfgs":
+            init = None
+        model, seconds, peak = _timed_fit(model, kept.matrix, kept.y, init=init, preconditioner=preconditioner)
         originals = np.concatenate([np.arange(len(split.fit)), kept.n_fit + np.arange(len(split.val))])
         scored = score_predictions(kept.y[originals], model.predict(kept.matrix[originals]), data.classes)
         return model, kept.normalization, scored, seconds, peak
@@ -176,10 +179,11 @@ def _refit(data, head_class, params, best, option, splits, settings, kept):
     return model, normalization, scored, seconds, peak
 
 
-def _timed_fit(model, X, y, init=None):
+def _timed_fit(model, X, y, init=None, preconditioner=None):
+    """Fit ``model``; also returns its seconds and the peak memory it allocated (tracemalloc, bytes)."""
     tracemalloc.start()
     start = time.perf_counter()
-    model.fit(X, y, init=init)
+    model.fit(X, y, init=init, preconditioner=preconditioner)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -187,18 +191,21 @@ def _timed_fit(model, X, y, init=None):
 
 
 def _fit_grid(head_class, points: list[dict], X, y):
-    """``(point, fitted model)`` for every grid point: points that differ only in ``alpha`` go along the
-    head's regularisation path when it has one, the others are fitted one by one."""
-    if hasattr(head_class, "regularization_path") and len({p["alpha"] for p in points if "alpha" in p}) > 1:
+    """``(point, fitted model, preconditioner or None)`` for every grid point: points that differ only in
+    ``alpha`` go along the head's regularisation path when it has one (sharing one preconditioner), the
+    others are fitted one by one."""
+    if hasattr(head_class, "regularization_path") and all("alpha" in p for p in points):
         groups: dict = {}
         for point in points:
             groups.setdefault(_frozen({k: v for k, v in point.items() if k != "alpha"}), []).append(point)
         for group in groups.values():
-            head = head_class(**group[0])
-            yield from zip(group, head.regularization_path(X, y, [p["alpha"] for p in group]))
+            head, alphas = head_class(**group[0]), [p["alpha"] for p in group]
+            preconditioner = head.path_preconditioner(X, y, alphas)
+            for point, model in zip(group, head.regularization_path(X, y, alphas, preconditioner=preconditioner)):
+                yield point, model, preconditioner
         return
     for point in points:
-        yield point, head_class(**point).fit(X, y)
+        yield point, head_class(**point).fit(X, y), None
 
 
 def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
@@ -210,16 +217,12 @@ def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
 
 
 def _frozen(point: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in point.items()))
+    """A grid point as a hashable key (``verbose`` does not make a point)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in point.items() if k != "verbose"))
 
 
 def _plain(point: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in point.items() if k != "verbose"}
-
-
-def _describe(option, point) -> str:
-    shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in _plain(point).items())
-    return f"normalize={option} {shown}"
 
 
 # -- storage in the store's ``heads`` namespace ----------------------------------------------------------

@@ -9,8 +9,11 @@ INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv
 
 
 def to_grey(batch: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an ``(n, H, W, 3)`` RGB uint8 batch, in one OpenCV call."""
-    n, h, w, _ = batch.shape
+    """ITU-R BT.601 luma ``(n, H, W)`` of an ``(n, H, W, 3)`` RGB uint8 batch, in one OpenCV call (a grey
+    ``(n, H, W, 1)`` batch as it is). Equal channels give their value exactly."""
+    n, h, w, c = batch.shape
+    if c == 1:
+        return batch[..., 0]
     return cv2.cvtColor(batch.reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
 
 

@@ -1,12 +1,12 @@
-"""Image-to-image steps put in front of an extractor: resizing, histogram equalisation, and the flips and
-shifts that ``train.augment`` applies to training images."""
+"""Image-to-image steps put in front of an extractor: resizing, conversion to grey, histogram equalisation,
+and the flips and shifts that ``train.augment`` applies to training images."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from .core import Boolean, Integer, Options, Real, Sequence, Stage, as_batch, register
-from .imageops import INTERPOLATION, resize_batch
+from .imageops import INTERPOLATION, resize_batch, to_grey
 
 
 class Preprocessor(Stage):
@@ -58,6 +58,15 @@ class Resize(Preprocessor):
         return np.ascontiguousarray(resize_batch(batch, size, self.interpolation))
 
 
+@register("preprocess", "grey")
+class Grey(Preprocessor):
+    """Convert colour images to one grey channel (BT.601 luma; grey images kept as they are), so a grey data
+    set stays grey: ``raw`` then gives ``H * W`` values, ``hog`` and the descriptors work on one channel."""
+
+    def _transform_batch(self, batch):
+        return to_grey(batch)[..., None]
+
+
 @register("preprocess", "equalize")
 class Equalize(Preprocessor):
     """Histogram equalisation, global or CLAHE, on luminance (Y of YCrCb, hue kept) or ``per_channel``."""
@@ -84,8 +93,8 @@ class Equalize(Preprocessor):
         equalize = self._equalizer()
         out = np.empty_like(batch)
         for i, image in enumerate(batch):
-            if self.per_channel:
-                for c in range(3):
+            if self.per_channel or batch.shape[-1] == 1:
+                for c in range(batch.shape[-1]):
                     out[i, :, :, c] = equalize(np.ascontiguousarray(image[:, :, c]))
             else:
                 ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)

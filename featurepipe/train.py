@@ -58,7 +58,7 @@ def train_heads(cfg: Config, output=None) -> list[dict]:
         print(f"training {name}: {spec.model} on {len(data.train_rows)} training images "
               f"(+{len(data.augment)} augmented copies) of {data.store.dimension(data.key)}-d features", flush=True)
         result = fit_and_score(data, {**spec.model_dump(), "name": name}, cfg.train.model_dump(),
-                               verbose=cfg.run.progress)
+                               verbose=cfg.run.progress, log=_log_point)
         record = result.record
         save_trained(folder, result, cfg.model_dump(), pipeline)
         (folder / "metrics.json").write_text(_metrics_json(record))
@@ -77,14 +77,39 @@ def _metrics_json(record: dict) -> str:
     return json.dumps({k: v for k, v in record.items() if k not in ("normalization", "parents", "what")}, indent=1)
 
 
+def _log_point(split: int, n_splits: int, normalize, params: dict, accuracy: float) -> None:
+    print(f"  split {split + 1}/{n_splits}  {describe_normalize(normalize)}  {_params_text(params)}: "
+          f"validation {accuracy:.2%}", flush=True)
+
+
+def describe_normalize(spec) -> str:
+    """A normalisation spec as text: ``power(p=0.5) -> l2``."""
+    steps = spec if isinstance(spec, (list, tuple)) else [] if spec in (None, "none") else [spec]
+    if not steps:
+        return "none"
+    shown = []
+    for step in steps:
+        name, params = (step, {}) if isinstance(step, str) else next(iter(step.items()))
+        shown.append(name + (f"({_params_text(params or {})})" if params else ""))
+    return " -> ".join(shown)
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def summary(record: dict, folder) -> str:
-    """The grid with validation scores, the chosen setting, and train / validation / test accuracy."""
-    lines = [f"  {'normalize':<28} {'params':<40} validation"]
-    for row in record["grid"]:
+    """The grid with validation scores (the parameters that vary), the chosen setting, and train,
+    validation and test accuracy."""
+    grid = record["grid"]
+    varying = [k for k in grid[0]["params"] if len({str(r["params"].get(k)) for r in grid}) > 1]
+    fixed = {k: v for k, v in record["chosen"]["params"].items() if k not in varying}
+    searched = varying + (["normalize"] if len({str(r["normalize"]) for r in grid}) > 1 else [])
+    lines = [f"  grid over {', '.join(searched) or 'nothing'}; fixed: {_params_text(fixed)}"]
+    for row in grid:
         chosen = " <- chosen" if row["params"] == record["chosen"]["params"] and row["normalize"] == record["chosen"]["normalize"] else ""
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items()
-                           if k != "verbose")
-        lines.append(f"  {str(row['normalize']):<28} {params:<40} {row['val_accuracy']:.2%}{chosen}")
+        lines.append(f"  {describe_normalize(row['normalize']):<30} {_params_text({k: row['params'][k] for k in varying}):<30} "
+                     f"{row['val_accuracy']:.2%}{chosen}")
     if record["at_edge"]:
         lines.append(f"  note: the chosen {', '.join(record['at_edge'])} is at the edge of its automatic grid")
     selection = record["selection"]
@@ -111,8 +136,10 @@ def evaluate(folder, split: str = "test") -> dict:
         settings = cfg.train
         method, splits = make_splits(data.labels[data.train_rows], settings.selection, settings.validation_fraction,
                                      settings.folds, settings.seed)
-        if split == "val" and method != "holdout":
-            raise ConfigError(f"train.selection: the head was chosen by {method}; there is no single validation split")
+        if split == "val" and (method != "holdout" or settings.refit):
+            raise ConfigError("train: the head was refit on every training row after its selection"
+                              if settings.refit else f"train.selection: the head was chosen by {method}; "
+                              "there is no single validation split")
         rows = data.train_rows[splits[0].val] if split == "val" else data.train_rows
     return score_rows(data.store, data.key, rows, data.labels[rows], trained.model, trained.normalization,
                       trained.manifest["classes"])

@@ -109,3 +109,29 @@ def test_the_cycle_finder_finds_cycles():
 def test_modules_stay_small():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 330}
     assert not long, long
+
+
+def test_a_stage_code_version_covers_its_own_modules_only():
+    from featurepipe.fingerprint import _closure
+
+    assert "featurepipe.extractors.hog" not in _closure("featurepipe.extractors.bovw")
+    assert "featurepipe.local.sift" not in _closure("featurepipe.extractors.bovw")
+    assert {"featurepipe.local.kmeans", "featurepipe.core.stage"} <= _closure("featurepipe.extractors.bovw")
+
+
+def test_a_plugin_stage_version_follows_its_source(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from featurepipe import fingerprint
+
+    source = "from featurepipe.extractors import Extractor\n\n\nclass Plugin(Extractor):\n    scale = {}\n"
+    (tmp_path / "fp_plugin.py").write_text(source.format(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fp_plugin")
+    first = module.Plugin().code_version()
+    (tmp_path / "fp_plugin.py").write_text(source.format(2))
+    fingerprint._imports.cache_clear()
+    fingerprint.modules_code_version.cache_clear()
+    assert module.Plugin().code_version() != first
+    sys.modules.pop("fp_plugin")

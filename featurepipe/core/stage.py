@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from ..fingerprint import code_version, digest
+from ..fingerprint import digest, modules_code_version
 from .constraints import check_constraints
 from .registry import REGISTRY
 
@@ -116,9 +116,14 @@ class Stage:
         """JSON-able identity: registered name, parameters and fitted state (nested stages recurse)."""
         return {"name": self.name, "params": self.get_params(deep=False), "state": self.fitted_state()}
 
+    def code_version(self) -> str:
+        """The version of the code behind this stage and those nested in it: their classes' modules and
+        every featurepipe module those import (``fingerprint.modules_code_version``)."""
+        return modules_code_version(tuple(sorted({type(s).__module__ for _, s in iter_stages(self)})))
+
     def fingerprint(self) -> str:
-        """Stable hash of name, parameters, fitted state and the feature code's version."""
-        return digest({"stage": self.describe(), "code": code_version()})
+        """Stable hash of name, parameters, fitted state and the version of the code behind them."""
+        return digest({"stage": self.describe(), "code": self.code_version()})
 
 
 def _snapshot(stage: Stage) -> str:

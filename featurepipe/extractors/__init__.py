@@ -1,7 +1,7 @@
 """Extractors, each registered by name (kind ``"extractor"``); importing this package fills the registry."""
 from ..core import REGISTRY, ParamError
 from .base import Extractor
-from . import raw, color, hog, concat, bovw  # noqa: F401  (each registers its extractors)
+from . import raw, color, hog, concat, bovw, pca_sift, fisher  # noqa: F401  (each registers its extractors)
 
 
 def list_extractors(pattern: str = "*") -> list[str]:

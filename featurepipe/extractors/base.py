@@ -10,18 +10,23 @@ from ..errors import MixedSizeError
 class Extractor(Stage):
     """Base of every extractor.
 
-    Subclasses implement ``_transform_batch(batch)`` for a stacked ``(n, H, W, 3)`` uint8 batch and,
+    Subclasses implement ``_transform_batch(batch)`` for a stacked ``(n, H, W, C)`` uint8 batch (C = 3 for
+    RGB, 1 for grey; ``colour_only`` extractors refuse grey) and,
     when they learn from data, ``fit``. ``size_dependent`` extractors (output length follows the image
     size) refuse a mixed-size list instead of padding; the others get one stacked call per image size.
     """
 
     kind = "extractor"
+    colour_only = False   # True when the features need the three colour channels (colour histograms)
     size_dependent = False
     requires_fit = False  # True for data-driven extractors (codebooks, PCA): fit on the training split
 
     def transform(self, images):
         self._ensure_valid()
         batch = as_batch(images)
+        channels = {batch.shape[-1]} if isinstance(batch, np.ndarray) else {im.shape[-1] for im in batch}
+        if self.colour_only and channels != {3}:
+            raise ValueError(f"{self.name}: needs colour (RGB) images, got grey ones; drop the `grey` step")
         if isinstance(batch, np.ndarray):
             return np.asarray(self._transform_batch(batch), dtype=np.float32)
         return self._transform_mixed(batch)

@@ -100,6 +100,7 @@ _COMMON = {
 class ColorHistogram(Extractor):
     """RGB histogram with ``bins`` levels per channel: ``joint`` (bins**3 colours) or per ``channels``."""
 
+    colour_only = True
     _constraints = {"bins": Integer(1, 256), "mode": Options("joint", "channels"), **_COMMON}
 
     def __init__(self, bins=8, mode="joint", grid=(1, 1), norm="l1"):
@@ -126,6 +127,7 @@ class HSVHistogram(Extractor):
     Hue is circular: hue bins are centred on 0 degrees, so reds on either side of it share a bin.
     """
 
+    colour_only = True
     _constraints = {"bins": Sequence(Integer(1, 180), length=3,
                                      message="must be [hue, saturation, value] integers in [1, 180]"), **_COMMON}
 

@@ -305,7 +305,6 @@ class HOG(Extractor):
         self.channel_axis = channel_axis
 
     def _transform_batch(self, batch):
-        if self.channel_axis is None:
-            batch = to_grey(batch)
-        return hog(batch, self.orientations, self.pixels_per_cell, self.cells_per_block, self.block_norm,
-                   self.transform_sqrt, None if self.channel_axis is None else -1)
+        grey = self.channel_axis is None or batch.shape[-1] == 1  # grey images give the same as channel_axis None
+        return hog(to_grey(batch) if grey else batch, self.orientations, self.pixels_per_cell, self.cells_per_block,
+                   self.block_norm, self.transform_sqrt, None if grey else -1)

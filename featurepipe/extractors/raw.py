@@ -10,7 +10,8 @@ from .base import Extractor
 
 @register("extractor", "raw")
 class RawPixels(Extractor):
-    """Pixels scaled to [0, 1], optionally resized to ``size`` (H, W) and/or converted to grey."""
+    """Pixels scaled to [0, 1], optionally resized to ``size`` (H, W) and/or converted to grey: ``H * W * C``
+    values, C the images' channels (1 after a ``grey`` step or with ``grey``)."""
 
     _constraints = {
         "size": NULL | Sequence(Integer(1), length=2, message="must be null or [height, width] with positive entries"),

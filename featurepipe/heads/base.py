@@ -107,7 +107,10 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = result.history["val_accuracy"] or None
         if not result.converged:
             if result.n_iter < self.max_iter and result.message:  # L-BFGS's line search gave up
-                reason = f"L-BFGS stopped after {result.n_iter} iterations: {result.message}"
+                detail = result.message.removeprefix("ABNORMAL:").strip() or (
+                    "its line search found no lower objective; float32 precision is reached near the optimum, "
+                    "so a tol this small cannot be met")
+                reason = f"L-BFGS stopped after {result.n_iter} iterations: {detail}"
             else:
                 reason = f"stopped at max_iter={self.max_iter} before converging; raise max_iter or the learning rate"
             warnings.warn(f"{type(self).__name__} {reason}", ConvergenceWarning)

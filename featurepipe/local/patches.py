@@ -12,7 +12,8 @@ from .base import Descriptor, LocalFeatures
 
 @register("descriptor", "patches")
 class Patches(Descriptor):
-    """Every ``size x size`` RGB patch at ``stride``, as a vector of ``size * size * 3`` pixel values.
+    """Every ``size x size`` patch at ``stride``, as a vector of ``size * size * C`` pixel values (C = 3
+    for colour images, 1 for grey).
 
     ``normalize`` subtracts each patch's mean and divides by ``sqrt(var + norm_eps)`` (brightness and
     contrast normalisation; ``norm_eps`` is on the 0-255 pixel scale and keeps flat patches from being
@@ -30,6 +31,7 @@ class Patches(Descriptor):
 
     @property
     def n_features(self):
+        """Length of one descriptor of a colour image (a third of it for grey ones)."""
         return self.size * self.size * 3
 
     def _windows(self, batch):
@@ -50,7 +52,7 @@ class Patches(Descriptor):
     def compute(self, batch):
         windows = self._windows(batch)
         n, rows, cols = windows.shape[:3]
-        values = np.empty((n, rows, cols, self.size, self.size, 3), np.float32)
+        values = np.empty((n, rows, cols, self.size, self.size, batch.shape[-1]), np.float32)
         values[...] = windows.transpose(0, 1, 2, 4, 5, 3)
         values = self._normalised(values.reshape(n * rows * cols, -1))
         h, w = batch.shape[1:3]

@@ -1,0 +1,111 @@
+"""The base of data-driven extractors over local descriptors (bag of words, Fisher vectors).
+
+``fit`` samples descriptors from the training images only and learns, on that sample, the optional
+linear map (ZCA whitening or PCA) and then the vocabulary. Everything learnt is a fitted array
+attribute, so it is saved with the pipeline and enters the fingerprint: a refitted vocabulary gives new
+cache keys, and ``transform`` never refits.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import NULL, Boolean, Instance, Integer, Options, Real, Satisfies, require, timed
+from ..local.base import Descriptor
+from ..local.pooling import NORMS, encode_images, valid_pyramid
+from ..local.projections import PROJECTIONS, fit_projection, project
+from .base import Extractor
+
+
+class LocalEncoding(Extractor):
+    """Base: descriptors -> optional ZCA/PCA -> vocabulary fitted on a training sample -> encoding ->
+    spatial pyramid pooling. Subclasses define the vocabulary and its encoding."""
+
+    requires_fit = True
+    _vocabulary = ""  # the fitted attribute that marks a fitted extractor
+    _constraints = {
+        "descriptor": Instance(Descriptor, "must be null or a descriptor such as {patches: {size: 6}}", nullable=True),
+        "projection": Options(*PROJECTIONS, message=f"must be one of {PROJECTIONS}"),
+        "n_components": NULL | Integer(1),
+        "whiten": Boolean(),
+        "whiten_eps": Real(0, message="must be a number >= 0"),
+        "pyramid": Satisfies(valid_pyramid, "must be a list of grid sizes such as [1, 2, 4], each dividing the largest"),
+        "normalize": Options(*NORMS, message=f"must be one of {NORMS}"),
+        "n_samples": Integer(2),
+        "max_iter": Integer(1),
+        "random_state": Integer(0, message="must be an integer >= 0 (fits must be reproducible)"),
+    }
+
+    def __init__(self, *, descriptor, projection, n_components, whiten, whiten_eps, pyramid, normalize, n_samples,
+                 max_iter, random_state):
+        self.descriptor = descriptor
+        self.projection = projection
+        self.n_components = n_components
+        self.whiten = whiten
+        self.whiten_eps = whiten_eps
+        self.pyramid = pyramid
+        self.normalize = normalize
+        self.n_samples = n_samples
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _default_descriptor(self) -> Descriptor:
+        raise NotImplementedError
+
+    def _fit_vocabulary(self, samples: np.ndarray, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _encoding(self):
+        raise NotImplementedError
+
+    def _pooling(self) -> str:
+        return "sum"
+
+    def _descriptor(self) -> Descriptor:
+        return self.descriptor if self.descriptor is not None else self._default_descriptor()
+
+    def _check_combination(self):
+        descriptor = self._descriptor()
+        if self.projection == "pca":
+            require(self.n_components is not None and self.n_components <= descriptor.n_features, "n_components",
+                    f"must be an integer in [1, {descriptor.n_features}] for projection 'pca'", self.n_components)
+        else:
+            require(self.n_components is None, "n_components", "is only for projection 'pca'; use null",
+                    self.n_components)
+
+    def fit(self, images, y=None):
+        """Learn the projection and the vocabulary from ``n_samples`` descriptors of ``images``; the time of
+        each phase goes to ``fit_timings_`` (seconds: sample, projection, vocabulary)."""
+        self.validate_params()
+        rng = np.random.default_rng(self.random_state)
+        timings = {}
+        with timed(timings, "sample"):
+            samples = self._descriptor().sample(images, self.n_samples, rng)
+        if self.projection == "pca":
+            require(self.n_components <= samples.shape[1], "n_components",
+                    f"must be at most the descriptors' length {samples.shape[1]}", self.n_components)
+        for stale in ("mean_", "projection_"):
+            self.__dict__.pop(stale, None)
+        if self.projection != "none":
+            with timed(timings, "projection"):
+                self.mean_, self.projection_ = fit_projection(samples, self.projection, self.n_components,
+                                                              self.whiten, self.whiten_eps)
+                samples = project(samples, self.mean_, self.projection_)
+        with timed(timings, "vocabulary"):
+            self._fit_vocabulary(samples, rng)
+        self.fit_timings_ = timings
+        return self
+
+    def _describe(self, batch):
+        """Descriptors of a block, through the fitted projection."""
+        features = self._descriptor().compute(batch)
+        if self.projection == "none":
+            return features
+        return features._replace(values=project(features.values, self.mean_, self.projection_))
+
+    def _transform_batch(self, batch):
+        if not hasattr(self, self._vocabulary):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"{self.name}: the vocabulary is learnt from training images; call fit first")
+        return encode_images(self._describe, self._encoding(), batch, tuple(self.pyramid), self._pooling(),
+                             self.normalize)
