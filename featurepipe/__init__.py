@@ -1,5 +1,11 @@
 """featurepipe: classical image features, a feature cache, numpy heads and one benchmark."""
+import os as _os
+
 from ._version import __version__
+
+# OpenCV reads its decoding limit once, when it loads: set it before any featurepipe module imports it, so
+# the decompression-bomb limit (Pillow's, 89,478,485 pixels) holds for every format and every caller.
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "89478485")
 
 # Heavy parts (scikit-learn, OpenCV) load on first use, so `featurepipe` on the command line starts fast.
 _LAZY = {

@@ -19,7 +19,7 @@ def config_dataset(cfg: Config) -> Dataset:
         path = Path(cfg.dataset.path).expanduser()
     try:
         return open_dataset(path, cfg.dataset.kind, cfg.dataset.hash)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the root itself is a symbolic link loop
         raise ConfigError(f"dataset.path: {e}") from None
 
 

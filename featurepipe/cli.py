@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
@@ -203,13 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     # Unreadable files are reported once, in the error ledger; OpenCV's own log lines would repeat them.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
-    # OpenCV refuses to decode larger images of any format (our header check covers PNG/JPEG/GIF/BMP).
-    from .datasets.decode import MAX_PIXELS
-
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+    # File names that are not valid UTF-8 print with their bytes escaped instead of crashing the output.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    # SIGTERM ends a run as Ctrl-C does: workers stopped, committed chunks kept, one line.
+    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
         from .config import RunConfig

@@ -116,10 +116,22 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
         if not sep or not dotted:
             raise ConfigError(f"--set {item}: expected key=value")
         try:
-            _set_dotted(tree, dotted.strip(), yaml.safe_load(raw))
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({getattr(e, 'problem', e)})") from None
+        try:
+            _set_dotted(tree, dotted.strip(), value)
         except (IndexError, ValueError, TypeError, AttributeError) as e:
             raise ConfigError(f"--set {item}: {e}") from None
     return tree
+
+
+def _resolve_path(tree: dict, base: Path) -> None:
+    """Make a relative ``dataset.path`` absolute against ``base`` (``~`` expanded)."""
+    dataset = tree.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
+        path = Path(dataset["path"]).expanduser()
+        dataset["path"] = str(path if path.is_absolute() else base / path)
 
 
 def _first_error(err: ValidationError) -> str:
@@ -146,9 +158,11 @@ def load_config(path, overrides: list[str] = (), values: dict | None = None) -> 
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
+        _resolve_path(tree, path.resolve().parent)  # a path written in the file is relative to the file
         tree = apply_overrides(tree, list(overrides))
         for dotted, value in (values or {}).items():
             _set_dotted(tree, dotted, value)
+        _resolve_path(tree, Path.cwd())  # one given on the command line, to the working folder
         return Config.model_validate(tree)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None

@@ -3,6 +3,7 @@ feature store, progress bars, and the per-file error ledger. The one place that 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -49,14 +50,39 @@ def load_images(paths, pipeline: FeaturePipeline, on_error: str, max_pixels: int
     return rows, images, errors
 
 
-def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int):
+def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int,
+                  owner: int | None = None):
     """Features of one chunk: (index, features or None, status per item, [path, reason] failures).
 
     When the batch call fails, items are retried one by one so a single bad image (say, smaller than
-    a HOG block) fails alone.
+    a HOG block) fails alone. ``owner`` is the pid of the process that runs the extraction: a local
+    worker process exits when it dies.
     """
+    if owner is not None and os.getpid() != owner and os.getppid() == owner:
+        _watch_parent(owner)
     with single_threaded_opencv():
         return _process_chunk(index, paths, pipeline, on_error, max_pixels)
+
+
+_WATCHED: list = []
+
+
+def _watch_parent(parent: int) -> None:
+    """In a local worker process: exit within a second of ``parent``, the process that started it, dying
+    (SIGKILL included), instead of computing chunks nobody will commit. Started once per process."""
+    import threading
+
+    if _WATCHED:
+        return
+    _WATCHED.append(parent)
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="featurepipe-parent-watch").start()
 
 
 @contextlib.contextmanager
@@ -155,8 +181,11 @@ def warm_up_workers(jobs: int, backend: str) -> None:
     from joblib import delayed
 
     def start():
-        with parallel_backend(backend, jobs, None):
-            list(_parallel(jobs)(delayed(importlib.import_module)("featurepipe.pipeline") for _ in range(jobs)))
+        try:
+            with parallel_backend(backend, jobs, None):
+                list(_parallel(jobs)(delayed(importlib.import_module)("featurepipe.pipeline") for _ in range(jobs)))
+        except BaseException:  # noqa: BLE001 -- an interrupted run stops the pool; the run itself reports it
+            pass
 
     threading.Thread(target=start, daemon=True, name="featurepipe-warm-up").start()
 
@@ -210,7 +239,7 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
                     decoding={"max_pixels": max_pixels})
     meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
             "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
-            "parents": list(parents)}
+            "parents": list(parents), "listing_problems": [list(p) for p in dataset.problems]}
     items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
              "splits": list(dataset.splits) if dataset.splits else None}
     rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta, items)
@@ -222,8 +251,8 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
         pending = sorted(set(pending) | set(damaged))
     todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
     if pending:
-        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
-                 for c in pending)
+        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels,
+                                        os.getpid()) for c in pending)
         bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
         with bar, parallel_backend(backend, jobs, scheduler):
             for index, features, status, errors, shape in _parallel(jobs)(tasks):
@@ -232,7 +261,8 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
                 bar.update(len(status))
     if pending or not store.is_complete(key):
         status = store.status(key)
-        store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
+        failed = int((status == FAILED).sum()) + len(dataset.problems)  # files that failed, paths not listed
+        store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": failed,
                            "seconds": time.perf_counter() - start, "computed": todo, "fit": fit or {}})
     summary = store.summary(key)
     if summary["failed"] and on_error == "fail":

@@ -1,4 +1,9 @@
-"""Decoding one image file into an HxWx3 uint8 RGB array, or a one-line reason why not."""
+"""Decoding one image file into an HxWx3 uint8 RGB array, or a one-line reason why not.
+
+The decompression-bomb limit holds in the library, not only in the CLI: the size in the header of PNG,
+JPEG, GIF, BMP, TIFF, WebP and PNM files is checked before anything is decoded, and ``featurepipe``
+sets OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, read once when OpenCV loads) for other formats.
+"""
 from __future__ import annotations
 
 import struct
@@ -13,8 +18,46 @@ class ImageError(ValueError):
     """A file that is not a usable image; the message is the reason, without the path."""
 
 
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first image directory of a (classic) TIFF file."""
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[offset:offset + 2])
+        size = {}
+        for i in range(count):
+            tag, kind, _, value = struct.unpack(order + "HHI4s", data[offset + 2 + 12 * i:offset + 14 + 12 * i])
+            if tag in (256, 257):
+                size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:2 if kind == 3 else 4])[0]
+        return (size[256], size[257]) if len(size) == 2 else None
+    except (struct.error, KeyError):
+        return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(data) >= 30:
+        return struct.unpack("<H", data[26:28])[0] & 0x3FFF, struct.unpack("<H", data[28:30])[0] & 0x3FFF
+    return None
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    fields = []
+    for line in data[2:256].split(b"\n"):
+        fields += line.split(b"#")[0].split()
+        if len(fields) >= 2:
+            return (int(fields[0]), int(fields[1])) if fields[0].isdigit() and fields[1].isdigit() else None
+    return None
+
+
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, GIF or BMP header without decoding; None when unknown."""
+    """(width, height) from a PNG, JPEG, GIF, BMP, TIFF, WebP or PNM header without decoding; None when
+    unknown."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
@@ -22,6 +65,12 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     if data[:2] == b"BM" and len(data) >= 26:
         width, height = struct.unpack("<ii", data[18:26])
         return abs(width), abs(height)
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return _tiff_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
+    if data[:1] == b"P" and data[1:2] in b"123456" and len(data) > 3:
+        return _pnm_size(data)
     if data[:2] == b"\xff\xd8":
         i = 2
         while i + 9 <= len(data):

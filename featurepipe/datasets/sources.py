@@ -20,8 +20,11 @@ SPLITS = ("train", "test")
 class Dataset:
     """Items in a fixed order: ``ids`` (path relative to ``root``), labels and splits (or None), stamps.
 
-    A stamp is ``size:mtime_ns`` or a content hash; (id, stamp, label, split) of every item make the
-    dataset's identity, so any added, removed, relabelled or touched file changes it.
+    A stamp is ``size:mtime_ns:ctime_ns:inode`` or a content hash; (id, stamp, label, split) of every item
+    make the dataset's identity, so any added, removed, relabelled or touched file changes it -- also a
+    rewrite that keeps size and modification time, since it changes the inode's ctime. ``problems`` are
+    [path, reason] of what the listing could not enter (symbolic link loops, unreadable folders): they go
+    to the error ledger with the files that fail to decode.
     """
 
     root: Path
@@ -29,6 +32,7 @@ class Dataset:
     stamps: tuple[str, ...]
     labels: tuple[str, ...] | None = None
     splits: tuple[str, ...] | None = None
+    problems: tuple = ()
 
     def __len__(self):
         return len(self.ids)
@@ -41,7 +45,8 @@ class Dataset:
         return sorted(set(self.labels)) if self.labels is not None else []
 
     def identity(self) -> str:
-        return digest([self.ids, self.stamps, self.labels, self.splits])
+        parts = [self.ids, self.stamps, self.labels, self.splits]
+        return digest(parts + [self.problems] if self.problems else parts)
 
     def subset(self, split: str) -> "Dataset":
         """The items of one split, in order."""
@@ -63,17 +68,20 @@ class Dataset:
 
     def _select(self, rows) -> "Dataset":
         pick = lambda seq: None if seq is None else tuple(seq[i] for i in rows)  # noqa: E731
-        return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits))
+        return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits),
+                       self.problems)
 
     def split_mask(self, split: str) -> np.ndarray:
         return np.array([s == split for s in self.splits]) if self.splits else np.zeros(len(self), bool)
 
 
 def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
-    """``size:mtime_ns`` per file, or the sha256 of its content (``--hash``); an unreadable file is
-    stamped so (it fails again when read, and goes to the error ledger)."""
+    """``size:mtime_ns:ctime_ns:inode`` per file (one ``stat``, as listing needs anyway), or the sha256 of
+    its content (``--hash``); an unreadable file is stamped so (it fails again when read, and goes to the
+    error ledger)."""
     if not content_hash:
-        return tuple("unreadable" if st is None else f"{st.st_size}:{st.st_mtime_ns}" for _, st in files)
+        return tuple("unreadable" if st is None else f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+                     for _, st in files)
     stamps = []
     for rel, _ in files:
         try:
@@ -91,23 +99,48 @@ def _stat(entry: os.DirEntry):
 
 
 def _image_files(folder: Path):
-    """(relative path, stat) of image files below ``folder``, recursively, sorted, hidden entries skipped."""
-    found = []
+    """(relative path, stat) of image files below ``folder``, recursively, sorted, hidden entries skipped;
+    and [relative path, reason] of what could not be entered. A folder reached again through a link (a
+    loop, or a second way in) is entered once; no single bad path stops the listing."""
+    found, problems = [], []
+    top = os.stat(folder)
+    seen = {(top.st_dev, top.st_ino)}
     stack = [""]
     suffixes = IMAGE_SUFFIXES
     while stack:
         prefix = stack.pop()
-        with os.scandir(os.path.join(folder, prefix)) as entries:
-            for entry in entries:
-                name = entry.name
-                if name[0] == ".":
-                    continue
-                if entry.is_dir():
+        try:
+            with os.scandir(os.path.join(folder, prefix)) as listing:
+                entries = list(listing)
+        except OSError as e:
+            problems.append([prefix.rstrip(os.sep), f"unreadable folder: {e.strerror or e}"])
+            continue
+        for entry in entries:
+            name = entry.name
+            if name[0] == ".":
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError as e:  # a link to itself, or a chain too long
+                problems.append([prefix + name, f"unreadable link: {e.strerror or e}"])
+                continue
+            if is_dir:
+                identity = _folder_identity(entry)
+                if identity in seen:
+                    problems.append([prefix + name, "symbolic link to a folder already listed (a loop?); skipped"])
+                elif identity is not None:
+                    seen.add(identity)
                     stack.append(prefix + name + os.sep)
-                elif name[name.rfind("."):].lower() in suffixes:
-                    found.append((prefix + name, _stat(entry)))
+            elif name[name.rfind("."):].lower() in suffixes:
+                found.append((prefix + name, _stat(entry)))
     found.sort()
-    return found
+    problems.sort()
+    return found, problems
+
+
+def _folder_identity(entry: os.DirEntry):
+    st = _stat(entry)
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def from_folder(root, content_hash: bool = False) -> Dataset:
@@ -118,7 +151,8 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
     has_splits = any((root / s).is_dir() for s in SPLITS)
     depth = 1 if has_splits else 0
     files, labels, splits = [], [], []
-    for rel, stat in _image_files(root):
+    listed, problems = _image_files(root)
+    for rel, stat in listed:
         parts = rel.split(os.sep)
         if len(parts) < depth + 2 or (has_splits and parts[0] not in SPLITS):
             continue  # not inside a class folder (of a split)
@@ -129,7 +163,7 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
     if not ids:
         raise ValueError(f"no images in class sub-folders of {root}")
     return Dataset(root, ids, _stamps(root, files, content_hash), tuple(labels),
-                   tuple(splits) if has_splits else None)
+                   tuple(splits) if has_splits else None, tuple(map(tuple, problems)))
 
 
 def from_unlabelled(root, content_hash: bool = False) -> Dataset:
@@ -137,10 +171,11 @@ def from_unlabelled(root, content_hash: bool = False) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
-    files = _image_files(root)
+    files, problems = _image_files(root)
     if not files:
         raise ValueError(f"no images below {root}")
-    return Dataset(root, tuple(r for r, _ in files), _stamps(root, files, content_hash))
+    return Dataset(root, tuple(r for r, _ in files), _stamps(root, files, content_hash),
+                   problems=tuple(map(tuple, problems)))
 
 
 def from_csv(path, content_hash: bool = False) -> Dataset:

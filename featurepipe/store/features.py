@@ -173,8 +173,10 @@ class FeatureEntries:
         return write_csv_atomic(self.path(key) / "errors.csv", ["path", "reason"], self.ledger(key))
 
     def ledger(self, key: str) -> list[list[str]]:
-        """[path, reason] of every failed item of the committed chunks."""
-        return [row for part in sorted((self.path(key) / "chunks").glob("*.json")) for row in read_json(part)["errors"]]
+        """[path, reason] of what the listing could not enter, then of every failed item of the committed chunks."""
+        listed = self.attrs(key).get("listing_problems", [])
+        return listed + [row for part in sorted((self.path(key) / "chunks").glob("*.json"))
+                         for row in read_json(part)["errors"]]
 
     # -- checking ------------------------------------------------------------------------------------
     def _chunk_files(self, key: str, array: str):
