@@ -136,7 +136,7 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
         "fit_seconds": fit_seconds, "peak_fit_mib": peak / 2**20, "epochs": int(model.n_iter_),
         "history": model.history_, "train": train_score,
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
-        "test": test_score, "classes": data.classes,
+        "test": test_score, "classes": data.classes, "image_shape": data.store.attrs(data.key).get("image_shape"),
     }
     return save_head(data.store, key, HeadResult(model, normalization, to_json(record)))
 

@@ -50,16 +50,12 @@ def load_images(paths, pipeline: FeaturePipeline, on_error: str, max_pixels: int
     return rows, images, errors
 
 
-def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int,
-                  owner: int | None = None):
+def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int):
     """Features of one chunk: (index, features or None, status per item, [path, reason] failures).
 
     When the batch call fails, items are retried one by one so a single bad image (say, smaller than
-    a HOG block) fails alone. ``owner`` is the pid of the process that runs the extraction: a local
-    worker process exits when it dies.
+    a HOG block) fails alone.
     """
-    if owner is not None and os.getpid() != owner and os.getppid() == owner:
-        _watch_parent(owner)
     with single_threaded_opencv():
         return _process_chunk(index, paths, pipeline, on_error, max_pixels)
 
@@ -67,19 +63,20 @@ def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_er
 _WATCHED: list = []
 
 
-def _watch_parent(parent: int) -> None:
-    """In a local worker process: exit within a second of ``parent``, the process that started it, dying
-    (SIGKILL included), instead of computing chunks nobody will commit. Started once per process."""
+def watch_owner(owner: int) -> None:
+    """Run in each local worker process as it starts (loky's initializer): exit within a second of
+    ``owner``, the process running the extraction, dying (SIGKILL included), instead of waiting for tasks
+    or computing chunks nobody will commit."""
     import threading
 
-    if _WATCHED:
+    if _WATCHED or os.getpid() == owner:
         return
-    _WATCHED.append(parent)
+    _WATCHED.append(owner)
 
     def watch():
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent:
+            if os.getppid() != owner:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="featurepipe-parent-watch").start()
@@ -159,7 +156,7 @@ def parallel_backend(backend: str, jobs: int, scheduler: str | None):
             with joblib.parallel_config(backend="dask", wait_for_workers_timeout=30):
                 yield c
     else:
-        with joblib.parallel_config(backend=backend, n_jobs=jobs):
+        with joblib.parallel_config(backend=backend, n_jobs=jobs, initializer=watch_owner, initargs=(os.getpid(),)):
             yield None
 
 
@@ -209,7 +206,8 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
     chunks = range(-(-len(train) // chunk_rows))
     tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels) for c in chunks)
     images, labels, timings = [], [], {}
-    with timed(timings, "load"), tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar:
+    with timed(timings, "load"), tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar, \
+            parallel_backend("loky", jobs, None):
         for c, (rows, part, failed) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
             images.extend(part)
             if train.labels is not None:
@@ -251,8 +249,8 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
         pending = sorted(set(pending) | set(damaged))
     todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
     if pending:
-        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels,
-                                        os.getpid()) for c in pending)
+        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
+                 for c in pending)
         bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
         with bar, parallel_backend(backend, jobs, scheduler):
             for index, features, status, errors, shape in _parallel(jobs)(tasks):

@@ -162,7 +162,9 @@ def predict(folder, images, out=None, cache_dir=None):
     pipeline = build_config_pipeline(cfg)
     if trained.pipeline_state is not None:
         restore_state(pipeline, *trained.pipeline_state, f"{folder}/pipeline.npz")
-    result = extract(dataset, pipeline, cache, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
+    check_features(trained, pipeline, trained.manifest["feature_dim"])
+    applied = _with_training_size(pipeline, trained.manifest.get("image_shape"))
+    result = extract(dataset, applied, cache, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      on_error="skip", max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)
     if result.n_ok == 0:
         raise ExtractError(f"{images}: no image could be read (see {result.ledger})")
@@ -176,6 +178,20 @@ def predict(folder, images, out=None, cache_dir=None):
         labels[positions] = trained.model.classes_[decision.argmax(axis=1)]
         scores[positions] = decision.max(axis=1)
     out = Path(out or Path(folder) / "predictions.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
     ids = [items["ids"][r] for r in rows]
     write_csv_atomic(out, ["path", "label", "score"], ((i, l, f"{s:.6g}") for i, l, s in zip(ids, labels, scores)))
     return out, result.n_failed, result.ledger
+
+
+def _with_training_size(pipeline, image_shape):
+    """A pipeline whose features depend on the image size, with a resize to the training images' size in
+    front, so that a head applies to images of any size as it was trained (the pipeline as it is when
+    its output does not depend on the size, or when it resizes already)."""
+    if not pipeline.size_dependent or not image_shape:
+        return pipeline
+    from .pipeline import FeaturePipeline
+    from .preprocess import Resize
+
+    print(f"resizing images to {image_shape[0]}x{image_shape[1]}, the size the head was trained on", flush=True)
+    return FeaturePipeline(pipeline.extractor, (Resize(size=tuple(image_shape)), *pipeline.preprocess))

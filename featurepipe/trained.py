@@ -5,8 +5,9 @@
 - ``head.npz``: the head (arrays + JSON, no pickle; ``heads.persistence``);
 - ``normalization.npz``: the fitted normalisation's arrays;
 - ``manifest.json``: what the head expects -- the feature pipeline's fingerprint and dimension, the
-  classes, the normalisation (spec, values, shapes) and the head's input width -- and the run's config
-  with resolved paths, so the same features can be recomputed from anywhere;
+  classes, the normalisation (spec, values, shapes), the head's input width, the training images' size
+  and the SHA-256 of every file above -- and the run's config with resolved paths, so the same
+  features can be recomputed from anywhere;
 - ``pipeline.npz`` (data-driven pipelines): the fitted pipeline's arrays;
 - ``metrics.json`` and PNG figures.
 
@@ -15,6 +16,7 @@ to against the manifest: an edited or damaged folder is refused with one line, n
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from .files import read_json, read_npz, write_json_atomic, write_npz_atomic
 from .normalize import Normalization
 
 FORMAT, VERSION = "featurepipe.trained", 1
+_ARRAYS = ("head.npz", "normalization.npz", "pipeline.npz")
 
 
 class TrainedFolderError(ValueError):
@@ -54,6 +57,7 @@ def save_trained(folder, result, config: dict, pipeline) -> Path:
     if pipeline_arrays or pipeline_values:
         write_npz_atomic(folder / "pipeline.npz", pipeline_arrays)
     record = result.record
+    files = {name: _sha256(folder / name) for name in _ARRAYS if (folder / name).exists()}
     write_json_atomic(folder / "manifest.json", {
         "format": FORMAT, "version": VERSION, "config": config,
         "pipeline": {"fingerprint": pipeline.fingerprint(), "values": pipeline_values,
@@ -61,9 +65,13 @@ def save_trained(folder, result, config: dict, pipeline) -> Path:
         "feature_dim": record["feature_dim"], "input_dim": record["input_dim"], "classes": record["classes"],
         "normalization": {"spec": record["chosen"]["normalize"], "values": values,
                           "shapes": {k: list(v.shape) for k, v in arrays.items()}},
-        "image_shape": record.get("image_shape"),
+        "image_shape": record.get("image_shape"), "files": files,
     })
     return folder
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _fail(folder, message):
@@ -81,9 +89,17 @@ def load_trained(folder) -> Trained:
         manifest = read_json(folder / "manifest.json")
     except (OSError, ValueError) as e:
         _fail(folder, f"manifest.json is unreadable ({e})")
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         _fail(folder, f"manifest.json is not a trained-head manifest of version {VERSION}")
+    for name, digest in dict(manifest.get("files") or {}).items():
+        if name not in _ARRAYS or not (folder / name).exists():
+            _fail(folder, f"{name} is missing")
+        if _sha256(folder / name) != digest:
+            _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
     try:
+        from .config import Config
+
+        Config.model_validate(manifest["config"])
         model = load_model(folder / "head.npz")
         arrays = read_npz(folder / "normalization.npz")
         normalization = Normalization.from_spec(manifest["normalization"]["spec"])
@@ -92,7 +108,7 @@ def load_trained(folder) -> Trained:
         if manifest["pipeline"]["fitted"]:
             pipeline_state = (read_npz(folder / "pipeline.npz"), manifest["pipeline"]["values"],
                               manifest["pipeline"]["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as e:
         _fail(folder, f"damaged or edited ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     shapes = {k: list(v.shape) for k, v in arrays.items()}
     if shapes != manifest["normalization"]["shapes"]:

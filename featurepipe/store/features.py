@@ -292,11 +292,16 @@ class FeatureEntries:
         array = self.feature_array(key)
         try:
             return array[start:stop]
-        except ValueError as e:
-            rows = self.attrs(key)["chunk_rows"]
-            first, last = start // rows, (stop - 1) // rows
-            raise DamagedEntryError(f"feature entry {key}: chunk {first if first == last else f'{first}-{last}'} "
-                                    f"is damaged ({e}); run `featurepipe extract` again to recompute it") from None
+        except ValueError:
+            rows = array.chunks[0]
+            for chunk in range(start // rows, (stop - 1) // rows + 1):
+                try:
+                    array[chunk * rows:(chunk + 1) * rows]
+                except ValueError as e:
+                    reason = "checksum mismatch" if "checksum" in str(e) else type(e).__name__
+                    raise DamagedEntryError(f"feature entry {key}: chunk {chunk} is damaged ({reason}); run "
+                                            f"`featurepipe extract` again to recompute it") from None
+            raise
 
     def read(self, key: str, split: str | None = None) -> FeatureSet:
         """Features of the items that succeeded (all splits, or one), aligned with ids/labels/splits.
