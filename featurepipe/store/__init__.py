@@ -17,7 +17,8 @@ from pathlib import Path
 from ..files import host_name, read_json
 from ..fingerprint import digest
 from .entries import DONE, ObjectEntries
-from .features import FAILED, OK, DamagedEntryError, ExtractResult, FeatureEntries, FeatureSet
+from .features import FAILED, OK, DamagedEntryError, FeatureEntries
+from .records import ExtractResult, FeatureSet
 
 NAMESPACES = ("features", "pipelines", "heads", "aliases", "datasets")
 _KEY = re.compile(r"[0-9a-f]{32}")
