@@ -218,8 +218,8 @@ def _orientation_planes(magnitude: np.ndarray, angle: np.ndarray, planes: np.nda
         else:
             cv2.absdiff(angle, o * width, dst=buffer)
         cv2.threshold(buffer, width, width, cv2.THRESH_TRUNC, dst=buffer)
-        cv2.multiply(magnitude, buffer, dst=buffer, scale=1 / width)
-        cv2.subtract(magnitude, buffer, dst=plane)
+        cv2.subtract(width, buffer, dst=buffer)  # exactly >= 0
+        cv2.multiply(magnitude, buffer, dst=plane, scale=1 / width)
 
 
 def iter_dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: float = MAGNIFICATION,
