@@ -84,8 +84,8 @@ class _Axis:
 
     For bin ``b``, the centres of the keypoints' bins are an arithmetic progression of stride ``step``;
     bins whose offsets differ by whole steps share one progression. ``matrix[p]`` holds the triangular
-    weights of every pixel in the ``p``-th needed centre, divided by twice the bin width (so a bin is a
-    mean, and central differences count once); keypoint ``k``'s bin ``b`` is row ``first[b] + k``.
+    weights of every pixel in the ``p``-th needed centre, divided by the bin width (they sum to one);
+    keypoint ``k``'s bin ``b`` is row ``first[b] + k``.
     """
 
     def __init__(self, length: int, step: int, bin_width: float):
@@ -101,7 +101,7 @@ class _Axis:
             positions.append((np.arange(self.count + hi - lo) + lo + p + 0.5) * step - 0.5)
         centres = np.concatenate(positions)
         weights = np.maximum(1 - np.abs(np.arange(length) - centres[:, None]) / bin_width, 0)
-        self.matrix = (weights / (2 * bin_width)).astype(np.float32)
+        self.matrix = (weights / bin_width).astype(np.float32)
 
     def bins(self) -> np.ndarray:
         """Row of ``matrix`` for each (keypoint, bin): (count, 4)."""
@@ -115,6 +115,7 @@ class _Scale:
         sigma = smoothing_sigma(bin_width, magnification)
         self.kernel = cv2.getGaussianKernel(2 * int(np.ceil(4 * sigma)) + 1, sigma, cv2.CV_32F) if sigma > 0 else None
         self.rows, self.cols = _Axis(height, step, bin_width), _Axis(width, step, bin_width)
+        self.rows.matrix *= 0.5  # central differences are twice the derivative
         self.shape = (len(self.rows.matrix), len(self.cols.matrix))  # binned histograms per image
 
     def index(self, n: int) -> np.ndarray:
@@ -199,8 +200,8 @@ class _Plan:
         norm and square root); descriptors below ``MIN_CONTRAST`` become zeros."""
         cv2.multiply(values, self.window[:len(values)], dst=values)
         norm = np.sqrt(np.einsum("ij,ij->i", values, values))
-        norm[norm < MIN_CONTRAST] = np.inf
-        np.minimum(values, (CLAMP * norm)[:, None], out=values)
+        values[norm < MIN_CONTRAST] = 0
+        np.minimum(values, (CLAMP * norm)[:, None], out=values)  # clamp the unit vector at CLAMP
         norm = np.add.reduce(values, axis=1) if self.root else np.sqrt(np.einsum("ij,ij->i", values, values))
         norm[norm == 0] = np.inf
         np.multiply(values, (1 / norm)[:, None], out=values)
