@@ -60,6 +60,7 @@ _LENGTH = _NUM_BINS * _NUM_BINS * _NUM_ORIENTATIONS
 _HISTOGRAM = np.dtype((np.void, 4 * _NUM_ORIENTATIONS))  # one bin's 8 float32 orientations, moved as one item
 _BLOCK_PIXELS = 1 << 14   # images per block: about this many pixels, so a block's planes stay in cache
 _CHUNK_ROWS = 512         # descriptors gathered and normalised at once: 256 KiB, in cache
+_BAND_BINS = 2.0          # binning products a band of centres at a time, spanning about this many bin widths
 _ONE = np.ones((1, 1), np.float32)
 
 
@@ -102,6 +103,18 @@ class _Axis:
         centres = np.concatenate(positions)
         weights = np.maximum(1 - np.abs(np.arange(length) - centres[:, None]) / bin_width, 0)
         self.matrix = (weights / bin_width).astype(np.float32)
+        # Each centre weighs only the pixels within a bin width of it: on images much larger than a bin,
+        # the products take a band of a few consecutive centres at a time and skip the zero weights.
+        size = max(1, int(_BAND_BINS * bin_width / step))
+        if 4 * size >= len(centres):
+            size = len(centres)
+        ends = np.cumsum([len(p) for p in positions])
+        self.bands = []  # (start, stop, lo, hi): rows start:stop of matrix are zero outside pixels lo:hi
+        for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
+            for first in range(start, end, size):
+                stop = min(first + size, end)
+                pixels = np.flatnonzero(self.matrix[first:stop].any(axis=0))
+                self.bands.append((first, stop) + ((pixels[0], pixels[-1] + 1) if len(pixels) else (0, 0)))
 
     def bins(self) -> np.ndarray:
         """Row of ``matrix`` for each (keypoint, bin): (count, 4)."""
@@ -180,10 +193,13 @@ class _Plan:
             cv2.cartToPolar(gx.reshape(h, -1), gy.reshape(h, -1), magnitude=magnitude, angle=angle, angleInDegrees=True)
             _orientation_planes(magnitude, angle, planes, buffer)
             (r, c), size = scale.shape, scale.shape[0] * n * scale.shape[1]
-            columns = np.matmul(planes.reshape(-1, w), scale.cols.matrix.T,
-                                out=self._buffer("columns", _NUM_ORIENTATIONS * h * n, c))
-            rows = np.matmul(scale.rows.matrix, columns.reshape(_NUM_ORIENTATIONS, h, n * c),
-                             out=self._buffer("rows", _NUM_ORIENTATIONS, r, n * c))
+            columns = self._buffer("columns", _NUM_ORIENTATIONS * h * n, c)
+            flat = planes.reshape(-1, w)
+            for first, stop, lo, hi in scale.cols.bands:
+                np.matmul(flat[:, lo:hi], scale.cols.matrix[first:stop, lo:hi].T, out=columns[:, first:stop])
+            rows, columns = self._buffer("rows", _NUM_ORIENTATIONS, r, n * c), columns.reshape(_NUM_ORIENTATIONS, h, n * c)
+            for first, stop, lo, hi in scale.rows.bands:
+                np.matmul(scale.rows.matrix[first:stop, lo:hi], columns[:, lo:hi], out=rows[:, first:stop])
             cv2.merge(list(rows), dst=binned[start:start + _NUM_ORIENTATIONS * size].reshape(r, n * c, _NUM_ORIENTATIONS))
             start += _NUM_ORIENTATIONS * size
         histograms = binned[:start].view(_HISTOGRAM)
