@@ -118,10 +118,12 @@ def main(argv=None):
         small, source = samples(32), "scikit-image samples"
         small = small[np.arange(args.images) % len(small)]
     with threadpool_limits(1):
-        results = {"(a) 256x256, step 8, sizes 16, 24": compare(large, args.large_opencv_images, 8, (16, 24), args.rounds),
-                   "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
+        results = {
+            "(a) 256x256, step 8, sizes 16, 24": compare(large, args.large_opencv_images, 8, (16, 24), args.rounds),
+            "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
 
-    print(f"- {platform.processor() or platform.machine()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+    now = datetime.datetime.now(datetime.timezone.utc)
+    print(f"- {platform.processor() or platform.machine()}; {now:%Y-%m-%d %H:%M} UTC; "
           f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
           f"featurepipe {featurepipe.__version__} ({Path(featurepipe.__file__).parent}); one thread each")
     print(f"- (a): {len(large)} scikit-image samples at 256x256 for ours, the first {args.large_opencv_images} for "

@@ -7,8 +7,9 @@ Every descriptor of a grid shares the same size and orientation, so the per-keyp
 2. take the gradient (central differences) and split its magnitude into 8 orientation planes, linearly
    interpolated between the two nearest orientations;
 3. bin each plane spatially with a triangular (bilinear) kernel of half-width one bin. The binned planes
-   are only needed at the bin centres, so the separable convolution is two matrix products: columns,
-   then rows, against the kernel weights of the needed centres (one BLAS call each for the whole batch);
+   are only needed at the bin centres, so the separable convolution is two matrix products, columns
+   then rows, against the kernel weights of the needed centres: BLAS calls on the whole batch at once,
+   a band of centres at a time on large images (a centre only weighs pixels within a bin width);
 4. gather each keypoint's 4 x 4 bins, weight them by a Gaussian window and normalise: unit L2 norm,
    clamp at 0.2, unit norm again.
 
@@ -39,11 +40,11 @@ pixel. With OpenCV's smoothing the descriptors agree with OpenCV's to a mean cos
 Gradients are zero on the image's outermost pixels and outside the image (OpenCV skips those pixels),
 so descriptors overlapping the border describe what they see.
 
-Low contrast: a descriptor is all zeros when its norm before normalisation -- window-weighted mean
-gradient magnitudes in grey levels per pixel -- is below ``MIN_CONTRAST`` (1e-3), far below what one
-grey level of 8-bit contrast gives (about 1e-2) and far above float32 rounding of flat images (about
-1e-5); OpenCV normalises any non-zero histogram and VLFeat's PHOW zeroes norms below 0.005 of the
-intensity range.
+Low contrast: a descriptor is all zeros when its norm before normalisation -- of window-weighted mean
+gradient magnitudes, in grey levels per pixel -- is below ``MIN_CONTRAST`` (1e-3). An edge of one grey
+level gives 0.01 (bins of 36 pixels) to 0.2 (6 pixels), float32 rounding on flat images below 1e-5.
+OpenCV normalises any histogram that is not exactly zero; VLFeat's PHOW zeroes descriptors whose norm
+as ``vl_dsift`` reports it is below 0.005 on images scaled to [0, 1].
 """
 from __future__ import annotations
 
@@ -132,7 +133,8 @@ class _Scale:
         self.shape = (len(self.rows.matrix), len(self.cols.matrix))  # binned histograms per image
 
     def index(self, n: int) -> np.ndarray:
-        """Where image ``i``'s keypoints' 16 histograms lie among the (rows, n, cols) binned ones: (n, keypoints * 16)."""
+        """Where the 16 histograms of each image's keypoints lie among (rows, n, cols) binned ones:
+        (n, keypoints * 16)."""
         r, c = self.rows.bins(), self.cols.bins()
         n_cols = self.shape[1]
         index = r[:, None, :, None] * (n * n_cols) + c[None, :, None, :]  # (keypoint row, col, bin row, col)
@@ -148,7 +150,8 @@ class _Plan:
         self.n_points = (height // step) * (width // step) * len(self.scales)
         self.block = max(1, _BLOCK_PIXELS // (height * width))
         g = np.exp(-0.5 * ((np.arange(_NUM_BINS) - (_NUM_BINS - 1) / 2) / window) ** 2)
-        self.window = np.tile(np.repeat(np.outer(g, g).ravel(), _NUM_ORIENTATIONS), (_CHUNK_ROWS, 1)).astype(np.float32)
+        window = np.repeat(np.outer(g, g).ravel(), _NUM_ORIENTATIONS)
+        self.window = np.tile(window, (_CHUNK_ROWS, 1)).astype(np.float32)  # a chunk's worth, for cv2.multiply
         pixels = height * width * self.block
         rows, cols = max(s.shape[0] for s in self.scales), max(s.shape[1] for s in self.scales)
         self.work = {name: np.empty(size, np.float32) for name, size in [
@@ -183,32 +186,35 @@ class _Plan:
         binned, start = self.work["binned"], 0
         for scale in self.scales:
             smooth = x
-            if scale.kernel is not None:
-                vertical = cv2.sepFilter2D(x.reshape(h, n * w), -1, _ONE, scale.kernel, dst=self._buffer("vertical", h, n * w),
-                                           borderType=cv2.BORDER_REFLECT_101)
-                smooth = cv2.sepFilter2D(vertical.reshape(h * n, w), -1, scale.kernel, _ONE, dst=self._buffer("smooth", h * n, w),
-                                         borderType=cv2.BORDER_REFLECT_101).reshape(h, n, w)
+            if scale.kernel is not None:  # each image on its own: down the (H, n W) view, along (H n, W)
+                vertical = cv2.sepFilter2D(x.reshape(h, n * w), -1, _ONE, scale.kernel,
+                                           borderType=cv2.BORDER_REFLECT_101, dst=self._buffer("vertical", h, n * w))
+                smooth = cv2.sepFilter2D(vertical.reshape(h * n, w), -1, scale.kernel, _ONE,
+                                         borderType=cv2.BORDER_REFLECT_101, dst=self._buffer("smooth", h * n, w))
+                smooth = smooth.reshape(h, n, w)
             np.subtract(smooth[1:-1, :, 2:], smooth[1:-1, :, :-2], out=gx[1:-1, :, 1:-1])
             np.subtract(smooth[:-2, :, 1:-1], smooth[2:, :, 1:-1], out=gy[1:-1, :, 1:-1])  # rows point up
-            cv2.cartToPolar(gx.reshape(h, -1), gy.reshape(h, -1), magnitude=magnitude, angle=angle, angleInDegrees=True)
+            cv2.cartToPolar(gx.reshape(h, -1), gy.reshape(h, -1), magnitude=magnitude, angle=angle,
+                            angleInDegrees=True)
             _orientation_planes(magnitude, angle, planes, buffer)
-            (r, c), size = scale.shape, scale.shape[0] * n * scale.shape[1]
-            columns = self._buffer("columns", _NUM_ORIENTATIONS * h * n, c)
-            flat = planes.reshape(-1, w)
+            (r, c), size = scale.shape, _NUM_ORIENTATIONS * scale.shape[0] * n * scale.shape[1]
+            columns, flat = self._buffer("columns", _NUM_ORIENTATIONS * h * n, c), planes.reshape(-1, w)
             for first, stop, lo, hi in scale.cols.bands:
                 np.matmul(flat[:, lo:hi], scale.cols.matrix[first:stop, lo:hi].T, out=columns[:, first:stop])
-            rows, columns = self._buffer("rows", _NUM_ORIENTATIONS, r, n * c), columns.reshape(_NUM_ORIENTATIONS, h, n * c)
+            columns = columns.reshape(_NUM_ORIENTATIONS, h, n * c)
+            rows = self._buffer("rows", _NUM_ORIENTATIONS, r, n * c)
             for first, stop, lo, hi in scale.rows.bands:
                 np.matmul(scale.rows.matrix[first:stop, lo:hi], columns[:, lo:hi], out=rows[:, first:stop])
-            cv2.merge(list(rows), dst=binned[start:start + _NUM_ORIENTATIONS * size].reshape(r, n * c, _NUM_ORIENTATIONS))
-            start += _NUM_ORIENTATIONS * size
+            # Orientations last: (rows, n, cols, 8), so a histogram moves as one 32-byte item.
+            cv2.merge(list(rows), dst=binned[start:start + size].reshape(r, n * c, _NUM_ORIENTATIONS))
+            start += size
         histograms = binned[:start].view(_HISTOGRAM)
         index, values = self.index(n), out.reshape(-1, _LENGTH)
         bins = _NUM_BINS * _NUM_BINS
-        for first in range(0, len(values), _CHUNK_ROWS):
+        for first in range(0, len(values), _CHUNK_ROWS):  # gathered and normalised while in cache
             chunk = values[first:first + _CHUNK_ROWS]
-            np.take(histograms, index[first * bins:(first + len(chunk)) * bins], out=chunk.view(_HISTOGRAM).reshape(-1),
-                    mode="clip")
+            np.take(histograms, index[first * bins:(first + len(chunk)) * bins],
+                    out=chunk.view(_HISTOGRAM).reshape(-1), mode="clip")  # valid indices; "clip" does not buffer
             self._normalise(chunk)
 
     def _normalise(self, values: np.ndarray) -> None:
