@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ from threadpoolctl import threadpool_limits
 
 import featurepipe
 from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, dense_sift
+from machine_info import cpu_model
 
 SAMPLES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "brick",
            "grass", "gravel")
@@ -123,7 +125,7 @@ def main(argv=None):
             "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    print(f"- {platform.processor() or platform.machine()}; {now:%Y-%m-%d %H:%M} UTC; "
+    print(f"- {cpu_model()}, {os.cpu_count()} cores; {now:%Y-%m-%d %H:%M} UTC; "
           f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
           f"featurepipe {featurepipe.__version__} ({Path(featurepipe.__file__).parent}); one thread each")
     print(f"- (a): {len(large)} scikit-image samples at 256x256 for ours, the first {args.large_opencv_images} for "

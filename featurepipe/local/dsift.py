@@ -62,7 +62,7 @@ _HISTOGRAM = np.dtype((np.void, 4 * _NUM_ORIENTATIONS))  # one bin's 8 float32 o
 _BLOCK_PIXELS = 1 << 14   # images per block: about this many pixels, so a block's planes stay in cache
 _CHUNK_ROWS = 512         # descriptors gathered and normalised at once: 256 KiB, in cache
 _BAND_BINS = 2.0          # binning products a band of centres at a time, spanning about this many bin widths
-_ONE = np.ones((1, 1), np.float32)
+_ONE, _ONES = np.ones((1, 1), np.float32), np.ones(_LENGTH, np.float32)
 
 
 def grid_centres(length: int, step: int) -> np.ndarray:
@@ -224,7 +224,7 @@ class _Plan:
         norm = np.sqrt(np.einsum("ij,ij->i", values, values))
         values[norm < MIN_CONTRAST] = 0
         np.minimum(values, (CLAMP * norm)[:, None], out=values)  # clamp the unit vector at CLAMP
-        norm = np.add.reduce(values, axis=1) if self.root else np.sqrt(np.einsum("ij,ij->i", values, values))
+        norm = values @ _ONES if self.root else np.sqrt(np.einsum("ij,ij->i", values, values))  # L1: BLAS
         norm[norm == 0] = np.inf
         np.multiply(values, (1 / norm)[:, None], out=values)
         if self.root:
