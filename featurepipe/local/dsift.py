@@ -85,9 +85,9 @@ class _Axis:
     """Spatial binning along one axis: the bin centres that keypoints need and their kernel weights.
 
     For bin ``b``, the centres of the keypoints' bins are an arithmetic progression of stride ``step``;
-    bins whose offsets differ by whole steps share one progression. ``matrix[p]`` holds the triangular
-    weights of every pixel in the ``p``-th needed centre, divided by the bin width (they sum to one);
-    keypoint ``k``'s bin ``b`` is row ``first[b] + k``.
+    bins whose offsets differ by whole steps share one progression. ``matrix`` holds, for every centre
+    that weighs some pixel, the triangular weights of the pixels divided by the bin width (they sum to
+    one); ``bins()`` says which row each keypoint's bins use.
     """
 
     def __init__(self, length: int, step: int, bin_width: float):
@@ -103,23 +103,26 @@ class _Axis:
             positions.append((np.arange(self.count + hi - lo) + lo + p + 0.5) * step - 0.5)
         centres = np.concatenate(positions)
         weights = np.maximum(1 - np.abs(np.arange(length) - centres[:, None]) / bin_width, 0)
-        self.matrix = (weights / bin_width).astype(np.float32)
+        used = weights.any(axis=1)  # centres beyond a bin width off the image weigh nothing
+        self.row = np.where(used, np.cumsum(used) - 1, -1)
+        self.matrix = (weights[used] / bin_width).astype(np.float32)
         # Each centre weighs only the pixels within a bin width of it: on images much larger than a bin,
-        # the products take a band of a few consecutive centres at a time and skip the zero weights.
+        # the products take a band of a few consecutive centres of a progression at a time.
         size = max(1, int(_BAND_BINS * bin_width / step))
-        if 4 * size >= len(centres):
-            size = len(centres)
-        ends = np.cumsum([len(p) for p in positions])
+        progression = np.repeat(np.arange(len(positions)), [len(p) for p in positions])[used]
+        runs = [np.flatnonzero(progression == p) for p in np.unique(progression)]
+        if 4 * size >= len(self.matrix):
+            size, runs = len(self.matrix), [np.arange(len(self.matrix))]
         self.bands = []  # (start, stop, lo, hi): rows start:stop of matrix are zero outside pixels lo:hi
-        for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
-            for first in range(start, end, size):
-                stop = min(first + size, end)
+        for run in runs:
+            for first in range(run[0], run[-1] + 1, size):
+                stop = min(first + size, run[-1] + 1)
                 pixels = np.flatnonzero(self.matrix[first:stop].any(axis=0))
-                self.bands.append((first, stop) + ((pixels[0], pixels[-1] + 1) if len(pixels) else (0, 0)))
+                self.bands.append((first, stop, pixels[0], pixels[-1] + 1))
 
     def bins(self) -> np.ndarray:
-        """Row of ``matrix`` for each (keypoint, bin): (count, 4)."""
-        return self.first[None, :] + np.arange(self.count)[:, None]
+        """Row of ``matrix`` for each (keypoint, bin), -1 where the bin lies off the image: (count, 4)."""
+        return self.row[self.first[None, :] + np.arange(self.count)[:, None]]
 
 
 class _Scale:
@@ -132,13 +135,12 @@ class _Scale:
         self.rows.matrix *= 0.5  # central differences are twice the derivative
         self.shape = (len(self.rows.matrix), len(self.cols.matrix))  # binned histograms per image
 
-    def index(self, n: int) -> np.ndarray:
-        """Where the 16 histograms of each image's keypoints lie among (rows, n, cols) binned ones:
-        (n, keypoints * 16)."""
-        r, c = self.rows.bins(), self.cols.bins()
-        n_cols = self.shape[1]
-        index = r[:, None, :, None] * (n * n_cols) + c[None, :, None, :]  # (keypoint row, col, bin row, col)
-        return index.reshape(1, -1) + (np.arange(n) * n_cols)[:, None]
+    def index(self, n: int, zero: int) -> np.ndarray:
+        """Where the 16 histograms of each image's keypoints lie among (rows, n, cols) binned ones, or
+        ``zero`` for bins off the image: (n, keypoints * 16)."""
+        r, c = self.rows.bins()[:, None, :, None], self.cols.bins()[None, :, None, :]  # keypoint row, col, bins
+        index = (r * (n * self.shape[1]) + c).reshape(1, -1) + (np.arange(n) * self.shape[1])[:, None]
+        return np.where(((r < 0) | (c < 0)).reshape(1, -1), zero, index)
 
 
 class _Plan:
@@ -159,17 +161,19 @@ class _Plan:
             ("magnitude", pixels), ("angle", pixels), ("buffer", pixels), ("planes", _NUM_ORIENTATIONS * pixels),
             ("columns", _NUM_ORIENTATIONS * height * self.block * cols),
             ("rows", _NUM_ORIENTATIONS * rows * self.block * cols),
-            ("binned", _NUM_ORIENTATIONS * self.block * sum(r * c for r, c in (s.shape for s in self.scales)))]}
+            ("binned", _NUM_ORIENTATIONS * (self.block * sum(r * c for r, c in (s.shape for s in self.scales)) + 1))]}
         self._index = {}
 
     def _buffer(self, name, *shape):
         return self.work[name][:np.prod(shape)].reshape(shape)
 
     def index(self, n: int) -> np.ndarray:
-        """Gathering index of a block of ``n`` images: image, scale, keypoint, bin order."""
+        """Gathering index of a block of ``n`` images, in image, scale, keypoint, bin order; the
+        histogram after all scales' is zero."""
         if n not in self._index:
             offsets = np.cumsum([0] + [n * r * c for r, c in (s.shape for s in self.scales)])
-            self._index[n] = np.concatenate([s.index(n) + o for s, o in zip(self.scales, offsets)], axis=1).ravel()
+            self._index[n] = np.concatenate([s.index(n, offsets[-1] - o) + o for s, o in zip(self.scales, offsets)],
+                                            axis=1).ravel()
         return self._index[n]
 
     def describe(self, grey: np.ndarray, out: np.ndarray) -> None:
@@ -208,7 +212,8 @@ class _Plan:
             # Orientations last: (rows, n, cols, 8), so a histogram moves as one 32-byte item.
             cv2.merge(list(rows), dst=binned[start:start + size].reshape(r, n * c, _NUM_ORIENTATIONS))
             start += size
-        histograms = binned[:start].view(_HISTOGRAM)
+        binned[start:start + _NUM_ORIENTATIONS] = 0  # the bins off the image
+        histograms = binned[:start + _NUM_ORIENTATIONS].view(_HISTOGRAM)
         index, values = self.index(n), out.reshape(-1, _LENGTH)
         bins = _NUM_BINS * _NUM_BINS
         for first in range(0, len(values), _CHUNK_ROWS):  # gathered and normalised while in cache
