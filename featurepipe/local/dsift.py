@@ -60,8 +60,8 @@ _NUM_BINS, _NUM_ORIENTATIONS = 4, 8
 _LENGTH = _NUM_BINS * _NUM_BINS * _NUM_ORIENTATIONS
 _HISTOGRAM = np.dtype((np.void, 4 * _NUM_ORIENTATIONS))  # one bin's 8 float32 orientations, moved as one item
 _BLOCK_PIXELS = 1 << 14   # images per block: about this many pixels, so a block's planes stay in cache
-_CHUNK_ROWS = 512         # descriptors gathered and normalised at once: 256 KiB, in cache
-_BAND_BINS = 2.0          # binning products a band of centres at a time, spanning about this many bin widths
+_CHUNK_ROWS = 1024        # descriptors gathered and normalised at once: 512 KiB, in cache
+_BAND_BINS = 3.0          # binning products a band of centres at a time, spanning about this many bin widths
 _ONE, _ONES = np.ones((1, 1), np.float32), np.ones(_LENGTH, np.float32)
 
 
