@@ -133,9 +133,17 @@ def test_unit_norm_clamp_and_root():
     np.testing.assert_allclose(root**2, values / values.sum(axis=1, keepdims=True), atol=1e-6)
 
 
-def test_batch_equals_one_by_one(monkeypatch):
-    monkeypatch.setattr(dsift, "_BLOCK_PIXELS", 3 * 30 * 22)  # blocks of 3 images
-    monkeypatch.setattr(dsift, "_CHUNK_ROWS", 50)  # chunks that split images
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 3 images of 30 x 22 and chunks of 50 descriptors, which split images."""
+    monkeypatch.setattr(dsift, "_BLOCK_PIXELS", 3 * 30 * 22)
+    monkeypatch.setattr(dsift, "_CHUNK_ROWS", 50)
+    dsift._plan.cache_clear()
+    yield
+    dsift._plan.cache_clear()
+
+
+def test_batch_equals_one_by_one(small_blocks):
     grey = np.random.default_rng(0).integers(0, 256, (20, 30, 22), dtype=np.uint8)
     step, sizes = 4, [5.0, 13.5]
     batch = dense_sift(grey, step, sizes)

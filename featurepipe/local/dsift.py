@@ -48,6 +48,8 @@ as ``vl_dsift`` reports it is below 0.005 on images scaled to [0, 1].
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -144,57 +146,55 @@ class _Scale:
 
 
 class _Plan:
-    """Dense SIFT of images of one shape: per-scale binning, gathering indices, window and workspace."""
+    """Dense SIFT of images of one shape: per-scale binning, gathering indices and window."""
 
     def __init__(self, height, width, step, bin_widths, magnification, window, root):
-        self.root = root
-        self.scales = [_Scale(height, width, step, float(b), magnification) for b in bin_widths]
+        self.shape, self.root = (height, width), root
+        self.scales = [_Scale(height, width, step, b, magnification) for b in bin_widths]
         self.n_points = (height // step) * (width // step) * len(self.scales)
-        self.block = max(1, _BLOCK_PIXELS // (height * width))
+        self.block, self.chunk = max(1, _BLOCK_PIXELS // (height * width)), _CHUNK_ROWS
         g = np.exp(-0.5 * ((np.arange(_NUM_BINS) - (_NUM_BINS - 1) / 2) / window) ** 2)
         window = np.repeat(np.outer(g, g).ravel(), _NUM_ORIENTATIONS)
-        self.window = np.tile(window, (_CHUNK_ROWS, 1)).astype(np.float32)  # a chunk's worth, for cv2.multiply
-        pixels = height * width * self.block
-        rows, cols = max(s.shape[0] for s in self.scales), max(s.shape[1] for s in self.scales)
-        self.work = {name: np.empty(size, np.float32) for name, size in [
-            ("x", pixels), ("smooth", pixels), ("vertical", pixels), ("gx", pixels), ("gy", pixels),
-            ("magnitude", pixels), ("angle", pixels), ("buffer", pixels), ("planes", _NUM_ORIENTATIONS * pixels),
-            ("columns", _NUM_ORIENTATIONS * height * self.block * cols),
-            ("rows", _NUM_ORIENTATIONS * rows * self.block * cols),
-            ("binned", _NUM_ORIENTATIONS * (self.block * sum(r * c for r, c in (s.shape for s in self.scales)) + 1))]}
-        self._index = {}
-
-    def _buffer(self, name, *shape):
-        return self.work[name][:np.prod(shape)].reshape(shape)
+        self.window = np.tile(window, (self.chunk, 1)).astype(np.float32)  # a chunk's worth, for cv2.multiply
+        self.full_index = self.index(self.block)
 
     def index(self, n: int) -> np.ndarray:
         """Gathering index of a block of ``n`` images, in image, scale, keypoint, bin order; the
         histogram after all scales' is zero."""
-        if n not in self._index:
-            offsets = np.cumsum([0] + [n * r * c for r, c in (s.shape for s in self.scales)])
-            self._index[n] = np.concatenate([s.index(n, offsets[-1] - o) + o for s, o in zip(self.scales, offsets)],
-                                            axis=1).ravel()
-        return self._index[n]
+        offsets = np.cumsum([0] + [n * r * c for r, c in (s.shape for s in self.scales)])
+        return np.concatenate([s.index(n, offsets[-1] - o) + o for s, o in zip(self.scales, offsets)], axis=1).ravel()
 
-    def describe(self, grey: np.ndarray, out: np.ndarray) -> None:
-        """Descriptors of an (n, H, W) block (n <= ``self.block``) into ``out`` (n, n_points, 128)."""
+    def workspace(self, n: int) -> dict:
+        """Buffers for blocks of up to ``n`` images."""
+        (h, w), rows, cols = self.shape, max(s.shape[0] for s in self.scales), max(s.shape[1] for s in self.scales)
+        pixels = h * w * n
+        return {name: np.empty(size, np.float32) for name, size in [
+            ("x", pixels), ("smooth", pixels), ("vertical", pixels), ("gx", pixels), ("gy", pixels),
+            ("magnitude", pixels), ("angle", pixels), ("buffer", pixels), ("planes", _NUM_ORIENTATIONS * pixels),
+            ("columns", _NUM_ORIENTATIONS * h * n * cols), ("rows", _NUM_ORIENTATIONS * rows * n * cols),
+            ("binned", _NUM_ORIENTATIONS * (n * sum(r * c for r, c in (s.shape for s in self.scales)) + 1))]}
+
+
+    def describe(self, grey: np.ndarray, out: np.ndarray, work: dict) -> None:
+        """Descriptors of an (n, H, W) block into ``out`` (n, n_points, 128), ``work`` from ``workspace(n)``
+        or larger."""
         n, h, w = grey.shape
-        x = self._buffer("x", h, n, w)
+        x = _buffer(work, "x", h, n, w)
         x[...] = grey.transpose(1, 0, 2)  # rows of all images side by side: one BLAS call per axis
-        gx, gy = self._buffer("gx", h, n, w), self._buffer("gy", h, n, w)
+        gx, gy = _buffer(work, "gx", h, n, w), _buffer(work, "gy", h, n, w)
         for g in (gx, gy):
             g[[0, -1]] = 0
             g[:, :, [0, -1]] = 0
-        magnitude, angle = self._buffer("magnitude", h, n * w), self._buffer("angle", h, n * w)
-        planes, buffer = self._buffer("planes", _NUM_ORIENTATIONS, h, n * w), self._buffer("buffer", h, n * w)
-        binned, start = self.work["binned"], 0
+        magnitude, angle = _buffer(work, "magnitude", h, n * w), _buffer(work, "angle", h, n * w)
+        planes, buffer = _buffer(work, "planes", h, _NUM_ORIENTATIONS, n * w), _buffer(work, "buffer", h, n * w)
+        binned, start = work["binned"], 0
         for scale in self.scales:
             smooth = x
             if scale.kernel is not None:  # each image on its own: down the (H, n W) view, along (H n, W)
                 vertical = cv2.sepFilter2D(x.reshape(h, n * w), -1, _ONE, scale.kernel,
-                                           borderType=cv2.BORDER_REFLECT_101, dst=self._buffer("vertical", h, n * w))
+                                           borderType=cv2.BORDER_REFLECT_101, dst=_buffer(work, "vertical", h, n * w))
                 smooth = cv2.sepFilter2D(vertical.reshape(h * n, w), -1, scale.kernel, _ONE,
-                                         borderType=cv2.BORDER_REFLECT_101, dst=self._buffer("smooth", h * n, w))
+                                         borderType=cv2.BORDER_REFLECT_101, dst=_buffer(work, "smooth", h * n, w))
                 smooth = smooth.reshape(h, n, w)
             np.subtract(smooth[1:-1, :, 2:], smooth[1:-1, :, :-2], out=gx[1:-1, :, 1:-1])
             np.subtract(smooth[:-2, :, 1:-1], smooth[2:, :, 1:-1], out=gy[1:-1, :, 1:-1])  # rows point up
@@ -202,22 +202,24 @@ class _Plan:
                             angleInDegrees=True)
             _orientation_planes(magnitude, angle, planes, buffer)
             (r, c), size = scale.shape, _NUM_ORIENTATIONS * scale.shape[0] * n * scale.shape[1]
-            columns, flat = self._buffer("columns", _NUM_ORIENTATIONS * h * n, c), planes.reshape(-1, w)
+            # Planes (H, 8, n, W): both products are single BLAS calls over all orientations and images.
+            columns, flat = _buffer(work, "columns", h * _NUM_ORIENTATIONS * n, c), planes.reshape(-1, w)
             for first, stop, lo, hi in scale.cols.bands:
                 np.matmul(flat[:, lo:hi], scale.cols.matrix[first:stop, lo:hi].T, out=columns[:, first:stop])
-            columns = columns.reshape(_NUM_ORIENTATIONS, h, n * c)
-            rows = self._buffer("rows", _NUM_ORIENTATIONS, r, n * c)
+            columns, rows = columns.reshape(h, -1), _buffer(work, "rows", r, _NUM_ORIENTATIONS, n * c)
             for first, stop, lo, hi in scale.rows.bands:
-                np.matmul(scale.rows.matrix[first:stop, lo:hi], columns[:, lo:hi], out=rows[:, first:stop])
+                np.matmul(scale.rows.matrix[first:stop, lo:hi], columns[lo:hi], out=rows.reshape(r, -1)[first:stop])
             # Orientations last: (rows, n, cols, 8), so a histogram moves as one 32-byte item.
-            cv2.merge(list(rows), dst=binned[start:start + size].reshape(r, n * c, _NUM_ORIENTATIONS))
+            cv2.merge([rows[:, o] for o in range(_NUM_ORIENTATIONS)],
+                      dst=binned[start:start + size].reshape(r, n * c, _NUM_ORIENTATIONS))
             start += size
         binned[start:start + _NUM_ORIENTATIONS] = 0  # the bins off the image
         histograms = binned[:start + _NUM_ORIENTATIONS].view(_HISTOGRAM)
-        index, values = self.index(n), out.reshape(-1, _LENGTH)
+        index = self.full_index if n == self.block else self.index(n)
+        values = out.reshape(-1, _LENGTH)
         bins = _NUM_BINS * _NUM_BINS
-        for first in range(0, len(values), _CHUNK_ROWS):  # gathered and normalised while in cache
-            chunk = values[first:first + _CHUNK_ROWS]
+        for first in range(0, len(values), self.chunk):  # gathered and normalised while in cache
+            chunk = values[first:first + self.chunk]
             np.take(histograms, index[first * bins:(first + len(chunk)) * bins],
                     out=chunk.view(_HISTOGRAM).reshape(-1), mode="clip")  # valid indices; "clip" does not buffer
             self._normalise(chunk)
@@ -236,11 +238,23 @@ class _Plan:
             cv2.sqrt(values, dst=values)
 
 
+@functools.lru_cache(maxsize=16)
+def _plan(*key) -> _Plan:
+    """The plan for ``(height, width, step, bin_widths, magnification, window, root)``, built once: that
+    takes milliseconds, as long as describing a few dozen small images."""
+    return _Plan(*key)
+
+
+def _buffer(work: dict, name: str, *shape) -> np.ndarray:
+    return work[name][:np.prod(shape)].reshape(shape)
+
+
 def _orientation_planes(magnitude: np.ndarray, angle: np.ndarray, planes: np.ndarray, buffer: np.ndarray) -> None:
-    """Split gradient magnitudes (2-D) into ``planes[o]``, linear in the angle (degrees) between the two
-    nearest of the orientations ``45 * o``."""
+    """Split gradient magnitudes (H, n W) into ``planes[:, o]``, linear in the angle (degrees) between the
+    two nearest of the orientations ``45 * o``."""
     width = 360 / _NUM_ORIENTATIONS
-    for o, plane in enumerate(planes):
+    for o in range(_NUM_ORIENTATIONS):
+        plane = planes[:, o]
         if o == 0:  # circular distance to 0 degrees
             cv2.min(cv2.subtract(360.0, angle, dst=buffer), angle, dst=buffer)
         else:
@@ -255,12 +269,13 @@ def iter_dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: f
     """Yield ``(start, descriptors)`` a block of images at a time, ``descriptors`` of shape
     ``(n_block, len(bin_widths) * n_points, 128)`` for images ``start:start + n_block``; see ``dense_sift``."""
     n, h, w = grey.shape
-    plan = _Plan(h, w, step, bin_widths, magnification, window, root)
+    plan = _plan(h, w, step, tuple(map(float, bin_widths)), float(magnification), float(window), bool(root))
+    work = plan.workspace(min(n, plan.block))
     for start in range(0, n, plan.block):
         part = grey[start:start + plan.block]
         out = np.empty((len(part), plan.n_points, _LENGTH), np.float32)
         if out.size:
-            plan.describe(part, out)
+            plan.describe(part, out, work)
         yield start, out
 
 
@@ -275,9 +290,10 @@ def dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: float 
     are processed a block at a time, so memory beyond the result stays bounded.
     """
     n, h, w = grey.shape
-    plan = _Plan(h, w, step, bin_widths, magnification, window, root)
+    plan = _plan(h, w, step, tuple(map(float, bin_widths)), float(magnification), float(window), bool(root))
     out = np.empty((n, plan.n_points, _LENGTH), np.float32)
     if out.size:
+        work = plan.workspace(min(n, plan.block))
         for start in range(0, n, plan.block):
-            plan.describe(grey[start:start + plan.block], out[start:start + plan.block])
+            plan.describe(grey[start:start + plan.block], out[start:start + plan.block], work)
     return out
