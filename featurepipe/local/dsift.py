@@ -146,7 +146,8 @@ class _Scale:
 
 
 class _Plan:
-    """Dense SIFT of images of one shape: per-scale binning, gathering indices and window."""
+    """Dense SIFT of images of one shape: per-scale binning, gathering indices and window. Read-only once
+    built, so calls (and threads) share it; the buffers come from ``workspace``."""
 
     def __init__(self, height, width, step, bin_widths, magnification, window, root):
         self.shape, self.root = (height, width), root
@@ -154,8 +155,8 @@ class _Plan:
         self.n_points = (height // step) * (width // step) * len(self.scales)
         self.block, self.chunk = max(1, _BLOCK_PIXELS // (height * width)), _CHUNK_ROWS
         g = np.exp(-0.5 * ((np.arange(_NUM_BINS) - (_NUM_BINS - 1) / 2) / window) ** 2)
-        window = np.repeat(np.outer(g, g).ravel(), _NUM_ORIENTATIONS)
-        self.window = np.tile(window, (self.chunk, 1)).astype(np.float32)  # a chunk's worth, for cv2.multiply
+        weights = np.repeat(np.outer(g, g).ravel(), _NUM_ORIENTATIONS)
+        self.window = np.tile(weights, (self.chunk, 1)).astype(np.float32)  # a chunk's worth, for cv2.multiply
         self.full_index = self.index(self.block)
 
     def index(self, n: int) -> np.ndarray:
@@ -173,7 +174,6 @@ class _Plan:
             ("magnitude", pixels), ("angle", pixels), ("buffer", pixels), ("planes", _NUM_ORIENTATIONS * pixels),
             ("columns", _NUM_ORIENTATIONS * h * n * cols), ("rows", _NUM_ORIENTATIONS * rows * n * cols),
             ("binned", _NUM_ORIENTATIONS * (n * sum(r * c for r, c in (s.shape for s in self.scales)) + 1))]}
-
 
     def describe(self, grey: np.ndarray, out: np.ndarray, work: dict) -> None:
         """Descriptors of an (n, H, W) block into ``out`` (n, n_points, 128), ``work`` from ``workspace(n)``
