@@ -27,18 +27,28 @@ Pixel ``(r, c)`` covers ``[r, r + 1) x [c, c + 1)``. Descriptor centres lie ever
   ``sqrt((binSize / 6)^2 - 0.25)``.
 * Here: ``bin_width = BIN_WIDTH_PER_SIZE * size = 1.5 * size`` (the OpenCV area; VLFeat PHOW's bin sizes
   4, 6, 8, 10 are keypoint sizes 8/3, 4, 16/3, 20/3) and PHOW's smoothing,
-  ``sigma = sqrt((bin_width / magnification)^2 - 0.25)`` with ``magnification = 6``.
+  ``sigma = sqrt((bin_width / magnification)^2 - 0.25)`` with ``magnification = 6``. The grid is
+  featurepipe's, not ``vl_dsift``'s (whose first frame has its corner bin centred on pixel 0).
 
 Orientation bin ``o`` holds gradients at ``45 * o`` degrees counter-clockwise from the column axis, rows
 pointing up (image rows go down, so a gradient towards the top of the image is 90 degrees); a
-descriptor is laid out (bin row, bin column, orientation), rows top to bottom, as ``cv2.SIFT``'s.
+descriptor is laid out (bin row, bin column, orientation), rows top to bottom, as ``cv2.SIFT``'s
+(VLFeat's C code measures angles with rows pointing down).
 
 Differences from ``cv2.SIFT.compute`` on the same keypoints: smoothing grows with the bin width (OpenCV
 keeps sigma 1.6 at every size) and the Gaussian window (sigma ``window`` = 2 bins, OpenCV's and
 ``vl_dsift``'s default; PHOW uses 1.5) weights each bin by its value at the bin centre rather than each
-pixel. With OpenCV's smoothing the descriptors agree with OpenCV's to a mean cosine above 0.99.
+pixel. With OpenCV's smoothing the descriptors agree with OpenCV's to a mean cosine above 0.99; with
+PHOW's, measured 0.99 (size 8) and 0.92 (size 16) on CIFAR-10, 0.95 (16) and 0.92 (24) on 256x256
+photographs.
 Gradients are zero on the image's outermost pixels and outside the image (OpenCV skips those pixels),
 so descriptors overlapping the border describe what they see.
+
+Speed: float32 throughout; images go by blocks of about 16,384 pixels (their planes stay in cache) and
+descriptors are gathered and normalised 1,024 at a time. The binning products are small BLAS calls: a
+multi-threaded BLAS on a busy machine makes them wait for busy cores (2 to 5 times slower measured with
+two threads on a loaded 2-core machine), so give each process one BLAS thread, as joblib's workers get
+when there are as many jobs as cores.
 
 Low contrast: a descriptor is all zeros when its norm before normalisation -- of window-weighted mean
 gradient magnitudes, in grey levels per pixel -- is below ``MIN_CONTRAST`` (1e-3). An edge of one grey
