@@ -68,6 +68,9 @@ def test_dense_sift_grid_scales_and_norms(images):
     assert (root >= 0).all()
     np.testing.assert_allclose((root**2).sum(axis=1), 1, rtol=1e-5)  # sqrt of an L1-normalised vector
     np.testing.assert_allclose(root**2, features.values / features.values.sum(axis=1, keepdims=True), atol=1e-6)
+    # Flat images give zero descriptors, as with OpenCV (not normalised smoothing noise), never NaN.
+    flat = SIFT(step=4, sizes=(8, 16), root=True).compute(np.full((2, 32, 32, 3), 90, np.uint8))
+    assert flat.values.shape == (2 * 128, 128) and not flat.values.any()
 
 
 def test_dense_sift_sampling_draws_grid_descriptors(images):

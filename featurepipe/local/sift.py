@@ -1,4 +1,5 @@
-"""SIFT descriptors (OpenCV's ``cv2.SIFT``) on a dense grid at several scales or on detected keypoints."""
+"""SIFT descriptors on a dense grid at several scales (``dsift``, batched numpy) or on keypoints detected by
+OpenCV's ``cv2.SIFT``."""
 from __future__ import annotations
 
 import cv2
@@ -7,21 +8,10 @@ import numpy as np
 from ..core import Boolean, Integer, Options, Real, Sequence, register
 from ..imageops import to_grey
 from .base import Descriptor, LocalFeatures
+from .dsift import BIN_WIDTH_PER_SIZE, dense_sift, grid_positions, iter_dense_sift
 
 MODES = ("dense", "detect")
 _EPS = np.float32(1e-12)
-
-
-def _dense_grid(h: int, w: int, step: int, sizes) -> tuple[list, np.ndarray]:
-    """Upright keypoints centred on a ``step``-pixel grid, every grid point at every size, and their
-    relative (row, col) centres."""
-    rows = (np.arange(h // step) + 0.5) * step
-    cols = (np.arange(w // step) + 0.5) * step
-    centres = np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
-    keypoints = [cv2.KeyPoint(float(c - 0.5), float(r - 0.5), float(size), 0.0)
-                 for size in sizes for r, c in centres]
-    positions = (np.tile(centres, (len(sizes), 1)) / (h, w)).astype(np.float32)
-    return keypoints, positions
 
 
 @register("descriptor", "sift")
@@ -29,10 +19,12 @@ class SIFT(Descriptor):
     """128-d SIFT descriptors of the grey image, L2-normalised (or RootSIFT with ``root``).
 
     ``mode='dense'``: upright keypoints every ``step`` pixels, once per keypoint diameter in ``sizes``
-    (dense SIFT at several scales, as in VLFeat's PHOW). ``mode='detect'``: OpenCV's difference-of-Gaussians
-    keypoints with their orientation, at most ``max_keypoints`` per image (0 keeps all). RootSIFT
-    (Arandjelovic & Zisserman 2012) L1-normalises then takes square roots, so Euclidean distance between
-    descriptors becomes the Hellinger kernel.
+    (dense SIFT at several scales, as in VLFeat's PHOW), computed for the whole batch at once by
+    ``dsift.dense_sift``: a keypoint of diameter ``size`` covers the area OpenCV's would (4 x 4 bins of
+    ``1.5 * size`` pixels), on the image smoothed for its scale. ``mode='detect'``: OpenCV's
+    difference-of-Gaussians keypoints with their orientation, at most ``max_keypoints`` per image (0 keeps
+    all). RootSIFT (Arandjelovic & Zisserman 2012) L1-normalises then takes square roots, so Euclidean
+    distance between descriptors becomes the Hellinger kernel.
     """
 
     _constraints = {
@@ -66,32 +58,33 @@ class SIFT(Descriptor):
     def _sift(self):
         return cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold)
 
+    def _bin_widths(self):
+        return [BIN_WIDTH_PER_SIZE * size for size in self.sizes]
+
     def _sample_block(self, batch, count, rng):
         """Dense mode: describe only ``count`` random (image, grid keypoint) pairs, not the whole grid."""
         if self.mode != "dense":
             return super()._sample_block(batch, count, rng)
         grey = to_grey(batch)
-        keypoints, _ = _dense_grid(*grey.shape[1:], self.step, self.sizes)
-        image, point = rng.integers(len(grey), size=count), rng.integers(len(keypoints), size=count)
+        _, h, w = grey.shape
+        image = rng.integers(len(grey), size=count)
+        point = rng.integers(len(self.sizes) * (h // self.step) * (w // self.step), size=count)
+        used, which = np.unique(image, return_inverse=True)
         values = np.empty((count, 128), np.float32)
-        sift = self._sift()
-        for i in np.unique(image):
-            rows = np.flatnonzero(image == i)
-            values[rows] = sift.compute(grey[i], [keypoints[p] for p in point[rows]])[1]
-        return self._normalised(values)
+        for start, block in iter_dense_sift(grey[used], self.step, self._bin_widths(), root=self.root):
+            rows = np.flatnonzero((which >= start) & (which < start + len(block)))
+            values[rows] = block[which[rows] - start, point[rows]]
+        return values
 
     def compute(self, batch):
         grey = to_grey(batch)
         n, h, w = grey.shape
-        sift = self._sift()
-        if self.mode == "dense":
-            keypoints, grid = _dense_grid(h, w, self.step, self.sizes)
-            values = np.empty((n, len(keypoints), 128), np.float32)
-            for i in range(n):
-                values[i] = sift.compute(grey[i], keypoints)[1]
-            counts = np.full(n, len(keypoints), np.int64)
-            values, positions = values.reshape(-1, 128), np.tile(grid, (n, 1))
+        if self.mode == "dense":  # normalised (and RootSIFT) by dense_sift
+            values = dense_sift(grey, self.step, self._bin_widths(), root=self.root)
+            positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
+            return LocalFeatures(values.reshape(-1, 128), np.full(n, values.shape[1], np.int64), positions)
         else:
+            sift = self._sift()
             parts, where, counts = [], [], np.zeros(n, np.int64)
             for i in range(n):
                 found, described = sift.detectAndCompute(grey[i], None)

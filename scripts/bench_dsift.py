@@ -1,0 +1,148 @@
+"""Dense SIFT: featurepipe's batched ``dense_sift`` against ``cv2.SIFT.compute`` on the same grid.
+
+    python scripts/bench_dsift.py [CIFAR_DIR] [--images 2000] [--opencv-images 200] [--rounds 5]
+
+(from a checkout that is not the installed one: ``PYTHONPATH=. python scripts/bench_dsift.py ...``; the
+header names the featurepipe that ran.)
+
+Two settings, the grid and keypoint sizes of the SIFT descriptor (``sizes`` are OpenCV keypoint
+diameters; ours uses bins of ``1.5 * size`` pixels, the area OpenCV's cover):
+
+(a) 256x256 grey images, keypoints every 8 pixels at sizes 16 and 24 (2,048 per image): scikit-image's
+    sample photographs, resized, and their mirror images;
+(b) 32x32 grey images at step 2, sizes 8 and 16 (512 per image, the CIFAR-10 configs): images under
+    CIFAR_DIR (searched recursively, evenly spaced over the sorted paths), else the samples resized.
+
+Both run on one thread (``cv2.setNumThreads(1)``, BLAS limited by threadpoolctl). Ours describes blocks
+of about 65,536 pixels per call (64 images of 32x32, one of 256x256), as featurepipe's pooling calls it;
+OpenCV one image at a time, on the first ``--opencv-images`` of ours. The machine may be shared, so the methods
+alternate within every round; the table gives the best round of each, and the median over rounds of the
+per-round ratio. Cosine similarity compares our descriptors with OpenCV's on the same keypoints, with
+our default (PHOW) smoothing and with OpenCV's (sigma 1.6 at every size).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+from threadpoolctl import threadpool_limits
+
+import featurepipe
+from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, dense_sift
+from machine_info import cpu_model
+
+BLOCK_PIXELS = 1 << 16  # featurepipe.local.pooling describes images in blocks of about this many pixels
+SAMPLES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "brick",
+           "grass", "gravel")
+
+
+def samples(size: int) -> np.ndarray:
+    """scikit-image's sample photographs as grey ``size`` x ``size`` images, and their mirror images."""
+    images = []
+    for name in SAMPLES:
+        image = getattr(skimage.data, name)()
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        images.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+    return np.stack(images + [im[:, ::-1] for im in images])
+
+
+def load_folder(root: Path, count: int) -> np.ndarray:
+    """``count`` grey images evenly spaced over the sorted image paths under ``root``."""
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not paths:
+        raise SystemExit(f"no .jpg or .png images under {root}")
+    chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    return np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in chosen])
+
+
+def opencv(grey: np.ndarray, step: int, sizes) -> np.ndarray:
+    """``cv2.SIFT.compute`` one image at a time on the grid of featurepipe's SIFT: (n, keypoints, 128)."""
+    h, w = grey.shape[1:]
+    rows, cols = (np.arange(h // step) + 0.5) * step, (np.arange(w // step) + 0.5) * step
+    keypoints = [cv2.KeyPoint(float(c - 0.5), float(r - 0.5), float(size), 0.0)
+                 for size in sizes for r in rows for c in cols]
+    sift = cv2.SIFT_create()
+    return np.stack([sift.compute(image, keypoints)[1] for image in grey])
+
+
+def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(-1, 128).astype(np.float64), b.reshape(-1, 128).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    described = norms > 0
+    return float(((a * b).sum(axis=1)[described] / norms[described]).mean())
+
+
+def compare(grey: np.ndarray, n_opencv: int, step: int, sizes, rounds: int) -> dict:
+    """Per-image seconds of both methods over interleaved rounds, and the cosine similarities."""
+    widths = [BIN_WIDTH_PER_SIZE * s for s in sizes]
+    subset, block = grey[:n_opencv], max(1, BLOCK_PIXELS // (grey.shape[1] * grey.shape[2]))
+    ours, theirs = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for first in range(0, len(grey), block):
+            dense_sift(grey[first:first + block], step, widths)
+        ours.append((time.perf_counter() - start) / len(grey))
+        start = time.perf_counter()
+        reference = opencv(subset, step, sizes)
+        theirs.append((time.perf_counter() - start) / len(subset))
+    per_size = reference.shape[1] // len(sizes)
+    matched = np.concatenate([dense_sift(subset, step, [w], magnification=w / 1.6) for w in widths], axis=1)
+    return {"ours": min(ours), "opencv": min(theirs),
+            "median_ratio": float(np.median(np.array(theirs) / np.array(ours))),
+            "cosine": mean_cosine(dense_sift(subset, step, widths), reference),
+            "cosine_per_size": [mean_cosine(dense_sift(subset, step, [w]),
+                                            reference[:, i * per_size:(i + 1) * per_size])
+                                for i, w in enumerate(widths)],
+            "cosine_opencv_smoothing": mean_cosine(matched, reference),
+            "keypoints": reference.shape[1]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cifar_dir", type=Path, nargs="?", help="folder of 32x32 images, searched recursively")
+    parser.add_argument("--images", type=int, default=2000, help="32x32 images for ours (default 2000)")
+    parser.add_argument("--opencv-images", type=int, default=200, help="32x32 images for OpenCV (default 200)")
+    parser.add_argument("--large-opencv-images", type=int, default=4,
+                        help="256x256 images for OpenCV (default 4; ours describes all 24)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+
+    large = samples(256)
+    if args.cifar_dir is not None:
+        small, source = load_folder(args.cifar_dir, args.images), str(args.cifar_dir)
+    else:
+        small, source = samples(32), "scikit-image samples"
+        small = small[np.arange(args.images) % len(small)]
+    with threadpool_limits(1):
+        results = {
+            "(a) 256x256, step 8, sizes 16, 24": compare(large, args.large_opencv_images, 8, (16, 24), args.rounds),
+            "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    print(f"- {cpu_model()}, {os.cpu_count()} cores; {now:%Y-%m-%d %H:%M} UTC; "
+          f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
+          f"featurepipe {featurepipe.__version__} ({Path(featurepipe.__file__).parent}); one thread each")
+    print(f"- (a): {len(large)} scikit-image samples at 256x256 for ours, the first {args.large_opencv_images} for "
+          f"OpenCV; (b): {len(small)} images from {source} for ours, the first {min(args.opencv_images, len(small))} "
+          f"for OpenCV; {args.rounds} interleaved rounds")
+    print()
+    print("| setting | keypoints/img | ours (ms/img) | cv2.SIFT.compute (ms/img) | cv2 / ours (best) "
+          "| cv2 / ours (median round) | cosine | cosine per size | cosine, OpenCV smoothing |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['keypoints']} | {r['ours'] * 1e3:.3f} | {r['opencv'] * 1e3:.1f} | "
+              f"{r['opencv'] / r['ours']:.0f}x | {r['median_ratio']:.0f}x | {r['cosine']:.3f} | "
+              f"{', '.join(f'{c:.3f}' for c in r['cosine_per_size'])} | {r['cosine_opencv_smoothing']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
