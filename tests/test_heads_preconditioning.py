@@ -51,3 +51,53 @@ def test_gram_is_estimated_from_a_row_sample_when_asked():
     assert not np.allclose(full.factor, sampled.factor)
     ratio = np.diag(sampled.factor) / np.diag(full.factor)
     assert np.all((ratio > 0.7) & (ratio < 1.3))
+
+
+def make_low_rank(alpha=0.1):
+    from featurepipe.heads.preconditioning import LowRankPreconditioner
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 30)).astype(np.float32) @ rng.standard_normal((30, 60)).astype(np.float32)
+    return X, LowRankPreconditioner(X, 3, alpha=alpha, curvature=0.6, rng=rng, max_rows=1000)
+
+
+def test_low_rank_form_is_the_penalised_curvature_when_rows_are_few():
+    X, preconditioner = make_low_rank()
+    Z = np.hstack([X, np.ones((len(X), 1), np.float32)]).astype(np.float64)
+    expected = 0.6 / len(X) * Z.T @ Z + 0.1 * np.eye(61)
+    half = preconditioner._power(np.eye(61, dtype=np.float32), +1).astype(np.float64)
+    np.testing.assert_allclose(half @ half, expected, rtol=1e-3, atol=1e-3)
+    inverse_half = preconditioner._power(np.eye(61, dtype=np.float32), -1).astype(np.float64)
+    np.testing.assert_allclose(inverse_half @ half, np.eye(61), atol=1e-3)
+
+
+def test_low_rank_round_trip_chain_rule_and_other_alphas():
+    _, preconditioner = make_low_rank()
+    rng = np.random.default_rng(4)
+    params = [rng.standard_normal((60, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    out = [np.zeros_like(p) for p in params]
+    # float32: the further alpha lies below the curvature's eigenvalues, the more the round trip rounds.
+    for p, tolerance in ((preconditioner, 1e-3), (preconditioner.for_alpha(0.001), 5e-3)):
+        p.params(p.variables(params), out)
+        for got, want in zip(out, params):
+            np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    G = rng.standard_normal((61, 3)).astype(np.float32)
+    # f(V) = <G, theta(V)>, theta = P^-1/2 V: its gradient P^-1/2 G is what gradient() returns.
+    expected = preconditioner._power(G, -1).ravel()
+    np.testing.assert_allclose(preconditioner.gradient([G[:-1], G[-1]]), expected, rtol=1e-6)
+
+
+def test_wide_features_get_the_low_rank_form_and_fit_as_without_it():
+    from featurepipe.heads import LinearClassifier
+    from featurepipe.heads.preconditioning import LowRankPreconditioner
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((120, 400)).astype(np.float32)
+    y = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 1)
+    head = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.05, tol=1e-7, max_iter=2000)
+    assert isinstance(head.build_preconditioner(X, 3), LowRankPreconditioner)
+    with_it = head.fit(X, y)
+    without = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.05, tol=1e-7, max_iter=5000,
+                               precondition=False).fit(X, y)
+    np.testing.assert_allclose(with_it.coef_, without.coef_, atol=2e-3)
+    assert with_it.n_iter_ < without.n_iter_

@@ -5,7 +5,7 @@ from ..core import Boolean, register
 from .base import BaseHead
 from .losses import get_loss
 from .network import DenseNetwork
-from .preconditioning import GramPreconditioner
+from .preconditioning import build_preconditioner
 
 
 @register("head", "linear")
@@ -150,7 +150,7 @@ class LinearClassifier(BaseHead):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
         head's by default) from at most ``max(n_features, 10000)`` rows of ``X``. One serves several fits
         on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close."""
-        return GramPreconditioner(X, n_classes, alpha=self.alpha if alpha is None else alpha,
+        return build_preconditioner(X, n_classes, alpha=self.alpha if alpha is None else alpha,
                                   curvature=get_loss(self.loss).curvature, rng=np.random.default_rng(rng),
                                   max_rows=max(X.shape[1], 10_000))
 
@@ -178,7 +178,8 @@ class LinearClassifier(BaseHead):
         previous, fitted = None, {}
         for alpha in sorted(set(alphas), reverse=True):
             model = clone(self).set_params(alpha=alpha)
-            previous = fitted[alpha] = model.fit(X, y, init=previous, preconditioner=preconditioner)
+            exact = preconditioner.for_alpha(alpha) if hasattr(preconditioner, "for_alpha") else preconditioner
+            previous = fitted[alpha] = model.fit(X, y, init=previous, preconditioner=exact)
         return [fitted[a] for a in alphas]
 
     def _network_params(self):

@@ -58,3 +58,60 @@ def _stacked(pair):
     """``[W; b]``: a weight matrix with its bias vector as one more row, float32."""
     weights, bias = pair
     return np.vstack([weights, bias[None]]).astype(np.float32, copy=False)
+
+
+class LowRankPreconditioner:
+    """The same change of variables when there are fewer (sampled) rows ``m`` than features: the curvature
+    ``alpha I + U U^T``, ``U = sqrt(c / m) [X 1]^T``, has rank ``m`` above ``alpha``. From the
+    eigen-decomposition of the ``m x m`` matrix ``U^T U = V diag(lam) V^T`` and ``Q = U V diag(lam)^-1/2``:
+
+        P^(+-1/2) = Q diag((lam + alpha)^(+-1/2)) Q^T + alpha^(+-1/2) (I - Q Q^T)
+
+    (the bias is penalised here, a little: the preconditioner only has to be close). Memory is ``Q``,
+    ``(d + 1) x m``, never ``(d + 1)^2``; and another ``alpha`` is only another diagonal (``for_alpha``),
+    so a whole regularisation path shares one decomposition.
+    """
+
+    def __init__(self, X, n_classes, *, alpha, curvature, rng, max_rows):
+        n, d = X.shape
+        rows = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
+        Z = np.ones((len(rows), d + 1), np.float32)
+        Z[:, :d] = X[rows]
+        Z *= np.float32(np.sqrt(curvature / len(rows)))
+        values, vectors = np.linalg.eigh((Z @ Z.T).astype(np.float64))
+        keep = values > values.max() * 1e-7
+        self.values = values[keep]
+        self.basis = (Z.T @ (vectors[:, keep] / np.sqrt(self.values)).astype(np.float32))  # Q, orthonormal columns
+        self.alpha = max(float(alpha), 1e-6 * float(self.values.mean()))
+        self.shape = (d + 1, n_classes)
+
+    def for_alpha(self, alpha) -> "LowRankPreconditioner":
+        """The preconditioner of the same rows at another ``alpha``, sharing the decomposition."""
+        other = object.__new__(LowRankPreconditioner)
+        other.__dict__.update(self.__dict__, alpha=max(float(alpha), 1e-6 * float(self.values.mean())))
+        return other
+
+    def _power(self, M, sign):
+        """``P^(sign / 2) M`` for a ``(d + 1) x k`` matrix ``M``."""
+        inside = self.basis.T @ M
+        scaled = inside * ((self.values + self.alpha) ** (sign / 2)).astype(np.float32)[:, None]
+        return self.basis @ (scaled - np.float32(self.alpha ** (sign / 2)) * inside) + np.float32(self.alpha ** (sign / 2)) * M
+
+    def variables(self, params):
+        return self._power(_stacked(params), +1).ravel()
+
+    def params(self, v, out):
+        stacked = self._power(v.reshape(self.shape).astype(np.float32), -1)
+        out[0][...] = stacked[:-1]
+        out[1][...] = stacked[-1]
+
+    def gradient(self, grads):
+        return self._power(_stacked(grads), -1).ravel()
+
+
+def build_preconditioner(X, n_classes, *, alpha, curvature, rng, max_rows):
+    """``GramPreconditioner`` when the sampled rows outnumber the features, else ``LowRankPreconditioner``
+    (a ``(d + 1)^2`` Gram matrix of, say, 80,000 features would not fit in memory, and has rank ``m``)."""
+    rows = min(len(X), max_rows)
+    cls = GramPreconditioner if rows > X.shape[1] else LowRankPreconditioner
+    return cls(X, n_classes, alpha=alpha, curvature=curvature, rng=rng, max_rows=max_rows)
