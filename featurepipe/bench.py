@@ -23,17 +23,23 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
     if quick:
         dataset = dataset.take(cfg.bench.quick)
     heads = [(head_name(spec, i), spec) for i, spec in enumerate(cfg.heads)]
-    rows, total = [], len(cfg.bench.pipelines) * len(heads)
-    for p, (pipeline_name, pipeline_spec) in enumerate(cfg.bench.pipelines.items()):
-        sub = cfg.model_copy(update={"pipeline": pipeline_spec})
-        print(f"[{p * len(heads) + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
+    cells = [(p, name, spec) for p, entry in cfg.bench.pipelines.items() for name, spec in heads
+             if entry.heads is None or name in entry.heads]
+    unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {n for n, _ in heads})
+    if unknown:
+        raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
+    rows, total, done = [], len(cells), 0
+    for pipeline_name, entry in cfg.bench.pipelines.items():
+        sub = cfg.model_copy(update={"pipeline": entry.pipeline()})
+        print(f"[{done + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
         data = training_data(sub, dataset)
         summary = data.store.summary(data.key)
         rate = summary["computed"] / summary["seconds"] if summary.get("computed") else None
         extract_seconds = len(dataset) / rate if rate else 0.0
-        for h, (name, spec) in enumerate(heads):
-            where = f"[{p * len(heads) + h + 1}/{total}] {pipeline_name} x {name}"
-            head = {**spec.model_dump(), "name": name}
+        for _, name, spec in (c for c in cells if c[0] == pipeline_name):
+            done += 1
+            where = f"[{done}/{total}] {pipeline_name} x {name}"
+            head = {**spec.model_dump(), "name": name, "normalize": spec.normalize or entry.normalize}
             key = head_key(data, head, cfg.train.model_dump())
             cached = load_head(data.store, key) is not None
             if not cached:

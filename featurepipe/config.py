@@ -77,8 +77,20 @@ class HeadConfig(_Section):
     normalize: Any = None
 
 
+class BenchPipelineConfig(PipelineConfig):
+    """A pipeline of the bench matrix, with, optionally, the normalisation(s) its features call for (else
+    ``train.normalize``; a head's own ``normalize`` comes first) and the heads to pair it with (default all)."""
+
+    normalize: Any = None
+    heads: list[str] | None = None
+
+    def pipeline(self) -> PipelineConfig:
+        """The pipeline alone: what keys its features and fit."""
+        return PipelineConfig(preprocess=self.preprocess, extractor=self.extractor)
+
+
 class BenchConfig(_Section):
-    pipelines: dict[str, PipelineConfig]
+    pipelines: dict[str, BenchPipelineConfig]
     learned: list[str] = Field(default_factory=lambda: ["raw"])
     quick: dict[Literal["train", "test"], int] = Field(default_factory=lambda: {"train": 100, "test": 50})
 

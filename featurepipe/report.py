@@ -48,7 +48,7 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
     hist = create_extractor("hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
     figures["HSV histogram"] = plots.hsv_histogram(image, hist, (8, 3, 3), folder / "hsv_histogram.png")
     for name, spec in cfg.bench.pipelines.items():
-        pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec}), dataset, store)
+        pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec.pipeline()}), dataset, store)
         for _, stage in iter_stages(pipeline):
             words = _patch_words(stage)
             if words is not None:
