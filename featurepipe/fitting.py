@@ -20,8 +20,12 @@ from .fingerprint import HEAD_CODE, code_version, to_json
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import score_predictions
 from .normalize import Normalization
-from .selection import at_edge, choose, data_stats, expand_grid, make_splits, normalization_options
+from .selection import at_edge, choose, data_stats, expand_grid, extend_grid, make_splits, normalization_options
 from .store import OK, FeatureStore
+
+
+#: How many times an ``auto`` grid is extended when the chosen value lies at its edge (two values each time).
+MAX_EXTENSIONS = 2
 
 
 @dataclass
@@ -96,34 +100,22 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
     keep_for_refit = method == "holdout" and settings["refit"]
     options = normalization_options(spec.get("normalize") or settings["normalize"])
     start = time.perf_counter()
-    grids, scores, kept = {}, {}, None
-    for s, split in enumerate(splits):
-        for n, option in enumerate(options):
-            kept = None  # one matrix at a time
-            fit_segments, y_fit = data.segments(split.fit, augmented=True)
-            val_segments, y_val = data.segments(split.val, augmented=keep_for_refit)
-            normalization = fit_normalization(data.store, fit_segments, Normalization.from_spec(option))
-            matrix = build_matrix(data.store, fit_segments + val_segments, normalization)
-            X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
-            if n not in grids:
-                grids[n] = expand_grid(head_class, params, data_stats(X_fit))
-            models = {}
-            for point, model, preconditioner in _fit_grid(head_class, grids[n][0], X_fit, y_fit):
-                accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
-                scores.setdefault((n, _frozen(point)), []).append(accuracy)
-                models[_frozen(point)] = (model, preconditioner)
-                if log is not None:
-                    log(s, len(splits), option, _plain(point), accuracy)
-            if keep_for_refit:
-                kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), models)
-            del matrix, X_fit, X_val
-    results = [{"normalize": options[n], "params": _plain(dict(point)), "val_accuracy": float(np.mean(accs)),
-                "val_folds": accs} for (n, point), accs in scores.items()]
-    best = choose(results)
-    n_best = options.index(best["normalize"])
+    grids, scores, todo = {}, {}, {n: None for n in range(len(options))}
+    for extension in range(1 + MAX_EXTENSIONS):
+        kept = _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log)
+        results = [{"normalize": options[n], "params": _plain(dict(point)), "val_accuracy": float(np.mean(accs)),
+                    "val_folds": accs} for (n, point), accs in scores.items()]
+        best = choose(results)
+        n_best = options.index(best["normalize"])
+        edges = at_edge([r for r in results if r["normalize"] == best["normalize"]], best, grids[n_best][1])
+        if not edges or extension == MAX_EXTENSIONS:
+            break
+        todo = {n_best: extend_grid(grids[n_best][0], best["params"], edges)}  # beyond the edge, for the best option
+        grids[n_best][0].extend(todo[n_best])
     search_seconds = time.perf_counter() - start
     model, normalization, train_score, fit_seconds, peak = _refit(
-        data, head_class, params, best, options[n_best], splits, settings, kept if kept and kept.option == n_best else None)
+        data, head_class, params, best, options[n_best], splits, settings,
+        kept if kept is not None and kept.option == n_best and _frozen(best["params"]) in kept.models else None)
     test_score = score_rows(data.store, data.key, data.test_rows, data.labels[data.test_rows], model, normalization,
                             data.classes)
     record = {
@@ -132,7 +124,7 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
         "selection": {"method": method, "splits": len(splits), "validation_fraction": settings["validation_fraction"],
                       "folds": settings["folds"], "refit": settings["refit"]},
         "grid": results, "chosen": {"normalize": best["normalize"], "params": best["params"]},
-        "at_edge": at_edge(results, best, grids[n_best][1]), "search_seconds": search_seconds,
+        "at_edge": edges, "search_seconds": search_seconds,
         "fit_seconds": fit_seconds, "peak_fit_mib": peak / 2**20, "epochs": int(model.n_iter_),
         "history": model.history_, "train": train_score,
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
@@ -152,6 +144,36 @@ class _Kept:
     y: np.ndarray
     n_fit: int
     models: dict
+
+
+def _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log):
+    """Fit the grid points ``todo[option]`` (None: the option's whole grid, expanded on the first split's
+    fit rows) on every split and add their validation accuracies to ``scores``; returns the last matrix
+    built when a holdout refit may reuse it."""
+    kept = None
+    for s, split in enumerate(splits):
+        for n, points in todo.items():
+            option = options[n]
+            kept = None  # one matrix at a time
+            fit_segments, y_fit = data.segments(split.fit, augmented=True)
+            val_segments, y_val = data.segments(split.val, augmented=keep_for_refit)
+            normalization = fit_normalization(data.store, fit_segments, Normalization.from_spec(option))
+            matrix = build_matrix(data.store, fit_segments + val_segments, normalization)
+            X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
+            if n not in grids:
+                grids[n] = expand_grid(head_class, params, data_stats(X_fit))
+            models = {}
+            for point, model, preconditioner in _fit_grid(head_class, grids[n][0] if points is None else points,
+                                                          X_fit, y_fit):
+                accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
+                scores.setdefault((n, _frozen(point)), []).append(accuracy)
+                models[_frozen(point)] = (model, preconditioner)
+                if log is not None:
+                    log(s, len(splits), option, _plain(point), accuracy)
+            if keep_for_refit:
+                kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), models)
+            del matrix, X_fit, X_val
+    return kept
 
 
 def _refit(data, head_class, params, best, option, splits, settings, kept):

@@ -101,11 +101,32 @@ def choose(results: list[dict]) -> dict:
     return max(results, key=lambda r: r["val_accuracy"])
 
 
+def _line(results: list[dict], chosen: dict, name: str) -> list:
+    """Sorted values of ``name`` tried with every other parameter as in ``chosen``."""
+    rest = {k: v for k, v in chosen["params"].items() if k != name}
+    return sorted({r["params"][name] for r in results
+                   if {k: v for k, v in r["params"].items() if k != name} == rest})
+
+
 def at_edge(results: list[dict], chosen: dict, auto: set) -> list[str]:
-    """The ``auto`` parameters whose chosen value is the smallest or largest tried."""
+    """The ``auto`` parameters whose chosen value is the smallest or largest tried (the others as chosen)."""
     edges = []
     for name in sorted(auto):
-        tried = sorted({r["params"][name] for r in results})
+        tried = _line(results, chosen, name)
         if len(tried) > 1 and chosen["params"][name] in (tried[0], tried[-1]):
             edges.append(name)
     return edges
+
+
+def extend_grid(points: list[dict], chosen_params: dict, edges: list[str]) -> list[dict]:
+    """Two more points beyond the chosen value of each parameter in ``edges``, continuing its (geometric)
+    steps, the other parameters as chosen: where to look when the best value lies at a grid's edge."""
+    chosen = next(p for p in points if all(p.get(k) == (tuple(v) if isinstance(v, list) else v)
+                                           for k, v in chosen_params.items()))
+    new = []
+    for name in edges:
+        tried = sorted({p[name] for p in points if all(p.get(k) == v for k, v in chosen.items() if k != name)})
+        value = chosen[name]
+        step = tried[0] / tried[1] if value == tried[0] else tried[-1] / tried[-2]
+        new += [{**chosen, name: float(value * step ** k)} for k in (1, 2)]
+    return new

@@ -132,9 +132,16 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preco
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
-    result.converged = bool(outcome.success)
-    result.message = "" if outcome.success else str(outcome.message)
+    result.converged = bool(outcome.success) or _stalled(history["loss"])
+    result.message = "" if result.converged else str(outcome.message)
     return result
+
+
+def _stalled(losses, window=5, rtol=1e-5) -> bool:
+    """Whether the objective has stopped moving: its last ``window`` iterations gained less than ``rtol`` of
+    it. L-BFGS then stops because no step lowers a float32 objective any more -- the optimum, to float32
+    precision, however small the gradient tolerance asked."""
+    return len(losses) >= 2 and losses[max(0, len(losses) - window)] - losses[-1] <= rtol * abs(losses[-1])
 
 
 def _n_correct(scores, y):
