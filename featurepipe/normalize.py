@@ -126,8 +126,9 @@ class Power(Normalizer):
 
 @register("normalizer", "pca_whiten")
 class PCAWhiten(Normalizer):
-    """Project on the leading ``n_components`` principal axes of the training rows (all when null), each
-    divided by ``sqrt(eigenvalue + eps)``: decorrelated features of unit variance."""
+    """Project on the leading ``n_components`` principal axes of the training rows (all that have variance
+    when null), each divided by ``sqrt(eigenvalue + eps)``: decorrelated features of unit variance. Each
+    axis points where its largest component is positive, so equal data give equal features."""
 
     learns = True
     _constraints = {"n_components": NULL | Integer(1), "eps": Real(0)}
@@ -142,13 +143,19 @@ class PCAWhiten(Normalizer):
         mean = moments.mean
         covariance = moments.cross / moments.n - np.outer(mean, mean)
         values, vectors = np.linalg.eigh(covariance)
-        keep = len(values) if self.n_components is None else min(self.n_components, len(values))
-        values, vectors = np.maximum(values[::-1][:keep], 0), vectors[:, ::-1][:, :keep]
+        values, vectors = values[::-1], vectors[:, ::-1]
+        # Directions without variance (constant features, linear dependencies) carry nothing to whiten.
+        keep = int(np.sum(values > 1e-6 * max(values[0], 0))) if len(values) else 0
+        keep = keep if self.n_components is None else min(self.n_components, keep)
+        values, vectors = values[:keep], vectors[:, :keep]
+        vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(keep)])  # one sign per axis
         self.mean_ = mean.astype(np.float32)
         self.components_ = (vectors / np.sqrt(values + self.eps)).astype(np.float32)
         return self
 
     def n_outputs(self, n_features):
+        if hasattr(self, "components_"):
+            return self.components_.shape[1]
         return n_features if self.n_components is None else min(self.n_components, n_features)
 
     def _transform(self, X):

@@ -116,10 +116,13 @@ def load_trained(folder) -> Trained:
     if normalization.n_outputs(manifest["feature_dim"]) != manifest["input_dim"] or model.n_features_in_ != manifest["input_dim"]:
         _fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest['input_dim']} "
                       f"after normalising {manifest['feature_dim']} features")
-    for name, array in arrays.items():
-        expected = manifest["feature_dim"]
-        if array.ndim and array.shape[0] != expected and name.endswith(("mean_", "scale_", "components_")):
-            _fail(folder, f"normalization array {name} has {array.shape[0]} rows for {expected} features")
+    width = manifest["feature_dim"]
+    for i, step in enumerate(normalization.steps):  # each learnt array spans the width its step receives
+        for name, array in step.fitted_state().items():
+            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
+                _fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
+                              f"it receives {width}")
+        width = step.n_outputs(width)
     if [str(c) for c in model.classes_] != [str(c) for c in manifest["classes"]]:
         _fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest['classes']}")
     if not all(np.isfinite(p).all() for p in model._network_params()) or not all(

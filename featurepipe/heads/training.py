@@ -132,16 +132,17 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preco
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
-    result.converged = bool(outcome.success) or _stalled(history["loss"])
+    result.converged = bool(outcome.success) or (preconditioner is not None and _at_precision(outcome))
     result.message = "" if result.converged else str(outcome.message)
     return result
 
 
-def _stalled(losses, window=5, rtol=1e-5) -> bool:
-    """Whether the objective has stopped moving: its last ``window`` iterations gained less than ``rtol`` of
-    it. L-BFGS then stops because no step lowers a float32 objective any more -- the optimum, to float32
-    precision, however small the gradient tolerance asked."""
-    return len(losses) >= 2 and losses[max(0, len(losses) - window)] - losses[-1] <= rtol * abs(losses[-1])
+def _at_precision(outcome, rtol=1e-6) -> bool:
+    """Whether L-BFGS stopped where no step can lower a float32 objective: in preconditioned variables the
+    curvature is about the identity, so ``|g|^2 / 2`` is what a Newton step would still gain; below float32's
+    resolution of the objective, the line search cannot see it. That is the optimum, to float32 precision,
+    however small the gradient tolerance asked."""
+    return 0.5 * float(np.dot(outcome.jac, outcome.jac)) <= rtol * max(abs(float(outcome.fun)), 1e-30)
 
 
 def _n_correct(scores, y):
