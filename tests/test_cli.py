@@ -129,6 +129,16 @@ def test_every_shipped_config_builds_its_pipeline(name):
     from featurepipe.api import build_config_pipeline
     from featurepipe.config import load_config
 
+    from featurepipe.train import check_heads
+
     cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
-    if cfg.pipeline is not None:  # the bench config lists its pipelines under bench
-        build_config_pipeline(cfg).extractor.validate_params()
+    pipelines = [cfg.pipeline] if cfg.pipeline is not None else [p.pipeline() for p in cfg.bench.pipelines.values()]
+    for pipeline in pipelines:  # extract, and the features of every bench cell
+        build_config_pipeline(cfg.model_copy(update={"pipeline": pipeline})).extractor.validate_params()
+    check_heads(cfg)  # train (and bench): every config names heads, with known models and parameters
+    for spec in cfg.heads:
+        from featurepipe.normalize import Normalization
+        from featurepipe.selection import normalization_options
+
+        for option in normalization_options(spec.normalize or cfg.train.normalize):
+            Normalization.from_spec(option)
