@@ -98,7 +98,11 @@ class FeatureEntries:
         return chunk_rows, [c for c in range(n_chunks) if not status[c * chunk_rows:(c + 1) * chunk_rows].all()]
 
     def attrs(self, key: str) -> dict:
-        return dict(self._group(key).attrs)
+        """The entry's attributes, read from its metadata file (no zarr needed)."""
+        try:
+            return dict(read_json(self.path(key) / "zarr.json").get("attributes", {}))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DamagedEntryError(f"feature entry {key}: unreadable metadata ({e})") from None
 
     def set_attrs(self, key: str, **values) -> None:
         self._group(key, "a").attrs.update(values)
@@ -149,32 +153,43 @@ class FeatureEntries:
 
     # -- checking ------------------------------------------------------------------------------------
     def _chunk_files(self, key: str, array: str):
-        """``index -> path`` of the file where zarr keeps chunk ``index`` (along the samples) of ``array``."""
-        meta = self._group(key)[array].metadata
+        """``index -> path`` of the file where zarr keeps chunk ``index`` (along the samples) of ``array``,
+        from the array's metadata (zarr v3 chunk key encodings), without opening it through zarr."""
+        meta = read_json(self.path(key) / array / "zarr.json")
+        encoding = meta["chunk_key_encoding"]
+        separator = encoding.get("configuration", {}).get("separator", "/" if encoding["name"] == "default" else ".")
+        prefix = ["c"] if encoding["name"] == "default" else []
+        tail = ["0"] * (len(meta["shape"]) - 1)
         folder = self.path(key) / array
-        tail = (0,) * (len(meta.shape) - 1)
-        return lambda index: folder / meta.encode_chunk_key((index,) + tail)
+        return lambda index: folder / separator.join(prefix + [str(index)] + tail)
 
     def damaged_chunks(self, key: str, check_bytes: bool = True) -> dict[int, str]:
         """Committed chunks that fail their checks: ``index -> reason``.
 
         A missing chunk file counts as damage (every chunk is stored, even all-zero ones). With
         ``check_bytes`` each chunk file is read once and its CRC-32C checked without decompressing it:
-        cheap next to any use of the features."""
-        group = self._group(key)
-        rows, n = group.attrs["chunk_rows"], group.attrs["n"]
-        status = self.status(key, repair=True)
-        files = {array: self._chunk_files(key, array) for array in ("status", "features") if array in group}
+        cheap next to any use of the features. For a complete entry every chunk is committed, so this
+        needs neither zarr nor the status array: a warm run stays fast."""
+        attrs = self.attrs(key)
+        rows, n = attrs["chunk_rows"], attrs["n"]
+        if self.is_complete(key):
+            status = None
+        else:
+            status = self.status(key, repair=True)
+        arrays = [a for a in ("status", "features") if (self.path(key) / a / "zarr.json").exists()]
+        files = {array: self._chunk_files(key, array) for array in arrays}
         damaged = {}
         for c in range(-(-n // rows)):
-            part = status[c * rows:(c + 1) * rows]
-            if not part.all():
+            part = status[c * rows:(c + 1) * rows] if status is not None else None
+            if part is not None and not part.all():
                 continue
-            for array in ("status", "features") if (part == OK).any() else ("status",):
-                path = files[array](c) if array in files else None
+            for array in arrays:
+                if array == "features" and part is not None and not (part == OK).any():
+                    continue
+                path = files[array](c)
                 try:
-                    data = path.read_bytes() if check_bytes else path.exists() or None
-                except (FileNotFoundError, AttributeError):
+                    data = path.read_bytes() if check_bytes else (path.exists() or None)
+                except FileNotFoundError:
                     data = None
                 if data is None:
                     damaged[c] = f"{array} chunk missing"

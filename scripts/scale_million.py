@@ -1,0 +1,123 @@
+"""featurepipe at a million items: cold and warm extracts, ``cache ls`` and ``cache verify``.
+
+    python scripts/scale_million.py ROOT [--items 1000000] [--distinct 500] [--jobs 2]
+
+Builds ``ROOT/data``: ``--items`` small PNG files in train/test class folders, hard links to ``--distinct``
+generated 32x32 images (so a million items cost a directory's worth of disk). Then runs, each as its own
+``featurepipe`` process with the cache in ``ROOT/cache``, and records wall time and the peak resident
+memory of the whole process tree (the main process and its workers, sampled every 50 ms from /proc):
+
+- a cold ``extract`` (HSV histograms, 72 values per image);
+- a warm ``extract`` of the same folder (everything from the cache);
+- ``cache ls`` and ``cache verify``.
+
+Prints one JSON line per step and a summary. The folder is kept for re-runs; ``--items`` smaller than a
+previous run builds a new folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CONFIG = """dataset: {{path: {data}}}
+pipeline: {{extractor: {{hsv_hist: {{bins: [8, 3, 3]}}}}}}
+run: {{jobs: {jobs}, chunk_size: 4096, cache_dir: {cache}, progress: false}}
+"""
+
+
+def build(folder: Path, items: int, distinct: int) -> None:
+    """``items`` files in ``folder``/{train,test}/class_k/, hard links to ``distinct`` generated images."""
+    marker = folder / f".built-{items}"
+    if marker.exists():
+        return
+    sources = folder.parent / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(distinct):
+        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        cv2.imwrite(str(sources / f"{i}.png"), image)
+    per_folder = 10_000
+    for i in range(items):
+        split = "test" if i % 10 == 0 else "train"
+        target = folder / split / f"class_{i % 10}" / f"part_{i // per_folder:03d}"
+        if i % per_folder < 10:
+            target.mkdir(parents=True, exist_ok=True)
+        os.link(sources / f"{i % distinct}.png", target / f"{i:07d}.png")
+    marker.write_text("built\n")
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def measure(argv: list[str]) -> dict:
+    """Run ``featurepipe ARGV``: wall seconds, peak tree RSS (MiB), exit code, last output line."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "featurepipe.cli", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    peak = 0
+
+    def sample():
+        nonlocal peak
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output = process.communicate()[0]
+    sampler.join()
+    return {"command": " ".join(argv[:2]), "seconds": round(time.perf_counter() - start, 2),
+            "peak_rss_mib": round(peak / 2**20), "exit": process.returncode,
+            "output": output.strip().splitlines()[-1] if output.strip() else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--distinct", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+
+    data = args.root / f"data-{args.items}"
+    start = time.perf_counter()
+    build(data, args.items, args.distinct)
+    print(json.dumps({"step": "build", "items": args.items, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+    cache = args.root / f"cache-{args.items}"
+    config = args.root / f"config-{args.items}.yaml"
+    config.write_text(CONFIG.format(data=data, jobs=args.jobs, cache=cache))
+    from featurepipe import machine
+
+    results = {"machine": machine.describe(), "items": args.items}
+    for step, argv in (("cold extract", ["extract", "--config", str(config)]),
+                       ("warm extract", ["extract", "--config", str(config)]),
+                       ("cache ls", ["cache", "ls", "--cache-dir", str(cache)]),
+                       ("cache verify", ["cache", "verify", "--cache-dir", str(cache)])):
+        results[step] = measure(argv)
+        print(json.dumps({"step": step, **results[step]}), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
