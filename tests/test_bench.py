@@ -21,13 +21,14 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
         head["params"]["max_iter"] = 5
     config["heads"][2]["params"]["hidden_layer_sizes"] = [16]
     config["bench"]["pipelines"]["pca_sift_bow"]["extractor"]["pca_sift"].update(n_words=8, n_components=16)
-    config["bench"]["pipelines"]["kmeans"]["extractor"]["bovw"].update(n_words=16, max_iter=5, n_samples=5000)
+    for name in ("kmeans", "kmeans_soft"):
+        config["bench"]["pipelines"][name]["extractor"]["bovw"].update(n_words=16, max_iter=5, n_samples=5000)
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "report"
     assert main(["bench", "--config", str(path), "--quick", "--output", str(out)]) == EXIT_OK
     log = capsys.readouterr().out
-    n_cells = len(config["bench"]["pipelines"]) * len(config["heads"])
+    n_cells = sum(len(p.get("heads") or config["heads"]) for p in config["bench"]["pipelines"].values())
     assert f"[{n_cells}/{n_cells}]" in log and "fitting on" in log
 
     rows = json.loads((out / "results.json").read_text())
