@@ -107,20 +107,21 @@ def _damage(root: Path, how: str):
     return cfg, store, key, before
 
 
+def _recomputed(root, how, reason):
+    cfg, store, key, before = _damage(root, how)
+    code, out, err = run("extract", "--config", cfg)
+    return check(code == 0 and reason in err and np.array_equal(store.read(key).X, before),
+                 f"exit {code}; {err.strip()}")
+
+
 @case
 def flipped_chunk_is_recomputed(root):
-    cfg, store, key, before = _damage(root, "flip")
-    code, out, err = run("extract", "--config", cfg)
-    return check(code == 0 and "recomputing 1 damaged chunk" in err and np.array_equal(store.read(key).X, before),
-                 f"exit {code}; {err.strip()}")
+    return _recomputed(root, "flip", "recomputing 1 damaged chunk")
 
 
 @case
 def deleted_chunk_is_recomputed(root):
-    cfg, store, key, before = _damage(root, "delete")
-    code, out, err = run("extract", "--config", cfg)
-    return check(code == 0 and "chunk missing" in err and np.array_equal(store.read(key).X, before),
-                 f"exit {code}; {err.strip()}")
+    return _recomputed(root, "delete", "chunk missing")
 
 
 @case

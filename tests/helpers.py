@@ -15,3 +15,12 @@ def class_images(rng, n, size, colour):
     images = rng.integers(0, 90, (n, size, size, 3), dtype=np.uint8)
     images[..., colour] += rng.integers(100, 160, dtype=np.uint8)
     return images
+
+
+def make_image_folder(root, rng, per_class=(8, 4), size=32, jpeg_every=2):
+    """train/ and test/ splits of three colour-dominated classes; every ``jpeg_every``-th file a JPEG."""
+    for split, count in zip(("train", "test"), per_class):
+        for colour, name in enumerate(("red", "green", "blue")):
+            for i, image in enumerate(class_images(rng, count, size, colour)):
+                write_rgb(root / split / name / f"{name}_{i}.{'jpg' if i % jpeg_every == 0 else 'png'}", image)
+    return root

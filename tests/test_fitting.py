@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import class_images, write_rgb
+from helpers import make_image_folder
 
 from featurepipe import matrix
 from featurepipe.datasets import open_dataset
@@ -22,12 +22,8 @@ HEAD = {"model": "linear", "params": {"loss": "squared_hinge", "optimizer": "lbf
         "name": "svm"}
 
 
-def make_folder(root, rng, per_class=(12, 6)):
-    for split, count in zip(("train", "test"), per_class):
-        for colour, name in enumerate(("red", "green", "blue")):
-            for i, image in enumerate(class_images(rng, count, 24, colour)):
-                write_rgb(root / split / name / f"{name}_{i}.png", image)
-    return root
+def make_folder(root, rng):
+    return make_image_folder(root, rng, per_class=(12, 6), size=24, jpeg_every=10**6)
 
 
 @pytest.fixture
