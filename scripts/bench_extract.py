@@ -1,24 +1,25 @@
 """`featurepipe extract` on CIFAR-10 (60,000 JPEGs, HOG + HSV histogram) against a joblib loop of
-skimage.feature.hog + a hue histogram, side by side: cold run, warm re-run, peak memory on 2,000 vs
-60,000 images, and where a warm run's time goes.
+skimage.feature.hog + a hue histogram, side by side in interleaved rounds: each round runs featurepipe
+cold (an empty cache), the baseline, then featurepipe warm (the same command again), so that a shared,
+noisy machine slows every method alike. Also the peak memory of the whole process tree on 2,000 vs 60,000
+images, and where a warm run's time goes.
 
-    pip install psutil   # to follow the memory of the whole process tree
-    python scripts/bench_extract.py CIFAR_DIR [--jobs 2] [--skip-baseline]
+    python scripts/bench_extract.py CIFAR_DIR [--jobs 2] [--rounds 3] [--skip-baseline]
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
+import json
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from featurepipe import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cifar10-hog-hsv.yaml"
@@ -40,7 +41,7 @@ def baseline_features(paths):
     return np.array(rows, np.float32)
 
 
-def run_baseline(paths, jobs):
+def run_baseline(paths, jobs) -> float:
     from joblib import Parallel, delayed
 
     start = time.perf_counter()
@@ -49,37 +50,13 @@ def run_baseline(paths, jobs):
     return time.perf_counter() - start
 
 
-def run_tracked(cmd):
-    """Run ``cmd``; return (wall seconds, peak summed RSS of it and its children in MiB, stdout)."""
-    start = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def watch():
-        nonlocal peak
-        while not stop.is_set():
-            try:
-                procs = [proc] + proc.children(recursive=True)
-                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    out, _ = proc.communicate()
-    wall = time.perf_counter() - start
-    stop.set()
-    watcher.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed with exit code {proc.returncode}")
-    return wall, peak / 2**20, out.strip()
-
-
-def extract_cmd(data, cache, jobs):
-    return [sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG), "--data", str(data),
-            "--cache-dir", str(cache), "--jobs", str(jobs), "--no-progress"]
+def extract(data, cache, jobs) -> dict:
+    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG),
+                                   "--data", str(data), "--cache-dir", str(cache), "--jobs", str(jobs),
+                                   "--no-progress"])
+    if result["exit"] != 0:
+        raise SystemExit(f"featurepipe extract failed: {result['output']}")
+    return result
 
 
 def warm_breakdown(data, cache):
@@ -94,11 +71,13 @@ cfg = load_config({str(CONFIG)!r}, ["dataset.path={data}", "run.cache_dir={cache
 t2 = time.perf_counter()
 ds = config_dataset(cfg)
 t3 = time.perf_counter()
-key = FeatureStore(cfg.run.cache_dir).resolve(recipe(cfg, ds))
+store = FeatureStore(cfg.run.cache_dir)
+key = store.resolve(recipe(cfg, ds))
 t4 = time.perf_counter()
-assert key
+assert key and not store.damaged_chunks(key)
+t5 = time.perf_counter()
 print(f"imports {{t1-t0:.2f}} s, config {{t2-t1:.2f}} s, listing + stat of {{len(ds)}} files {{t3-t2:.2f}} s, "
-      f"identity hash + cache lookup {{t4-t3:.2f}} s")
+      f"identity hash + recipe + cache lookup {{t4-t3:.2f}} s, chunk checks {{t5-t4:.2f}} s")
 """
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -106,10 +85,10 @@ print(f"imports {{t1-t0:.2f}} s, config {{t2-t1:.2f}} s, listing + stat of {{len
 
 
 def subset(data: Path, n: int, into: Path) -> Path:
-    """A folder of symlinks to the first n/2 train and n/2 test images (class folders kept)."""
+    """A folder of symlinks to n/2 train and n/2 test images spread over the classes."""
     for split in ("train", "test"):
-        files = sorted((data / split).glob("*/*.jpg"))[:: max(1, len(list((data / split).glob("*/*.jpg"))) // (n // 2))]
-        for f in files[: n // 2]:
+        files = sorted((data / split).glob("*/*.jpg"))
+        for f in files[:: max(1, len(files) // (n // 2))][: n // 2]:
             target = into / split / f.parent.name / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(f)
@@ -120,27 +99,35 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     paths = sorted(str(p) for p in args.data.glob("*/*/*.jpg"))
-
-    print(f"# featurepipe extract vs skimage loop — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {len(paths)} images, --jobs {args.jobs}\n")
-    cold, cold_mem, out = run_tracked(extract_cmd(args.data, work / "cache", args.jobs))
-    print(f"- featurepipe cold: {cold:.1f} s wall, peak RSS {cold_mem:.0f} MiB ({out})")
-    warm, warm_mem, out = run_tracked(extract_cmd(args.data, work / "cache", args.jobs))
-    print(f"- featurepipe warm: {warm:.2f} s wall, peak RSS {warm_mem:.0f} MiB ({out})")
-    print(f"- warm breakdown: {warm_breakdown(args.data, work / 'cache')}")
-    small = subset(args.data, 2000, work / "subset")
-    small_wall, small_mem, out = run_tracked(extract_cmd(small, work / "cache-small", args.jobs))
-    print(f"- featurepipe cold on 2,000 images: {small_wall:.1f} s, peak RSS {small_mem:.0f} MiB ({out})")
-    if not args.skip_baseline:
-        base = run_baseline(paths, args.jobs)
-        print(f"- baseline joblib loop (skimage hog + hue histogram): {base:.1f} s")
-        print(f"\ncold speed-up over the baseline: {base / cold:.1f}x; warm re-run {cold / warm:.1f}x faster than cold")
-    else:
-        print(f"\nwarm re-run {cold / warm:.1f}x faster than cold")
+    print(f"# featurepipe extract vs skimage loop, {datetime.datetime.now():%Y-%m-%d %H:%M}, {len(paths)} images, "
+          f"--jobs {args.jobs}\n{json.dumps(machine.describe())}\n")
+    rounds = []
+    for r in range(args.rounds):
+        cache = work / f"cache-{r}"
+        cold = extract(args.data, cache, args.jobs)
+        base = None if args.skip_baseline else run_baseline(paths, args.jobs)
+        warm = extract(args.data, cache, args.jobs)
+        rounds.append((cold, base, warm))
+        print(f"round {r + 1}: featurepipe cold {cold['seconds']:.1f} s (peak RSS {cold['peak_rss_mib']:.0f} MiB), "
+              f"baseline {base and f'{base:.1f} s'}, warm {warm['seconds']:.2f} s (peak RSS "
+              f"{warm['peak_rss_mib']:.0f} MiB); load {machine.describe()['load']}", flush=True)
+        shutil.rmtree(cache) if r < args.rounds - 1 else None
+    print(f"- last warm run: {rounds[-1][2]['output']}")
+    print(f"- warm breakdown: {warm_breakdown(args.data, work / f'cache-{args.rounds - 1}')}")
+    small = extract(subset(args.data, 2000, work / "subset"), work / "cache-small", args.jobs)
+    print(f"- featurepipe cold on 2,000 images: {small['seconds']:.1f} s, peak RSS {small['peak_rss_mib']:.0f} MiB")
+    speedups = [base / cold["seconds"] for cold, base, _ in rounds if base]
+    warm_ratio = [cold["seconds"] / warm["seconds"] for cold, _, warm in rounds]
+    if speedups:
+        print(f"\ncold speed-up over the baseline per round: {', '.join(f'{s:.1f}x' for s in speedups)} "
+              f"(median {statistics.median(speedups):.1f}x)")
+    print(f"warm re-run faster than cold per round: {', '.join(f'{s:.1f}x' for s in warm_ratio)} "
+          f"(median {statistics.median(warm_ratio):.1f}x)")
 
 
 if __name__ == "__main__":

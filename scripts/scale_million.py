@@ -5,7 +5,7 @@
 Builds ``ROOT/data``: ``--items`` small PNG files in train/test class folders, hard links to ``--distinct``
 generated 32x32 images (so a million items cost a directory's worth of disk). Then runs, each as its own
 ``featurepipe`` process with the cache in ``ROOT/cache``, and records wall time and the peak resident
-memory of the whole process tree (the main process and its workers, sampled every 50 ms from /proc):
+memory of the whole process tree (the main process and its workers, sampled from /proc):
 
 - a cold ``extract`` (HSV histograms, 72 values per image);
 - a warm ``extract`` of the same folder (everything from the cache);
@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from featurepipe import machine
 
 CONFIG = """dataset: {{path: {data}}}
 pipeline: {{extractor: {{hsv_hist: {{bins: [8, 3, 3]}}}}}}
@@ -55,41 +55,12 @@ def build(folder: Path, items: int, distinct: int) -> None:
     marker.write_text("built\n")
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
 def measure(argv: list[str]) -> dict:
     """Run ``featurepipe ARGV``: wall seconds, peak tree RSS (MiB), exit code, last output line."""
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "featurepipe.cli", *argv], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    peak = 0
-
-    def sample():
-        nonlocal peak
-        while process.poll() is None:
-            peak = max(peak, tree_rss(process.pid))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    output = process.communicate()[0]
-    sampler.join()
-    return {"command": " ".join(argv[:2]), "seconds": round(time.perf_counter() - start, 2),
-            "peak_rss_mib": round(peak / 2**20), "exit": process.returncode,
-            "output": output.strip().splitlines()[-1] if output.strip() else ""}
+    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", *argv])
+    return {"command": " ".join(argv[:2]), "seconds": round(result["seconds"], 2),
+            "peak_rss_mib": round(result["peak_rss_mib"]), "exit": result["exit"],
+            "output": result["output"].splitlines()[-1] if result["output"] else ""}
 
 
 def main() -> None:
@@ -107,8 +78,6 @@ def main() -> None:
     cache = args.root / f"cache-{args.items}"
     config = args.root / f"config-{args.items}.yaml"
     config.write_text(CONFIG.format(data=data, jobs=args.jobs, cache=cache))
-    from featurepipe import machine
-
     results = {"machine": machine.describe(), "items": args.items}
     for step, argv in (("cold extract", ["extract", "--config", str(config)]),
                        ("warm extract", ["extract", "--config", str(config)]),
