@@ -173,24 +173,17 @@ def _integer_votes(part: np.ndarray, orientations: int):
     return np.sqrt(energy, dtype=np.float32), bins
 
 
-def _pixel_gradients(images: np.ndarray, image, row, col):
-    """skimage's per-channel gradients (g_row, g_col) at the given pixels of uint8 ``images``, ``(m, C)`` int."""
-    h, w = images.shape[1:3]
-    inner_row = ((row > 0) & (row < h - 1))[:, None]  # the gradient is zero on the border
-    inner_col = ((col > 0) & (col < w - 1))[:, None]
-    up, down = np.maximum(row - 1, 0), np.minimum(row + 1, h - 1)
-    left, right = np.maximum(col - 1, 0), np.minimum(col + 1, w - 1)
-    g_row = (images[image, down, col].astype(np.intp) - images[image, up, col]) * inner_row
-    g_col = (images[image, row, right].astype(np.intp) - images[image, row, left]) * inner_col
-    return g_row, g_col
+def _place_flagged_votes(votes, images, flagged, cell, orientations):
+    """Add the vote of each ``flagged`` pixel (flat index) to the bin of the channel skimage's float64
+    ``hypot`` and ``argmax`` choose. ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)``.
 
-
-def _place_flagged_votes(votes, images, pixels, cell, orientations):
-    """Add the vote of each flagged pixel (rows of ``pixels``: image, row, column) to the bin of the channel
-    skimage's float64 ``hypot`` and ``argmax`` choose. ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)``."""
-    image, row, col = pixels
-    g_row, g_col = _pixel_gradients(images, image, row, col)
-    pick = np.arange(len(image)), np.hypot(g_row, g_col).argmax(axis=1)
+    Flagged pixels are never on the image border, where every channel's gradient has a zero component:
+    no outranked key has one.
+    """
+    image, row, col = np.unravel_index(flagged, images.shape[:3])
+    g_row = images[image, row + 1, col].astype(np.intp) - images[image, row - 1, col]
+    g_col = images[image, row, col + 1].astype(np.intp) - images[image, row, col - 1]
+    pick = np.arange(len(flagged)), np.hypot(g_row, g_col).argmax(axis=1)
     g_row, g_col = g_row[pick], g_col[pick]
     magnitude = np.sqrt(g_row * g_row + g_col * g_col, dtype=np.float32)  # as the fast path voted
     chosen = _key_bins(orientations, False)[g_row * _SPAN + g_col + _KEY_OFFSET]
@@ -272,7 +265,7 @@ def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
                                            lambda strip: ((first + strip) * h + above) * w))
     flagged = np.concatenate(flagged)
     if flagged.size:
-        _place_flagged_votes(votes, images, np.unravel_index(flagged, images.shape[:3]), cell, orientations)
+        _place_flagged_votes(votes, images, flagged, cell, orientations)
     return votes[..., 0, :orientations] / np.float32(cell[0] * cell[1])
 
 
