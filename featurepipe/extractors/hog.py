@@ -103,7 +103,7 @@ def _planes(part: np.ndarray) -> np.ndarray:
     """
     m, rows, w, c = part.shape
     planes = np.empty((c, m * rows * w), np.int32)
-    np.copyto(planes.reshape(c, m, rows, w), np.moveaxis(part, -1, 0))
+    planes.reshape(c, m, rows, w)[...] = part.transpose(3, 0, 1, 2)
     return planes
 
 
@@ -117,38 +117,37 @@ def _central_differences(planes: np.ndarray, rows: int, width: int):
     g_col = np.empty_like(planes)
     np.subtract(planes[:, 2 * width:], planes[:, :-2 * width], out=g_row[:, width:-width])
     np.subtract(planes[:, 2:], planes[:, :-2], out=g_col[:, 1:-1])
-    by_row = g_row.reshape(len(planes), -1, rows, width)
-    by_row[:, :, 0] = 0
-    by_row[:, :, -1] = 0
-    by_col = g_col.reshape(len(planes), -1, width)
-    by_col[:, :, 0] = 0
-    by_col[:, :, -1] = 0
+    g_row.reshape(len(planes), -1, rows, width)[:, :, ::max(rows - 1, 1)] = 0
+    g_col.reshape(len(planes), -1, width)[:, :, ::max(width - 1, 1)] = 0
     return g_row, g_col
 
 
 @lru_cache(maxsize=8)
-def _plane_offsets(channels: int, length: int) -> np.ndarray:
-    """Flat index of each pixel in the last of ``channels`` planes of ``length``."""
-    return np.arange((channels - 1) * length, channels * length, dtype=np.int32)
+def _channel_layout(channels: int, length: int):
+    """For ``channels`` planes of ``length``: each plane's priority ``channels - 1 - channel`` as a column,
+    and the flat index of each pixel in the last plane."""
+    priority = np.arange(channels - 1, -1, -1, dtype=np.int32)[:, None]
+    return priority, np.arange((channels - 1) * length, channels * length, dtype=np.int32)
 
 
 def _strongest_channel(energy: np.ndarray):
     """Per pixel of int32 energy planes ``(C, L)`` (overwritten): the largest energy and the flat index of
     its channel's value, the first channel on ties, as ``argmax`` picks.
 
-    Each energy is shifted left and its channel's priority (``C - 1 - channel``) put in the freed bits, so
-    one maximum over the planes finds both.
+    Each energy is shifted left and its channel's priority put in the freed bits, so one maximum over the
+    planes finds both.
     """
     channels, length = energy.shape
     bits = (channels - 1).bit_length()
+    priority, last_plane = _channel_layout(channels, length)
     rank = np.left_shift(energy, bits, out=energy)
-    rank += np.arange(channels - 1, -1, -1, dtype=np.int32)[:, None]
+    rank += priority
     best = np.maximum(rank[0], rank[1])
     for plane in rank[2:]:
         np.maximum(best, plane, out=best)
-    priority = best & ((1 << bits) - 1)
-    priority *= length
-    chosen = np.subtract(_plane_offsets(channels, length), priority, out=priority)
+    chosen = np.bitwise_and(best, (1 << bits) - 1)
+    chosen *= length
+    np.subtract(last_plane, chosen, out=chosen)
     return np.right_shift(best, bits, out=best), chosen
 
 
@@ -178,12 +177,14 @@ def _place_flagged_votes(votes, images, flagged, cell, orientations):
     ``hypot`` and ``argmax`` choose. ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)``.
 
     Flagged pixels are never on the image border, where every channel's gradient has a zero component:
-    no outranked key has one.
+    no outranked key has one. Those right of the last whole cell vote nowhere.
     """
     image, row, col = np.unravel_index(flagged, images.shape[:3])
+    inside = col < votes.shape[2] * cell[1]
+    image, row, col = image[inside], row[inside], col[inside]
     g_row = images[image, row + 1, col].astype(np.intp) - images[image, row - 1, col]
     g_col = images[image, row, col + 1].astype(np.intp) - images[image, row, col - 1]
-    pick = np.arange(len(flagged)), np.hypot(g_row, g_col).argmax(axis=1)
+    pick = np.arange(len(image)), np.hypot(g_row, g_col).argmax(axis=1)
     g_row, g_col = g_row[pick], g_col[pick]
     magnitude = np.sqrt(g_row * g_row + g_col * g_col, dtype=np.float32)  # as the fast path voted
     chosen = _key_bins(orientations, False)[g_row * _SPAN + g_col + _KEY_OFFSET]
@@ -224,29 +225,27 @@ def _vote_slots(strips: int, rows: int, width: int, top: int, voting_rows: int, 
     return slots
 
 
-def _flagged_pixels(bins, orientations, slots, spare, strip_pixels, start):
-    """Flat indices, among the batch's pixels, of the voting pixels whose bin is flagged.
-
-    ``bins`` and ``slots`` cover strips of ``strip_pixels`` pixels; ``start(strip)`` is the flat index of
-    a strip's first pixel in the batch.
-    """
-    flagged = np.flatnonzero(bins > orientations)
-    flagged = flagged[slots[flagged] < spare]
-    strip, offset = np.divmod(flagged, strip_pixels)
-    return start(strip) + offset
+def _batch_index(pixels, part_shape, first, above, height, width):
+    """Flat indices among the batch's pixels of flat indices ``pixels`` among those of a part of
+    ``part_shape`` (m, rows, width, C), cut from image ``first`` and row ``above`` on."""
+    strip, offset = np.divmod(pixels, part_shape[1] * width)
+    return (strip + first) * (height * width) + above * width + offset
 
 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
-    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float32, / cell area.
+    """Per-cell orientation histograms / cell area, float32, orientation first: ``(orientations, n,
+    cells_r, cells_c)``, the layout ``_normalise_blocks`` reads.
 
     Each cell has two rows of ``orientations + 1`` slots, the last slot for pixels in no bin. Flagged bins
     of the integer path vote into the second row, which is dropped once they are placed. Each part of the
-    batch (see ``_slices``) is read with the rows just above and below it, for its gradients.
+    batch (see ``_slices``) is read with the rows just above and below it, for its gradients; those rows
+    vote nowhere, and their pixels are never flagged (their ``g_row`` is zero, and no outranked key has a
+    zero component).
     """
     n, h, w, c = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
-    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1), np.float32)
     slot_width = 2 * (orientations + 1)
+    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1), np.float32)
     flagged = [np.empty(0, np.intp)]
     for first, end, top, bottom in _slices(images.shape, cell, n_cells):
         above, below = max(top - 1, 0), min(bottom + 1, h)
@@ -261,24 +260,24 @@ def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
         counts = np.bincount(slots + bins, magnitude, minlength=cells.size + slot_width)
         cells[...] = counts[:cells.size].reshape(cells.shape)
         if integer and c > 1:
-            flagged.append(_flagged_pixels(bins, orientations, slots, cells.size, (below - above) * w,
-                                           lambda strip: ((first + strip) * h + above) * w))
+            flagged.append(_batch_index(np.flatnonzero(bins > orientations), part.shape, first, above, h, w))
     flagged = np.concatenate(flagged)
     if flagged.size:
         _place_flagged_votes(votes, images, flagged, cell, orientations)
-    return votes[..., 0, :orientations] / np.float32(cell[0] * cell[1])
+    by_bin = cv2.transpose(votes.reshape(-1, slot_width))[:orientations]
+    by_bin /= np.float32(cell[0] * cell[1])
+    return by_bin.reshape((orientations, n) + n_cells)
 
 
-def _normalise_blocks(hist, block, block_norm):
+def _normalise_blocks(by_bin, block, block_norm):
     """Overlapping blocks of cells, each normalised as skimage does: float32 (n, br, bc, b_r, b_c, orientations).
 
-    The blocks are normalised as the columns of one float32 array, built from the transposed histograms
-    with one copy per cell position in the block: every step is then a loop along a row of blocks.
-    float32 arithmetic changes the output by an ulp at most.
+    ``by_bin`` is the cell histograms, orientation first. The blocks are normalised as the columns of one
+    float32 array, filled with one copy per cell position in the block: every step is then a loop along a
+    row of blocks. float32 arithmetic changes the output by an ulp at most.
     """
-    n, cells_r, cells_c, bins = hist.shape
+    bins, n, cells_r, cells_c = by_bin.shape
     across, down = cells_c - block[1] + 1, cells_r - block[0] + 1
-    by_bin = cv2.transpose(hist.reshape(-1, bins)).reshape(bins, n, cells_r, cells_c)
     columns = np.empty(block + (bins, n, down, across), np.float32)
     for i in range(block[0]):
         for j in range(block[1]):
