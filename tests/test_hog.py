@@ -210,14 +210,6 @@ def test_large_single_image_matches_skimage():
     np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), rtol=0, atol=TOLERANCE)
 
 
-def test_no_outranked_key_has_a_zero_component():
-    """Why flagged pixels are never on the border, where a gradient component is zero in every channel."""
-    g_row, g_col = hog_module._all_pairs()
-    outranked = hog_module._outranked_keys()
-    assert outranked.sum() == 648
-    assert np.all(g_row[outranked] != 0) and np.all(g_col[outranked] != 0)
-
-
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="15x40 pixels is smaller than one HOG block"):
         hog(random_images((15, 40, 3)), pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)

@@ -9,8 +9,9 @@ integer ``key``. Three facts keep this integer route exact:
 * skimage picks the channel with the largest float64 ``hypot``. Distinct integer energies
   ``g_row**2 + g_col**2`` are ordered as their ``hypot``, so the channel is chosen on the exact energy,
   the first channel winning ties as ``argmax`` does. Equal energies can still differ in ``hypot`` by an
-  ulp: 648 keys are "outranked" by another pair of their energy. The bin table flags them; their votes
-  are set aside and placed afterwards by skimage's own ``hypot`` and ``argmax``.
+  ulp: 648 keys are "outranked" by another pair of their energy. The bin table flags them; the few
+  pixels whose chosen key is flagged then get the bin of the channel skimage's own ``hypot`` and
+  ``argmax`` choose among their channels' keys.
 * The orientation bin of each key comes from a table built with skimage's own float64 formulas for the
   angle and the bin edges, so pixels on a bin edge land where skimage puts them.
 * The magnitude is the float32 square root of the exact energy, within 1e-7 of ``hypot``.
@@ -151,44 +152,35 @@ def _strongest_channel(energy: np.ndarray):
     return np.right_shift(best, bits, out=best), chosen
 
 
-def _integer_votes(part: np.ndarray, orientations: int):
-    """Per pixel of uint8 ``part``: (float32 magnitude, orientation bin) of the strongest channel.
+def _settled_bins(keys: np.ndarray, orientations: int) -> np.ndarray:
+    """Orientation bins of pixels whose strongest channel's key is outranked, from the keys ``(C, k)`` of
+    all their channels (without the offset): the channel is the one skimage's float64 ``hypot`` and
+    ``argmax`` choose, which has the largest energy too, so the fast path's magnitude stands."""
+    g_row, g_col = np.divmod(keys + _KEY_OFFSET, _SPAN)
+    pick = np.hypot(g_row - 255.0, g_col - 255.0).argmax(axis=0)
+    chosen = np.take_along_axis(keys, pick[None], axis=0)[0]
+    return _key_bins(orientations, False)[chosen + _KEY_OFFSET]
 
-    The bin of a colour pixel whose key is outranked is flagged: ``orientations + 1`` more.
-    """
+
+def _integer_votes(part: np.ndarray, orientations: int):
+    """Per pixel of uint8 ``part``: (float32 magnitude, orientation bin) of the strongest channel."""
     m, rows, w, channels = part.shape
     g_row, g_col = _central_differences(_planes(part), rows, w)
-    key = g_row * _SPAN
-    key += g_col
+    keys = g_row * _SPAN
+    keys += g_col
     energy = np.square(g_row, out=g_row)
     energy += np.square(g_col, out=g_col)
-    if channels > 1:
-        energy, chosen = _strongest_channel(energy)
-        key = np.take(key, chosen, mode="clip")  # indices are valid: "clip" skips numpy's buffered check
-    else:
-        energy, key = energy[0], key[0]
+    if channels == 1:
+        bins = np.take(_key_bins(orientations, False), keys[0] + _KEY_OFFSET, mode="clip")
+        return np.sqrt(energy[0], dtype=np.float32), bins
+    energy, chosen = _strongest_channel(energy)
+    key = np.take(keys, chosen, mode="clip")  # indices are valid: "clip" skips numpy's buffered check
     key += _KEY_OFFSET
-    bins = np.take(_key_bins(orientations, channels > 1), key, mode="clip")
+    bins = np.take(_key_bins(orientations, True), key, mode="clip")
+    outranked = np.flatnonzero(bins > orientations)
+    if outranked.size:
+        bins[outranked] = _settled_bins(keys[:, outranked], orientations)
     return np.sqrt(energy, dtype=np.float32), bins
-
-
-def _place_flagged_votes(votes, images, flagged, cell, orientations):
-    """Add the vote of each ``flagged`` pixel (flat index) to the bin of the channel skimage's float64
-    ``hypot`` and ``argmax`` choose. ``votes`` is ``(n, cells_r, cells_c, 2, orientations + 1)``.
-
-    Flagged pixels are never on the image border, where every channel's gradient has a zero component:
-    no outranked key has one. Those right of the last whole cell vote nowhere.
-    """
-    image, row, col = np.unravel_index(flagged, images.shape[:3])
-    inside = col < votes.shape[2] * cell[1]
-    image, row, col = image[inside], row[inside], col[inside]
-    g_row = images[image, row + 1, col].astype(np.intp) - images[image, row - 1, col]
-    g_col = images[image, row, col + 1].astype(np.intp) - images[image, row, col - 1]
-    pick = np.arange(len(image)), np.hypot(g_row, g_col).argmax(axis=1)
-    g_row, g_col = g_row[pick], g_col[pick]
-    magnitude = np.sqrt(g_row * g_row + g_col * g_col, dtype=np.float32)  # as the fast path voted
-    chosen = _key_bins(orientations, False)[g_row * _SPAN + g_col + _KEY_OFFSET]
-    np.add.at(votes, (image, row // cell[0], col // cell[1], 0, chosen), magnitude)
 
 
 def _float_votes(images: np.ndarray, orientations: int, transform_sqrt: bool):
@@ -225,28 +217,17 @@ def _vote_slots(strips: int, rows: int, width: int, top: int, voting_rows: int, 
     return slots
 
 
-def _batch_index(pixels, part_shape, first, above, height, width):
-    """Flat indices among the batch's pixels of flat indices ``pixels`` among those of a part of
-    ``part_shape`` (m, rows, width, C), cut from image ``first`` and row ``above`` on."""
-    strip, offset = np.divmod(pixels, part_shape[1] * width)
-    return (strip + first) * (height * width) + above * width + offset
-
-
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
     """Per-cell orientation histograms / cell area, float32, orientation first: ``(orientations, n,
     cells_r, cells_c)``, the layout ``_normalise_blocks`` reads.
 
-    Each cell has two rows of ``orientations + 1`` slots, the last slot for pixels in no bin. Flagged bins
-    of the integer path vote into the second row, which is dropped once they are placed. Each part of the
-    batch (see ``_slices``) is read with the rows just above and below it, for its gradients; those rows
-    vote nowhere, and their pixels are never flagged (their ``g_row`` is zero, and no outranked key has a
-    zero component).
+    Each cell has ``orientations + 1`` slots, the last for pixels in no bin. Each part of the batch (see
+    ``_slices``) is read with the rows just above and below it, for its gradients; those rows vote nowhere.
     """
-    n, h, w, c = images.shape
+    n, h, w, _ = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
-    slot_width = 2 * (orientations + 1)
-    votes = np.empty((n, n_cells[0], n_cells[1], 2, orientations + 1), np.float32)
-    flagged = [np.empty(0, np.intp)]
+    slot_width = orientations + 1
+    votes = np.empty((n, n_cells[0], n_cells[1], slot_width), np.float32)
     for first, end, top, bottom in _slices(images.shape, cell, n_cells):
         above, below = max(top - 1, 0), min(bottom + 1, h)
         part = images[first:end, above:below]
@@ -259,11 +240,6 @@ def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
         cells = votes[first:end, top // cell[0]:bottom // cell[0]]
         counts = np.bincount(slots + bins, magnitude, minlength=cells.size + slot_width)
         cells[...] = counts[:cells.size].reshape(cells.shape)
-        if integer and c > 1:
-            flagged.append(_batch_index(np.flatnonzero(bins > orientations), part.shape, first, above, h, w))
-    flagged = np.concatenate(flagged)
-    if flagged.size:
-        _place_flagged_votes(votes, images, flagged, cell, orientations)
     by_bin = cv2.transpose(votes.reshape(-1, slot_width))[:orientations]
     by_bin /= np.float32(cell[0] * cell[1])
     return by_bin.reshape((orientations, n) + n_cells)
