@@ -1,7 +1,8 @@
 """Histogram of Oriented Gradients over whole batches, numerically matching ``skimage.feature.hog``.
 
 skimage loops over cells and orientation bins image by image. Here each step is one array operation
-over a slice of the batch small enough to stay in the CPU cache.
+over a part of the batch small enough to stay in the CPU cache: several small images, or a band of
+whole cell rows of a large one (read with one more row above and below, for its gradients).
 
 For 8-bit images every gradient is an integer pair (g_row, g_col) in [-255, 255]^2, coded as one
 integer ``key``. Three facts keep this integer route exact:
@@ -17,7 +18,7 @@ integer ``key``. Three facts keep this integer route exact:
 * The magnitude is the float32 square root of the exact energy, within 1e-7 of ``hypot``.
 
 Other dtypes and ``transform_sqrt`` take skimage's floating-point route, vectorised. Cell histograms
-are one ``bincount`` per slice; blocks are normalised as the rows of one float32 array.
+are one ``bincount`` per part; blocks are normalised as the columns of one float32 array.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .registry import register
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
-_SLICE_VALUES = 1 << 17  # pixels x channels per slice: measured fastest, enough to amortise numpy calls
+_PART_VALUES = 1 << 17  # pixels x channels per part: fastest measured, between cache misses and per-call costs
 
 # key = (g_row + 255) * 511 + (g_col + 255), in [0, 511**2).
 _SPAN = 511
@@ -80,20 +81,21 @@ def _key_bins(orientations: int, flag_outranked: bool) -> np.ndarray:
     return bins.astype(np.uint8 if 2 * (orientations + 1) <= 256 else np.uint16)
 
 
-def _slices(shape, cell, n_cells):
+def _parts(shape, cell, n_cells):
     """The parts of the batch processed at once, as (first image, end image, first row, end row).
 
     Small images are taken whole, several at a time; a large one in bands of whole cell rows. Each part
-    holds about ``_SLICE_VALUES`` values, so that its int32 temporaries stay in the L2 cache. Rows below
-    the last whole cell vote nowhere and are left out.
+    holds about ``_PART_VALUES`` values: its int32 temporaries then stay in the caches, and the fixed cost
+    of each numpy call is spread over enough pixels. Rows below the last whole cell vote nowhere and are
+    left out.
     """
     n, _, w, c = shape
     rows = n_cells[0] * cell[0]
     per_image = rows * w * c
-    if per_image <= _SLICE_VALUES:
-        step = _SLICE_VALUES // per_image
+    if per_image <= _PART_VALUES:
+        step = _PART_VALUES // per_image
         return [(first, min(first + step, n), 0, rows) for first in range(0, n, step)]
-    band = max(1, _SLICE_VALUES // (cell[0] * w * c)) * cell[0]
+    band = max(1, _PART_VALUES // (cell[0] * w * c)) * cell[0]
     return [(image, image + 1, top, min(top + band, rows)) for image in range(n) for top in range(0, rows, band)]
 
 
@@ -164,7 +166,7 @@ def _settled_bins(keys: np.ndarray, orientations: int) -> np.ndarray:
 
 def _integer_votes(part: np.ndarray, orientations: int):
     """Per pixel of uint8 ``part``: (float32 magnitude, orientation bin) of the strongest channel."""
-    m, rows, w, channels = part.shape
+    _, rows, w, channels = part.shape
     g_row, g_col = _central_differences(_planes(part), rows, w)
     keys = g_row * _SPAN
     keys += g_col
@@ -222,13 +224,13 @@ def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
     cells_r, cells_c)``, the layout ``_normalise_blocks`` reads.
 
     Each cell has ``orientations + 1`` slots, the last for pixels in no bin. Each part of the batch (see
-    ``_slices``) is read with the rows just above and below it, for its gradients; those rows vote nowhere.
+    ``_parts``) is read with the rows just above and below it, for its gradients; those rows vote nowhere.
     """
     n, h, w, _ = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
     slot_width = orientations + 1
     votes = np.empty((n, n_cells[0], n_cells[1], slot_width), np.float32)
-    for first, end, top, bottom in _slices(images.shape, cell, n_cells):
+    for first, end, top, bottom in _parts(images.shape, cell, n_cells):
         above, below = max(top - 1, 0), min(bottom + 1, h)
         part = images[first:end, above:below]
         if integer:
