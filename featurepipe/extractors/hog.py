@@ -130,7 +130,9 @@ def _channel_layout(channels: int, length: int):
     """For ``channels`` planes of ``length``: each plane's priority ``channels - 1 - channel`` as a column,
     and the flat index of each pixel in the last plane."""
     priority = np.arange(channels - 1, -1, -1, dtype=np.int32)[:, None]
-    return priority, np.arange((channels - 1) * length, channels * length, dtype=np.int32)
+    last_plane = np.arange((channels - 1) * length, channels * length, dtype=np.int32)
+    priority.flags.writeable = last_plane.flags.writeable = False  # cached: shared by every call
+    return priority, last_plane
 
 
 def _strongest_channel(energy: np.ndarray):
