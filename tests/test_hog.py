@@ -210,6 +210,15 @@ def test_large_single_image_matches_skimage():
     np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("orientations", [8, 9])
+@pytest.mark.parametrize("norm", ["L1-sqrt", "L2-Hys"])
+def test_blocks_gathered_either_way_match_skimage(orientations, norm):
+    """8 blocks across: copied as rows of blocks for 8 orientations, as cell histograms for 9."""
+    images = random_images((3, 24, 40, 3), seed=16)
+    assert_matches_skimage(images, orientations=orientations, pixels_per_cell=(4, 4), cells_per_block=(2, 3),
+                           block_norm=norm, channel_axis=-1)
+
+
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="15x40 pixels is smaller than one HOG block"):
         hog(random_images((15, 40, 3)), pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)

@@ -222,8 +222,7 @@ def _vote_slots(strips: int, rows: int, width: int, top: int, voting_rows: int, 
 
 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
-    """Per-cell orientation histograms / cell area, float32, orientation first: ``(orientations, n,
-    cells_r, cells_c)``, the layout ``_normalise_blocks`` reads.
+    """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float32, / cell area.
 
     Each cell has ``orientations + 1`` slots, the last for pixels in no bin. Each part of the batch (see
     ``_parts``) is read with the rows just above and below it, for its gradients; those rows vote nowhere.
@@ -244,25 +243,40 @@ def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
         cells = votes[first:end, top // cell[0]:bottom // cell[0]]
         counts = np.bincount(slots + bins, magnitude, minlength=cells.size + slot_width)
         cells[...] = counts[:cells.size].reshape(cells.shape)
-    by_bin = cv2.transpose(votes.reshape(-1, slot_width))[:orientations]
-    by_bin /= np.float32(cell[0] * cell[1])
-    return by_bin.reshape((orientations, n) + n_cells)
+    return votes[..., :orientations] / np.float32(cell[0] * cell[1])
 
 
-def _normalise_blocks(by_bin, block, block_norm):
-    """Overlapping blocks of cells, each normalised as skimage does: float32 (n, br, bc, b_r, b_c, orientations).
+def _block_columns(hist, block):
+    """The overlapping blocks of cells of ``hist`` ``(n, cells_r, cells_c, orientations)`` as the columns of
+    one float32 array, in skimage's block order, filled with one copy per cell position in the block.
 
-    ``by_bin`` is the cell histograms, orientation first. The blocks are normalised as the columns of one
-    float32 array, filled with one copy per cell position in the block: every step is then a loop along a
-    row of blocks. float32 arithmetic changes the output by an ulp at most.
+    Each copy runs along the longer contiguous stretch: a row of blocks (the histograms transposed,
+    orientation first), or, for narrow images, a cell's histogram (the block rows transposed after).
     """
-    bins, n, cells_r, cells_c = by_bin.shape
-    across, down = cells_c - block[1] + 1, cells_r - block[0] + 1
-    columns = np.empty(block + (bins, n, down, across), np.float32)
+    n, cells_r, cells_c, bins = hist.shape
+    down, across = cells_r - block[0] + 1, cells_c - block[1] + 1
+    if across >= bins:
+        by_bin = cv2.transpose(hist.reshape(-1, bins)).reshape(bins, n, cells_r, cells_c)
+        columns = np.empty(block + (bins, n, down, across), np.float32)
+        for i in range(block[0]):
+            for j in range(block[1]):
+                columns[i, j] = by_bin[:, :, i:i + down, j:j + across]
+        return columns.reshape(block[0] * block[1] * bins, -1)
+    rows = np.empty((n, down, across) + block + (bins,), np.float32)
     for i in range(block[0]):
         for j in range(block[1]):
-            columns[i, j] = by_bin[:, :, i:i + down, j:j + across]
-    columns = columns.reshape(block[0] * block[1] * bins, -1)
+            rows[:, :, :, i, j] = hist[:, i:i + down, j:j + across]
+    return cv2.transpose(rows.reshape(n * down * across, -1))
+
+
+def _normalise_blocks(hist, block, block_norm):
+    """Overlapping blocks of cells, each normalised as skimage does: float32 (n, br, bc, b_r, b_c, orientations).
+
+    The blocks are normalised as the columns of one float32 array: every step is then a loop along a row
+    of blocks. float32 arithmetic changes the output by an ulp at most.
+    """
+    n, cells_r, cells_c, bins = hist.shape
+    columns = _block_columns(hist, block)
     if block_norm in ("L1", "L1-sqrt"):
         columns /= columns.sum(axis=0) + np.float32(_EPS)  # histograms are non-negative
         if block_norm == "L1-sqrt":
@@ -272,7 +286,7 @@ def _normalise_blocks(by_bin, block, block_norm):
         if block_norm == "L2-Hys":
             cv2.threshold(columns, 0.2, 0.2, cv2.THRESH_TRUNC, dst=columns)  # np.minimum, several times faster
             columns /= _l2_norms(columns)
-    return cv2.transpose(columns).reshape((n, down, across) + block + (bins,))
+    return cv2.transpose(columns).reshape((n, cells_r - block[0] + 1, cells_c - block[1] + 1) + block + (bins,))
 
 
 def _l2_norms(columns):
