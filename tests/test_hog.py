@@ -194,9 +194,10 @@ def test_ulp_ties_on_the_rows_next_to_band_edges(monkeypatch):
     """Tied pixels on the first and last row of bands, whose gradients need the neighbouring band's rows."""
     force_bands(monkeypatch, 2, (4, 4), 24, 3)  # bands of rows 0-7, 8-15, ...
     images = random_images((3, 40, 24, 3), seed=14)
+    pairs = [(-252, -114), (-210, -180), (3, 4)]  # the first two: equal energy, the second an ulp stronger
     for i, image in enumerate(images):
         for row, col in ((7, 5 + i), (8, 10 + i), (15, 15 + i), (16, 2 + i), (31, 20)):
-            set_gradients(image, [(-252, -114), (-210, -180), (3, 4)][i:] + [(-252, -114), (-210, -180)][:i], row, col)
+            set_gradients(image, pairs[i:] + pairs[:i], row, col)  # the channels in another order per image
     assert_matches_skimage(images, **TIE_PARAMS)
 
 
