@@ -2,18 +2,20 @@
 
     python scripts/bench_extractors.py CIFAR_DIR [--images 2000] [--repeats 7]
 
-CIFAR_DIR is any folder of 32x32 images (searched recursively). The 320x240 set is scikit-image's
-sample photographs, resized. Run it where OpenCV 4 is installed: OpenCV 5 has no ``cv2.HOGDescriptor``,
-so there the OpenCV HOG rows are left out.
+CIFAR_DIR is any folder of 32x32 images (searched recursively); our HOG takes them as one stacked batch.
+The 320x240 and 640x480 sets are scikit-image's sample photographs, resized; every method, ours included,
+takes those one image at a time. Run it where OpenCV 4 is installed: OpenCV 5 has no
+``cv2.HOGDescriptor``, so there the OpenCV HOG rows are left out.
 
 The machine may be shared, so every method runs on the same images in each round, the rounds are
-interleaved, and the best round counts. OpenCV runs on one thread, like everything else here. Prints a
-Markdown table of microseconds per image and ratios.
+interleaved, and the best round counts. OpenCV and BLAS run on one thread, like everything else here.
+Prints the load averages before and after, and a Markdown table of microseconds per image and ratios.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import time
@@ -24,6 +26,7 @@ import numpy as np
 import skimage
 import skimage.data
 from skimage.feature import hog as skimage_hog
+from threadpoolctl import threadpool_limits
 
 import featurepipe
 from featurepipe.extractors import create_extractor
@@ -42,9 +45,9 @@ def load_folder(root: Path, limit: int) -> np.ndarray:
     return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths])
 
 
-def samples_320x240() -> np.ndarray:
-    """scikit-image's colour samples resized to 320x240, each also mirrored."""
-    images = [cv2.resize(getattr(skimage.data, name)(), (320, 240), interpolation=cv2.INTER_AREA)
+def samples(width: int, height: int) -> np.ndarray:
+    """scikit-image's colour samples resized to ``width`` x ``height``, each also mirrored."""
+    images = [cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA)
               for name in SAMPLES]
     return np.stack(images + [im[:, ::-1] for im in images])
 
@@ -60,10 +63,12 @@ def best_times(methods: dict, repeats: int) -> dict:
     return best
 
 
-def hog_methods(images: np.ndarray, skimage_count: int) -> dict:
-    """Ours on the stacked batch; scikit-image and OpenCV 4 one image at a time (OpenCV on BGR copies)."""
+def hog_methods(images: np.ndarray, skimage_count: int, batch: bool) -> dict:
+    """Ours on the stacked batch (``batch``) or one image at a time; scikit-image and OpenCV 4 one image at
+    a time (OpenCV on BGR copies)."""
     subset = images[:skimage_count]
-    methods = {"ours": (len(images), lambda: hog(images, **HOG_PARAMS)),
+    ours = (lambda: hog(images, **HOG_PARAMS)) if batch else (lambda: [hog(im, **HOG_PARAMS) for im in images])
+    methods = {"ours": (len(images), ours),
                "skimage": (skimage_count, lambda: [skimage_hog(im, **HOG_PARAMS) for im in subset])}
     if hasattr(cv2, "HOGDescriptor"):
         height, width = images.shape[1:3]
@@ -92,9 +97,11 @@ def per_image_us(methods: dict, repeats: int) -> dict:
 
 
 def hog_parity(images: np.ndarray, count: int) -> float:
-    """Largest absolute difference between our HOG and scikit-image's over ``count`` images."""
+    """Largest absolute difference between our HOG and scikit-image's over ``count`` images, ours taking
+    them as a batch and one at a time."""
     ours = hog(images[:count], **HOG_PARAMS)
-    return float(max(np.abs(ours[i] - skimage_hog(images[i], **HOG_PARAMS)).max() for i in range(count)))
+    return float(max(max(np.abs(ours[i] - skimage_hog(images[i], **HOG_PARAMS)).max(),
+                         np.abs(hog(images[i], **HOG_PARAMS) - ours[i]).max()) for i in range(count)))
 
 
 def machine() -> str:
@@ -116,26 +123,35 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="rounds; the best one counts (default 7)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    threadpool_limits(1)
 
     small = load_folder(args.cifar_dir, args.images)
-    large = samples_320x240()
-    hog_small = per_image_us(hog_methods(small, min(args.skimage_images, len(small))), args.repeats)
-    hog_large = per_image_us(hog_methods(large, len(large)), args.repeats)
+    large = {size: samples(*size) for size in ((320, 240), (640, 480))}
+    load_before = os.getloadavg()
+    hog_small = per_image_us(hog_methods(small, min(args.skimage_images, len(small)), True), args.repeats)
+    hog_large = {size: per_image_us(hog_methods(images, len(images), False), args.repeats)
+                 for size, images in large.items()}
     colour = per_image_us(colour_methods(small), args.repeats)
-    parity = max(hog_parity(small, min(args.skimage_images, len(small))), hog_parity(large, len(large)))
+    load_after = os.getloadavg()
+    parity = max([hog_parity(small, min(args.skimage_images, len(small)))] +
+                 [hog_parity(images, len(images)) for images in large.values()])
 
     print(f"- machine: {machine()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"- Python {platform.python_version()}, numpy {np.__version__}, scikit-image {skimage.__version__}, "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} thread), featurepipe {featurepipe.__version__}")
-    print(f"- images: {len(small)} from {args.cifar_dir} ({small.shape[2]}x{small.shape[1]}; scikit-image on "
-          f"the first {min(args.skimage_images, len(small))}), {len(large)} at 320x240; best of {args.repeats} "
-          f"interleaved rounds")
+    print(f"- load averages (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_before)} before the timings, "
+          f"{' '.join(f'{x:.2f}' for x in load_after)} after")
+    print(f"- images: {len(small)} from {args.cifar_dir} ({small.shape[2]}x{small.shape[1]}, ours as one batch; "
+          f"scikit-image on the first {min(args.skimage_images, len(small))}), "
+          f"{' and '.join(f'{len(images)} at {w}x{h}' for (w, h), images in large.items())} (one image at a "
+          f"time); best of {args.repeats} interleaved rounds")
     print(f"- HOG: 9 orientations, 8x8 cells, 2x2 blocks, L2-Hys, colour; largest difference from "
           f"scikit-image {parity:.1e}")
     print()
     print("| task | ours (us/img) | peer | peer (us/img) | peer / ours |")
     print("|---|---:|---|---:|---:|")
-    for size, times in (("32x32", hog_small), ("320x240", hog_large)):
+    rows = [("32x32 batch", hog_small)] + [(f"{w}x{h} single", times) for (w, h), times in hog_large.items()]
+    for size, times in rows:
         for peer, label in (("skimage", "skimage.feature.hog"), ("opencv", "cv2.HOGDescriptor")):
             if peer not in times:
                 continue

@@ -4,6 +4,7 @@ import pytest
 from skimage.feature import hog as skimage_hog
 
 from featurepipe.extractors import ParamError, create_extractor
+from featurepipe.extractors import hog as hog_module
 from featurepipe.extractors.hog import hog
 from featurepipe.imageops import to_grey
 
@@ -151,6 +152,72 @@ def test_single_image_equals_its_batch_row():
     for i in (0, 17, 49):
         np.testing.assert_array_equal(hog(images[i], cells_per_block=(2, 2), channel_axis=-1), rows[i])
     np.testing.assert_array_equal(hog(images[::-1], cells_per_block=(2, 2), channel_axis=-1), rows[::-1])
+
+
+def force_bands(monkeypatch, cell_rows, cell, width, channels):
+    """Make ``hog`` cut each image of ``width`` x ``channels`` into bands of ``cell_rows`` rows of cells."""
+    monkeypatch.setattr(hog_module, "_PART_VALUES", cell_rows * cell[0] * width * channels)
+
+
+def set_gradients(image, pairs, row, col):
+    """Give pixel (row, col) of ``image`` the gradient ``pairs[c]`` = (g_row, g_col) in channel ``c``."""
+    for channel, (g_row, g_col) in enumerate(pairs):
+        image[row - 1, col, channel], image[row + 1, col, channel] = max(0, -g_row), max(0, g_row)
+        image[row, col - 1, channel], image[row, col + 1, channel] = max(0, -g_col), max(0, g_col)
+
+
+@pytest.mark.parametrize("shape, cell, block, cell_rows", [
+    ((3, 45, 38, 3), (4, 5), (2, 2), 2),  # 11 rows of cells: the last band is shorter; row 44 votes nowhere
+    ((2, 40, 24, 3), (8, 6), (3, 2), 1),  # one row of cells per band
+    ((2, 37, 30, 2), (6, 6), (2, 2), 2),
+    ((2, 30, 21, 5), (5, 7), (1, 2), 3),
+])
+def test_images_cut_into_bands_match_skimage(monkeypatch, shape, cell, block, cell_rows):
+    force_bands(monkeypatch, cell_rows, cell, shape[2], shape[3])
+    params = dict(orientations=9, pixels_per_cell=cell, cells_per_block=block, block_norm="L2-Hys", channel_axis=-1)
+    assert_matches_skimage(random_images(shape, seed=11), **params)
+    assert_matches_skimage(quantised_images(shape, 3, seed=11), **params)
+
+
+def test_grey_and_float_images_cut_into_bands_match_skimage(monkeypatch):
+    force_bands(monkeypatch, 1, (6, 6), 30, 1)
+    params = dict(pixels_per_cell=(6, 6), cells_per_block=(2, 2), block_norm="L2")
+    assert_matches_skimage(random_images((2, 37, 30), seed=12), **params)
+    assert_matches_skimage(np.random.default_rng(12).random((2, 37, 30)), **params)
+    force_bands(monkeypatch, 1, (6, 6), 30, 3)
+    images = random_images((2, 37, 30, 3), seed=13)
+    assert_matches_skimage(images, transform_sqrt=True, channel_axis=-1, **params)
+    assert_matches_skimage(images.astype(np.float32) / 255, channel_axis=-1, **params)
+
+
+def test_ulp_ties_on_the_rows_next_to_band_edges(monkeypatch):
+    """Tied pixels on the first and last row of bands, whose gradients need the neighbouring band's rows."""
+    force_bands(monkeypatch, 2, (4, 4), 24, 3)  # bands of rows 0-7, 8-15, ...
+    images = random_images((3, 40, 24, 3), seed=14)
+    pairs = [(-252, -114), (-210, -180), (3, 4)]  # the first two: equal energy, the second an ulp stronger
+    for i, image in enumerate(images):
+        for row, col in ((7, 5 + i), (8, 10 + i), (15, 15 + i), (16, 2 + i), (31, 20)):
+            set_gradients(image, pairs[i:] + pairs[:i], row, col)  # the channels in another order per image
+    assert_matches_skimage(images, **TIE_PARAMS)
+
+
+def test_large_single_image_matches_skimage():
+    """Large enough to be cut into bands with the default part size."""
+    image = random_images((250, 330, 3), seed=15)
+    assert image.size > hog_module._PART_VALUES
+    params = dict(pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)
+    np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), rtol=0, atol=TOLERANCE)
+    image = quantised_images((250, 330, 3), 3, seed=15)
+    np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("orientations", [8, 9])
+@pytest.mark.parametrize("norm", ["L1-sqrt", "L2-Hys"])
+def test_blocks_gathered_either_way_match_skimage(orientations, norm):
+    """8 blocks across: copied as rows of blocks for 8 orientations, as cell histograms for 9."""
+    images = random_images((3, 24, 40, 3), seed=16)
+    assert_matches_skimage(images, orientations=orientations, pixels_per_cell=(4, 4), cells_per_block=(2, 3),
+                           block_norm=norm, channel_axis=-1)
 
 
 def test_too_small_image_is_refused():
