@@ -4,7 +4,7 @@ import pytest
 from skimage.feature import hog as skimage_hog
 
 from featurepipe.extractors import ParamError, create_extractor
-from featurepipe.extractors import hog as hog_module
+from featurepipe.extractors import hog_votes as hog_module
 from featurepipe.extractors.hog import hog
 from featurepipe.imageops import to_grey
 
@@ -156,7 +156,7 @@ def test_single_image_equals_its_batch_row():
 
 def force_bands(monkeypatch, cell_rows, cell, width, channels):
     """Make ``hog`` cut each image of ``width`` x ``channels`` into bands of ``cell_rows`` rows of cells."""
-    monkeypatch.setattr(hog_module, "_PART_VALUES", cell_rows * cell[0] * width * channels)
+    monkeypatch.setattr(hog_module, "PART_VALUES", cell_rows * cell[0] * width * channels)
 
 
 def set_gradients(image, pairs, row, col):
@@ -204,7 +204,7 @@ def test_ulp_ties_on_the_rows_next_to_band_edges(monkeypatch):
 def test_large_single_image_matches_skimage():
     """Large enough to be cut into bands with the default part size."""
     image = random_images((250, 330, 3), seed=15)
-    assert image.size > hog_module._PART_VALUES
+    assert image.size > hog_module.PART_VALUES
     params = dict(pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)
     np.testing.assert_allclose(hog(image, **params), skimage_hog(image, **params), rtol=0, atol=TOLERANCE)
     image = quantised_images((250, 330, 3), 3, seed=15)
