@@ -222,8 +222,7 @@ def main(argv=None) -> int:
         from .config import RunConfig
 
         args.cache_dir = RunConfig().cache_dir
-    from .config import ConfigError
-    from .errors import ExtractError
+    from .errors import ConfigError, ExtractError
 
     try:
         return args.func(args)

@@ -9,10 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .datasets.decode import MAX_PIXELS
-
-
-class ConfigError(ValueError):
-    """A config problem, as one line: ``<file>: <dotted.key>: <problem>``."""
+from .errors import ConfigError  # noqa: F401  (re-exported: configs raise it)
 
 
 class _Section(BaseModel):

@@ -1,6 +1,10 @@
 """Exceptions shared by the layers (kept free of heavy imports, so the runner and CLI load fast)."""
 
 
+class ConfigError(ValueError):
+    """A config problem, as one line: ``<file>: <dotted.key>: <problem>``."""
+
+
 class MixedSizeError(ValueError):
     """Images of several sizes given to an extractor whose output length depends on the size."""
 

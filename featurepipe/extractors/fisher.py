@@ -9,7 +9,7 @@ from .local_encoding import LocalEncoding
 
 @register("extractor", "fisher")
 class FisherVector(LocalEncoding):
-    """Fisher vectors (Perronnin et al. 2010) of a diagonal GMM with ``n_components`` Gaussians, fitted by
+    """Fisher vectors (Perronnin et al. 2010) of a diagonal GMM with ``n_gaussians`` Gaussians, fitted by
     EM on ``n_samples`` training descriptors, per cell of ``pyramid``: 2 * K * d values per cell, power-
     and L2-normalised by default. The defaults describe dense SIFT reduced to 64 dimensions by PCA."""
 
