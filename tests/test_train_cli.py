@@ -68,3 +68,47 @@ def test_run_progress_shows_epoch_bars_unless_the_head_sets_verbose(config, caps
     assert len(bars) == 6 and all("epoch" in bar for bar in bars)
     assert main(["train", "--config", str(config)]) == EXIT_OK  # run.progress false
     assert "loss=" not in capsys.readouterr().err
+
+
+def _edit_consistently(folder, name, edit):
+    """Change one array file of a trained folder and re-record its checksum, as a careful editor would."""
+    import hashlib
+
+    with np.load(folder / name) as data:
+        arrays = {k: data[k] for k in data.files}
+    edit(arrays)
+    np.savez(folder / name, **arrays)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_edits_that_keep_the_checksums_are_still_refused(config, tmp_path, capsys):
+    """Checksums catch accidental damage; these checks catch a folder edited and re-hashed."""
+    assert main(["train", "--config", str(config), "--set", "heads=[{name: softmax, model: linear}]"]) == EXIT_OK
+    folder = tmp_path / "runs" / "softmax"
+
+    def nan_weights(arrays):
+        key = next(k for k, v in arrays.items() if v.dtype.kind == "f" and v.ndim == 2)
+        arrays[key][0, 0] = np.nan
+
+    def short_scaler(arrays):
+        for key in arrays:
+            arrays[key] = arrays[key][:1]
+
+    def reordered_classes(arrays):
+        key = next(k for k in arrays if "classes" in k)
+        arrays[key] = arrays[key][::-1]
+
+    for name, edit, expected in [("head.npz", nan_weights, "non-finite numbers"),
+                                 ("head.npz", reordered_classes, "differ from the manifest's"),
+                                 ("normalization.npz", short_scaler, "normalization.npz has arrays")]:
+        backup = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".npz", ".json")}
+        _edit_consistently(folder, name, edit)
+        capsys.readouterr()
+        assert main(["evaluate", str(folder)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+        for file, data in backup.items():
+            (folder / file).write_bytes(data)
+    assert main(["evaluate", str(folder)]) == EXIT_OK
