@@ -47,9 +47,9 @@ def build(folder: Path, items: int, distinct: int) -> None:
         cv2.imwrite(str(sources / f"{i}.png"), image)
     per_folder = 10_000
     for i in range(items):
-        split = "test" if i % 10 == 0 else "train"
-        target = folder / split / f"class_{i % 10}" / f"part_{i // per_folder:03d}"
-        if i % per_folder < 10:
+        split = "test" if i % 10 == 0 else "train"  # every class in both splits: the class is the next digit
+        target = folder / split / f"class_{i // 10 % 10}" / f"part_{i // per_folder:03d}"
+        if i % per_folder < 100:  # the first 100 items of a block reach every (split, class) folder
             target.mkdir(parents=True, exist_ok=True)
         os.link(sources / f"{i % distinct}.png", target / f"{i:07d}.png")
     marker.write_text("built\n")

@@ -45,8 +45,14 @@ class Dataset:
         return sorted(set(self.labels)) if self.labels is not None else []
 
     def identity(self) -> str:
-        parts = [self.ids, self.stamps, self.labels, self.splits]
-        return digest(parts + [self.problems] if self.problems else parts)
+        """sha256 of every (id, stamp, label, split) and the listing's problems: the columns joined by NUL
+        (which no path, stamp or folder name holds), streamed into the hash without one large string."""
+        h = hashlib.sha256(b"featurepipe-dataset-1")
+        for column in (self.ids, self.stamps, self.labels, self.splits):
+            h.update(b"\1" if column is None else b"\2" + "\0".join(column).encode("utf-8", "surrogateescape"))
+        if self.problems:
+            h.update(digest(self.problems).encode())
+        return h.hexdigest()
 
     def subset(self, split: str) -> "Dataset":
         """The items of one split, in order."""
@@ -76,12 +82,11 @@ class Dataset:
 
 
 def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
-    """``size:mtime_ns:ctime_ns:inode`` per file (one ``stat``, as listing needs anyway), or the sha256 of
-    its content (``--hash``); an unreadable file is stamped so (it fails again when read, and goes to the
-    error ledger)."""
+    """The stamps of listed ``files`` (relative path, stat stamp), or the sha256 of each file's content
+    (``--hash``); an unreadable file is stamped so (it fails again when read, and goes to the error
+    ledger)."""
     if not content_hash:
-        return tuple("unreadable" if st is None else f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
-                     for _, st in files)
+        return tuple(stamp for _, stamp in files)
     stamps = []
     for rel, _ in files:
         try:
@@ -89,6 +94,11 @@ def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
         except OSError:
             stamps.append("unreadable")
     return tuple(stamps)
+
+
+def _stat_stamp(st) -> str:
+    """``size:mtime_ns:ctime_ns:inode``: all from the one ``stat`` that listing makes anyway."""
+    return "unreadable" if st is None else f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def _stat(entry: os.DirEntry):
@@ -99,7 +109,7 @@ def _stat(entry: os.DirEntry):
 
 
 def _image_files(folder: Path):
-    """(relative path, stat) of image files below ``folder``, recursively, sorted, hidden entries skipped;
+    """(relative path, stat stamp) of image files below ``folder``, recursively, sorted, hidden entries skipped;
     and [relative path, reason] of what could not be entered. A folder reached again through a link (a
     loop, or a second way in) is entered once; no single bad path stops the listing."""
     found, problems = [], []
@@ -132,7 +142,7 @@ def _image_files(folder: Path):
                     seen.add(identity)
                     stack.append(prefix + name + os.sep)
             elif name[name.rfind("."):].lower() in suffixes:
-                found.append((prefix + name, _stat(entry)))
+                found.append((prefix + name, _stat_stamp(_stat(entry))))
     found.sort()
     problems.sort()
     return found, problems
@@ -152,13 +162,15 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
     depth = 1 if has_splits else 0
     files, labels, splits = [], [], []
     listed, problems = _image_files(root)
-    for rel, stat in listed:
-        parts = rel.split(os.sep)
+    names = {}  # one string per class and split name, not one per item
+    for item in listed:
+        parts = item[0].split(os.sep, depth + 1)
         if len(parts) < depth + 2 or (has_splits and parts[0] not in SPLITS):
             continue  # not inside a class folder (of a split)
-        files.append((rel, stat))
-        labels.append(parts[depth])
-        splits.append(parts[0] if has_splits else None)
+        files.append(item)
+        labels.append(names.setdefault(parts[depth], parts[depth]))
+        splits.append(names.setdefault(parts[0], parts[0]) if has_splits else None)
+    del listed
     ids = tuple(rel for rel, _ in files)
     if not ids:
         raise ValueError(f"no images in class sub-folders of {root}")
@@ -197,7 +209,7 @@ def from_csv(path, content_hash: bool = False) -> Dataset:
     stamps = []
     for rel in ids:
         try:
-            stamps.append(_stamps(root, [(rel, (root / rel).stat())], content_hash)[0])
+            stamps.append(_stamps(root, [(rel, _stat_stamp((root / rel).stat()))], content_hash)[0])
         except OSError:
             stamps.append("missing")
     labels = tuple(r[1].strip() for r in rows)
