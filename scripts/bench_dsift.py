@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 import featurepipe
 from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, dense_sift
-from machine_info import cpu_model
+from featurepipe.machine import describe
 
 BLOCK_PIXELS = 1 << 16  # featurepipe.local.pooling describes images in blocks of about this many pixels
 SAMPLES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "brick",
@@ -128,7 +128,7 @@ def main(argv=None):
             "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    print(f"- {cpu_model()}, {os.cpu_count()} cores; {now:%Y-%m-%d %H:%M} UTC; "
+    print(f"- {describe()['cpu']}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {now:%Y-%m-%d %H:%M} UTC; "
           f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
           f"featurepipe {featurepipe.__version__} ({Path(featurepipe.__file__).parent}); one thread each")
     print(f"- (a): {len(large)} scikit-image samples at 256x256 for ours, the first {args.large_opencv_images} for "
