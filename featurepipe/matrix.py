@@ -62,8 +62,9 @@ def available_memory() -> int:
 
 def allocate(n_rows: int, n_columns: int) -> np.ndarray:
     """An uninitialised float32 ``(n_rows, n_columns)`` array: in memory when it fits comfortably, else a
-    memory-mapped temporary file (removed when the array is freed)."""
-    size = n_rows * n_columns * 4
+    memory-mapped temporary file (removed when the array is freed). Comfortably: beside the Gram matrix
+    (of its columns, or of its rows when fewer) that a linear head's preconditioner may build from it."""
+    size = n_rows * n_columns * 4 + 4 * (min(n_rows, n_columns) + 1) ** 2
     if size <= _MEMORY_SHARE * available_memory():
         return np.empty((n_rows, n_columns), np.float32)
     fd, path = tempfile.mkstemp(prefix="featurepipe-matrix-", suffix=".f32")
