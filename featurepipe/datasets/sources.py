@@ -45,8 +45,8 @@ class Dataset:
         return sorted(set(self.labels)) if self.labels is not None else []
 
     def identity(self) -> str:
-        """sha256 of every (id, stamp, label, split) and the listing's problems: the columns joined by NUL
-        (which no path, stamp or folder name holds), streamed into the hash without one large string."""
+        """sha256 of every (id, stamp, label, split) and the listing's problems: each column joined by NUL
+        (which no path, stamp or folder name holds) and fed to the hash in turn, not one JSON document."""
         h = hashlib.sha256(b"featurepipe-dataset-1")
         for column in (self.ids, self.stamps, self.labels, self.splits):
             h.update(b"\1" if column is None else b"\2" + "\0".join(column).encode("utf-8", "surrogateescape"))
@@ -170,7 +170,6 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
         files.append(item)
         labels.append(names.setdefault(parts[depth], parts[depth]))
         splits.append(names.setdefault(parts[0], parts[0]) if has_splits else None)
-    del listed
     ids = tuple(rel for rel, _ in files)
     if not ids:
         raise ValueError(f"no images in class sub-folders of {root}")
