@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 import featurepipe
 from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, dense_sift
+from featurepipe.local.sift import SIFT
 from featurepipe.machine import describe
 
 BLOCK_PIXELS = 1 << 16  # featurepipe.local.pooling describes images in blocks of about this many pixels
@@ -64,11 +65,9 @@ def load_folder(root: Path, count: int) -> np.ndarray:
 
 
 def opencv(grey: np.ndarray, step: int, sizes) -> np.ndarray:
-    """``cv2.SIFT.compute`` one image at a time on the grid of featurepipe's SIFT: (n, keypoints, 128)."""
-    h, w = grey.shape[1:]
-    rows, cols = (np.arange(h // step) + 0.5) * step, (np.arange(w // step) + 0.5) * step
-    keypoints = [cv2.KeyPoint(float(c - 0.5), float(r - 0.5), float(size), 0.0)
-                 for size in sizes for r in rows for c in cols]
+    """``cv2.SIFT.compute`` one image at a time on the grid of featurepipe's SIFT (its ``dense_opencv`` mode's
+    keypoints), unnormalised: (n, keypoints, 128)."""
+    keypoints = SIFT(step=step, sizes=sizes).opencv_keypoints(*grey.shape[1:])
     sift = cv2.SIFT_create()
     return np.stack([sift.compute(image, keypoints)[1] for image in grey])
 

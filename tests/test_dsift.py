@@ -16,10 +16,8 @@ def natural(size):
 
 
 def opencv(grey, step, size):
-    """``cv2.SIFT.compute`` on featurepipe's dense grid, as the SIFT descriptor did before dsift."""
-    h, w = grey.shape[1:]
-    rows, cols = (np.arange(h // step) + 0.5) * step, (np.arange(w // step) + 0.5) * step
-    keypoints = [cv2.KeyPoint(float(c - 0.5), float(r - 0.5), float(size), 0.0) for r in rows for c in cols]
+    """``cv2.SIFT.compute`` on featurepipe's dense grid, unnormalised, as the SIFT descriptor did before dsift."""
+    keypoints = SIFT(step=step, sizes=(size,)).opencv_keypoints(*grey.shape[1:])
     return np.stack([cv2.SIFT_create().compute(image, keypoints)[1] for image in grey])
 
 
@@ -170,3 +168,20 @@ def test_sift_dense_grid_counts_and_positions_as_before():
 def test_images_smaller_than_a_step():
     assert dense_sift(np.zeros((2, 3, 3), np.uint8), 4, [6.0]).shape == (2, 0, 128)
     assert SIFT(step=4).compute(np.zeros((2, 3, 3, 3), np.uint8)).values.shape == (0, 128)
+
+
+def test_dense_opencv_mode_is_cv2_on_the_same_grid():
+    grey = natural(48)
+    batch = np.repeat(grey[..., None], 3, axis=-1)
+    reference = SIFT(mode="dense_opencv", step=8, sizes=(8, 12), root=True).compute(batch)
+    ours = SIFT(mode="dense", step=8, sizes=(8, 12), root=True).compute(batch)
+    np.testing.assert_array_equal(reference.counts, ours.counts)
+    np.testing.assert_array_equal(reference.positions, ours.positions)
+    # The keypoints are those of the pre-dsift implementation: centres (i + 0.5) * step, size by size.
+    rows = cols = (np.arange(6) + 0.5) * 8
+    expected = [(c - 0.5, r - 0.5, size) for size in (8, 12) for r in rows for c in cols]
+    got = [(k.pt[0], k.pt[1], k.size) for k in SIFT(step=8, sizes=(8, 12)).opencv_keypoints(48, 48)]
+    assert got == expected
+    raw = np.concatenate([opencv(grey, 8, 8), opencv(grey, 8, 12)], axis=1).reshape(-1, 128)
+    np.testing.assert_allclose(reference.values**2, raw / raw.sum(axis=1, keepdims=True), atol=1e-6)
+    assert cosine(reference.values, ours.values).mean() > 0.9

@@ -1,5 +1,5 @@
-"""SIFT descriptors on a dense grid at several scales (``dsift``, batched numpy) or on keypoints detected by
-OpenCV's ``cv2.SIFT``."""
+"""SIFT descriptors on a dense grid at several scales (``dsift``, batched numpy; or OpenCV's ``cv2.SIFT`` on the
+same grid, as a reference) or on keypoints detected by OpenCV's ``cv2.SIFT``."""
 from __future__ import annotations
 
 import cv2
@@ -8,9 +8,9 @@ import numpy as np
 from ..core import Boolean, Integer, Options, Real, Sequence, register
 from ..imageops import to_grey
 from .base import Descriptor, LocalFeatures
-from .dsift import BIN_WIDTH_PER_SIZE, dense_sift, grid_positions, iter_dense_sift
+from .dsift import BIN_WIDTH_PER_SIZE, dense_sift, grid_centres, grid_positions, iter_dense_sift
 
-MODES = ("dense", "detect")
+MODES = ("dense", "dense_opencv", "detect")
 _EPS = np.float32(1e-12)
 
 
@@ -21,7 +21,9 @@ class SIFT(Descriptor):
     ``mode='dense'``: upright keypoints every ``step`` pixels, once per keypoint diameter in ``sizes``
     (dense SIFT at several scales, as in VLFeat's PHOW), computed for the whole batch at once by
     ``dsift.dense_sift``: a keypoint of diameter ``size`` covers the area OpenCV's would (4 x 4 bins of
-    ``1.5 * size`` pixels), on the image smoothed for its scale. ``mode='detect'``: OpenCV's
+    ``1.5 * size`` pixels), on the image smoothed for its scale. ``mode='dense_opencv'``: the same grid
+    described by ``cv2.SIFT.compute`` image by image, about 60-90x slower: the reference that ``dense`` is
+    compared with (BENCHMARKS.md). ``mode='detect'``: OpenCV's
     difference-of-Gaussians keypoints with their orientation, at most ``max_keypoints`` per image (0 keeps
     all). RootSIFT (Arandjelovic & Zisserman 2012) L1-normalises then takes square roots, so Euclidean
     distance between descriptors becomes the Hellinger kernel.
@@ -58,6 +60,12 @@ class SIFT(Descriptor):
     def _sift(self):
         return cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold)
 
+    def opencv_keypoints(self, height, width):
+        """The dense grid as OpenCV keypoints (x, y from the top-left pixel's centre), size by size."""
+        rows, cols = grid_centres(height, self.step), grid_centres(width, self.step)
+        return [cv2.KeyPoint(float(c - 0.5), float(r - 0.5), float(size), 0.0)
+                for size in self.sizes for r in rows for c in cols]
+
     def _bin_widths(self):
         return [BIN_WIDTH_PER_SIZE * size for size in self.sizes]
 
@@ -83,8 +91,16 @@ class SIFT(Descriptor):
             values = dense_sift(grey, self.step, self._bin_widths(), root=self.root)
             positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
             return LocalFeatures(values.reshape(-1, 128), np.full(n, values.shape[1], np.int64), positions)
+        sift = self._sift()
+        if self.mode == "dense_opencv":
+            keypoints = self.opencv_keypoints(h, w)
+            values = np.empty((n, len(keypoints), 128), np.float32)
+            for i, image in enumerate(grey):
+                values[i] = sift.compute(image, keypoints)[1]
+            values = values.reshape(-1, 128)
+            counts = np.full(n, len(keypoints), np.int64)
+            positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
         else:
-            sift = self._sift()
             parts, where, counts = [], [], np.zeros(n, np.int64)
             for i in range(n):
                 found, described = sift.detectAndCompute(grey[i], None)
