@@ -65,7 +65,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         ``init``: a fitted head of the same shape (features, classes, layers) whose parameters start this
         fit instead of a random initialisation: a warm start, as along a regularisation path.
         ``preconditioner``: for L-BFGS, a change of variables built beforehand (``LinearClassifier.
-        build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows.
+        build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows; one
+        built on a ``RowSpace`` of ``X`` (its ``row_space``) makes the fit go through that row space.
         """
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
@@ -80,7 +81,12 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         optimizer = create_optimizer(
             self.optimizer, learning_rate=self.learning_rate, weight_decay=self.weight_decay
         )
-        network = self._build_network(X.shape[1], len(self.classes_))
+        if preconditioner is None:
+            space = self._row_space(X, optimizer.full_batch)
+        else:
+            space = getattr(preconditioner, "row_space", None)
+        X_fit = X if space is None else space.features
+        network = self._build_network(X_fit.shape[1], len(self.classes_))
         if optimizer.full_batch and self.weight_decay:
             raise ValueError("weight_decay needs a first-order optimiser; with L-BFGS use alpha (L2)")
         if optimizer.full_batch and network.dropout:
@@ -88,19 +94,19 @@ class BaseHead(ClassifierMixin, BaseEstimator):
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = np.random.default_rng(seed)
-        params = network.init_params(rng) if init is None else self._initial_params(init, network)
+        params = network.init_params(rng) if init is None else self._initial_params(init, network, space)
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch:
             if preconditioner is None:
-                preconditioner = self._preconditioner(X, len(self.classes_), rng)
+                preconditioner = self._preconditioner(X_fit, len(self.classes_), rng)
             result = train_full_batch(
-                objective, params, X, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
+                objective, params, X_fit, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
                 preconditioner=preconditioner, verbose=self.verbose,
             )
         else:
             result = self._train_minibatch(objective, params, X, y, optimizer, rng, seed)
 
-        self._store_network_params(params)
+        self._store_network_params(params if space is None else space.expand(params))
         self.n_iter_ = result.n_iter
         self.history_ = result.history
         self.loss_curve_ = result.history["loss"]
@@ -120,10 +126,17 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         """The change of variables for L-BFGS (see ``preconditioning.py``), or None for none."""
         return None
 
-    def _initial_params(self, init, network):
-        """Copies of the parameters of the fitted head ``init``, which must fit ``network`` and the classes."""
+    def _row_space(self, X, full_batch):
+        """The ``RowSpace`` this head fits ``X`` in, or None to fit on ``X`` itself."""
+        return None
+
+    def _initial_params(self, init, network, space=None):
+        """Copies of the parameters of the fitted head ``init`` (taken into ``space`` when given), which must
+        fit ``network`` and the classes."""
         check_is_fitted(init)
         params = [np.array(p, np.float32) for p in init._network_params()]
+        if space is not None and params[0].shape[0] == space.basis.shape[0]:
+            params = space.reduce(params)
         shapes = [p.shape for p in network.init_params(np.random.default_rng(0))]
         if [p.shape for p in params] != shapes or not np.array_equal(init.classes_, self.classes_):
             raise ValueError(f"init: the head to start from has other shapes or classes than this fit "

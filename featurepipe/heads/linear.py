@@ -6,6 +6,7 @@ from .base import BaseHead
 from .losses import get_loss
 from .network import DenseNetwork
 from .preconditioning import build_preconditioner
+from .row_space import RowSpace, applies
 
 
 @register("head", "linear")
@@ -141,6 +142,9 @@ class LinearClassifier(BaseHead):
         scale = stats["mean_square_norm"] / stats["n_samples"]
         return {"alpha": [float(scale * 10 ** (k / 2)) for k in range(1, -5, -1)]}
 
+    def _row_space(self, X, full_batch):
+        return RowSpace(X) if applies(X, self.l1, full_batch) else None
+
     def _preconditioner(self, X, n_classes, rng):
         if not self.precondition:
             return None
@@ -156,19 +160,25 @@ class LinearClassifier(BaseHead):
 
     def path_preconditioner(self, X, y, alphas):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
-        when this head's optimiser does not use one."""
+        when this head's optimiser does not use one. With fewer rows than features it is built on their
+        ``RowSpace`` (its ``row_space``), which the fits then share too."""
         if self.optimizer != "lbfgs" or not self.precondition:
             return None
         middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
         seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
-        return self.build_preconditioner(np.asarray(X, np.float32), len(np.unique(y)), alpha=middle, rng=seed)
+        X = np.asarray(X, np.float32)
+        space = self._row_space(X, full_batch=True)
+        preconditioner = self.build_preconditioner(X if space is None else space.features, len(np.unique(y)),
+                                                   alpha=middle, rng=seed)
+        preconditioner.row_space = space
+        return preconditioner
 
     def regularization_path(self, X, y, alphas, preconditioner=None):
         """Fitted copies of this head, one per value of ``alpha``, in the order given.
 
         They are fitted from the largest alpha down, each starting from the previous solution; with L-BFGS
-        one preconditioner (``path_preconditioner``, unless given) serves them all. Along a grid of alphas
-        this costs a fraction of independent fits.
+        one preconditioner (``path_preconditioner``, unless given) serves them all, with its ``RowSpace`` when
+        there are fewer rows than features. Along a grid of alphas this costs a fraction of independent fits.
         """
         from sklearn.base import clone
 
