@@ -17,7 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 def _conformance_checks():
     """scikit-learn's checks for each head, without the array-API one: the heads compute in numpy only
     (scikit-learn runs it only with SCIPY_ARRAY_API set, and skips it otherwise)."""
-    for estimator in (LinearClassifier(), LinearClassifier(loss="hinge"), MLPClassifier(),
+    for estimator in (LinearClassifier(), LinearClassifier(loss="hinge"),
+                      LinearClassifier(loss="squared_hinge", optimizer="lbfgs"), MLPClassifier(),
                       MLPClassifier(activation="tanh", optimizer="lbfgs")):
         for est, check in estimator_checks_generator(estimator):
             name = getattr(check, "func", check).__name__
@@ -25,7 +26,7 @@ def _conformance_checks():
                 yield pytest.param(est, check, id=f"{est!r}-{name}")
 
 
-@pytest.mark.parametrize("estimator, check", _conformance_checks())
+@pytest.mark.parametrize("estimator, check", list(_conformance_checks()))
 def test_sklearn_conformance(estimator, check):
     check(estimator)
 
