@@ -187,6 +187,8 @@ def _refit(data, head_class, params, best, option, splits, settings, kept):
         init, preconditioner = kept.models[_frozen(best["params"])]
         if getattr(init, "optimizer", None) != "lbfgs":
             init = None
+        if getattr(preconditioner, "row_space", None) is not None:
+            preconditioner = None  # it is the search's fit rows' row space, not that of every training row
         model, seconds, peak = _timed_fit(model, kept.matrix, kept.y, init=init, preconditioner=preconditioner)
         originals = np.concatenate([np.arange(len(split.fit)), kept.n_fit + np.arange(len(split.val))])
         scored = score_predictions(kept.y[originals], model.predict(kept.matrix[originals]), data.classes)

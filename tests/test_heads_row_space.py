@@ -66,3 +66,12 @@ def test_not_used_with_l1_minibatch_or_tall_data():
     assert LinearClassifier(optimizer="lbfgs", l1=1e-3)._row_space(X, full_batch=True) is None
     assert head._row_space(X, full_batch=False) is None
     assert head._row_space(np.vstack([X] * 4), full_batch=True) is None
+
+
+def test_a_preconditioner_built_on_other_rows_is_refused():
+    """A refit on more rows than the search fitted must not reuse the search's row space."""
+    X, y = wide()
+    head = LinearClassifier(optimizer="lbfgs", max_iter=50)
+    preconditioner = head.path_preconditioner(X[:100], y[:100], [1e-2])
+    with pytest.raises(ValueError, match="row space of 100 rows, not of these 120"):
+        head.fit(X, y, preconditioner=preconditioner)

@@ -85,6 +85,9 @@ class BaseHead(ClassifierMixin, BaseEstimator):
             space = self._row_space(X, optimizer.full_batch)
         else:
             space = getattr(preconditioner, "row_space", None)
+            if space is not None and space.features.shape[0] != X.shape[0]:
+                raise ValueError(f"the preconditioner was built on the row space of {space.features.shape[0]} "
+                                 f"rows, not of these {X.shape[0]}")
         X_fit = X if space is None else space.features
         network = self._build_network(X_fit.shape[1], len(self.classes_))
         if optimizer.full_batch and self.weight_decay:
