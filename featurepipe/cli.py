@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -215,8 +216,10 @@ def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    # SIGTERM ends a run as Ctrl-C does: workers stopped, committed chunks kept, one line.
+    # SIGTERM ends a run as Ctrl-C does: workers stopped, committed chunks kept, one line; joblib's
+    # warning that an interrupted generator left tasks unused would add lines to it.
     signal.signal(signal.SIGTERM, _interrupt)
+    warnings.filterwarnings("ignore", message=r".*tasks have been successfully executed", module="joblib")
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
         from .config import RunConfig

@@ -93,7 +93,7 @@ def compare(grey: np.ndarray, n_opencv: int, step: int, sizes, rounds: int) -> d
         reference = opencv(subset, step, sizes)
         theirs.append((time.perf_counter() - start) / len(subset))
     per_size = reference.shape[1] // len(sizes)
-    matched = np.concatenate([dense_sift(subset, step, [w], magnification=w / 1.6) for w in widths], axis=1)
+    matched = np.concatenate([dense_sift(subset, step, [w], smoothing=1.6) for w in widths], axis=1)
     return {"ours": min(ours), "opencv": min(theirs),
             "median_ratio": float(np.median(np.array(theirs) / np.array(ours))),
             "cosine": mean_cosine(dense_sift(subset, step, widths), reference),

@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage
 from skimage import data
 
+from featurepipe.core import ParamError
 from featurepipe.local import SIFT, dsift
 from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, CLAMP, WINDOW, dense_sift, iter_dense_sift, smoothing_sigma
 
@@ -74,10 +75,10 @@ def test_opencv_geometry_and_layout(size):
     grey, step = natural(64), 4
     expected = opencv(grey, step, size)
     bin_width = BIN_WIDTH_PER_SIZE * size
-    same = cosine(dense_sift(grey, step, [bin_width], magnification=bin_width / 1.6), expected)
+    same = cosine(dense_sift(grey, step, [bin_width], smoothing=1.6), expected)
     assert same.mean() > 0.99 and same.min() > 0.98  # measured 0.996 / 0.985 (size 8), 0.998 / 0.994 (16)
     for wrong in (size, 2 * size):
-        assert cosine(dense_sift(grey, step, [wrong], magnification=wrong / 1.6), expected).mean() < 0.95
+        assert cosine(dense_sift(grey, step, [wrong], smoothing=1.6), expected).mean() < 0.95
     # PHOW's smoothing grows with the bin width: further from OpenCV's at larger sizes.
     default = cosine(dense_sift(grey, step, [bin_width]), expected).mean()
     assert default > {8: 0.98, 16: 0.94}[size]  # measured 0.990, 0.953
@@ -185,3 +186,17 @@ def test_dense_opencv_mode_is_cv2_on_the_same_grid():
     raw = np.concatenate([opencv(grey, 8, 8), opencv(grey, 8, 12)], axis=1).reshape(-1, 128)
     np.testing.assert_allclose(reference.values**2, raw / raw.sum(axis=1, keepdims=True), atol=1e-6)
     assert cosine(reference.values, ours.values).mean() > 0.9
+
+
+def test_smoothing_option_reaches_dense_sift_and_opencv():
+    """``smoothing: 1.6`` describes every size at OpenCV's blur: closer to cv2 than PHOW's at size 16."""
+    grey = natural(64)
+    batch = np.repeat(grey[..., None], 3, axis=-1)
+    fixed = SIFT(step=4, sizes=(8, 16), smoothing=1.6).compute(batch)
+    np.testing.assert_array_equal(fixed.values, dense_sift(grey, 4, [12.0, 24.0], smoothing=1.6).reshape(-1, 128))
+    reference = SIFT(mode="dense_opencv", step=4, sizes=(16,)).compute(batch).values
+    large = fixed.values.reshape(len(grey), 2, -1, 128)[:, 1].reshape(-1, 128)
+    phow = SIFT(step=4, sizes=(16,)).compute(batch).values
+    assert cosine(large, reference).mean() > 0.99 > cosine(phow, reference).mean()
+    with pytest.raises(ParamError, match="smoothing"):
+        SIFT(smoothing="opencv").validate_params()

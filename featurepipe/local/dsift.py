@@ -3,7 +3,8 @@
 Every descriptor of a grid shares the same size and orientation, so the per-keypoint histogram loops of
 ``cv2.SIFT.compute`` collapse into image-wide operations (Vedaldi & Fulkerson 2008). Per bin width:
 
-1. smooth the image once with a Gaussian matched to the bin width (PHOW);
+1. smooth the image once with a Gaussian matched to the bin width (PHOW), or to a fixed blur at every
+   bin width (``smoothing``: OpenCV's 1.6);
 2. take the gradient (central differences) and split its magnitude into 8 orientation planes, linearly
    interpolated between the two nearest orientations;
 3. bin each plane spatially with a triangular (bilinear) kernel of half-width one bin. The binned planes
@@ -35,8 +36,8 @@ pointing up (image rows go down, so a gradient towards the top of the image is 9
 descriptor is laid out (bin row, bin column, orientation), rows top to bottom, as ``cv2.SIFT``'s
 (VLFeat's C code measures angles with rows pointing down).
 
-Differences from ``cv2.SIFT.compute`` on the same keypoints: smoothing grows with the bin width (OpenCV
-keeps sigma 1.6 at every size) and the Gaussian window (sigma ``window`` = 2 bins, OpenCV's and
+Differences from ``cv2.SIFT.compute`` on the same keypoints: by default smoothing grows with the bin
+width (OpenCV keeps sigma 1.6 at every size; ``smoothing=1.6`` does too) and the Gaussian window (sigma ``window`` = 2 bins, OpenCV's and
 ``vl_dsift``'s default; PHOW uses 1.5) weights each bin by its value at the bin centre rather than each
 pixel. With OpenCV's smoothing the descriptors agree with OpenCV's to a mean cosine above 0.99; with
 PHOW's, measured 0.99 (size 8) and 0.92 (size 16) on CIFAR-10, 0.95 (16) and 0.92 (24) on 256x256
@@ -88,9 +89,11 @@ def grid_positions(height: int, width: int, step: int, n_sizes: int) -> np.ndarr
     return (np.tile(centres.reshape(-1, 2), (n_sizes, 1)) / (height, width)).astype(np.float32)
 
 
-def smoothing_sigma(bin_width: float, magnification: float = MAGNIFICATION) -> float:
-    """PHOW's Gaussian smoothing for a bin width, the image being taken as already blurred by 0.5."""
-    return float(np.sqrt(max((bin_width / magnification) ** 2 - 0.25, 0.0)))
+def smoothing_sigma(bin_width: float, smoothing: float | None = None) -> float:
+    """The Gaussian that blurs the image (taken as already blurred by 0.5) to ``smoothing``, or with
+    ``None`` to PHOW's ``bin_width / MAGNIFICATION``."""
+    target = bin_width / MAGNIFICATION if smoothing is None else smoothing
+    return float(np.sqrt(max(target ** 2 - 0.25, 0.0)))
 
 
 class _Axis:
@@ -140,8 +143,8 @@ class _Axis:
 class _Scale:
     """What one bin width needs that does not depend on the images."""
 
-    def __init__(self, height: int, width: int, step: int, bin_width: float, magnification: float):
-        sigma = smoothing_sigma(bin_width, magnification)
+    def __init__(self, height: int, width: int, step: int, bin_width: float, smoothing: float | None):
+        sigma = smoothing_sigma(bin_width, smoothing)
         self.kernel = cv2.getGaussianKernel(2 * int(np.ceil(4 * sigma)) + 1, sigma, cv2.CV_32F) if sigma > 0 else None
         self.rows, self.cols = _Axis(height, step, bin_width), _Axis(width, step, bin_width)
         self.rows.matrix *= 0.5  # central differences are twice the derivative
@@ -159,9 +162,9 @@ class _Plan:
     """Dense SIFT of images of one shape: per-scale binning, gathering indices and window. Read-only once
     built, so calls (and threads) share it; the buffers come from ``workspace``."""
 
-    def __init__(self, height, width, step, bin_widths, magnification, window, root):
+    def __init__(self, height, width, step, bin_widths, smoothing, window, root):
         self.shape, self.root = (height, width), root
-        self.scales = [_Scale(height, width, step, b, magnification) for b in bin_widths]
+        self.scales = [_Scale(height, width, step, b, smoothing) for b in bin_widths]
         self.n_points = (height // step) * (width // step) * len(self.scales)
         self.block, self.chunk = max(1, _BLOCK_PIXELS // (height * width)), _CHUNK_ROWS
         g = np.exp(-0.5 * ((np.arange(_NUM_BINS) - (_NUM_BINS - 1) / 2) / window) ** 2)
@@ -250,7 +253,7 @@ class _Plan:
 
 @functools.lru_cache(maxsize=16)
 def _plan(*key) -> _Plan:
-    """The plan for ``(height, width, step, bin_widths, magnification, window, root)``, built once: that
+    """The plan for ``(height, width, step, bin_widths, smoothing, window, root)``, built once: that
     takes milliseconds, as long as describing a few dozen small images."""
     return _Plan(*key)
 
@@ -274,12 +277,13 @@ def _orientation_planes(magnitude: np.ndarray, angle: np.ndarray, planes: np.nda
         cv2.multiply(magnitude, buffer, dst=plane, scale=1 / width)
 
 
-def iter_dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: float = MAGNIFICATION,
+def iter_dense_sift(grey: np.ndarray, step: int, bin_widths, *, smoothing: float | None = None,
                     window: float = WINDOW, root: bool = False):
     """Yield ``(start, descriptors)`` a block of images at a time, ``descriptors`` of shape
     ``(n_block, len(bin_widths) * n_points, 128)`` for images ``start:start + n_block``; see ``dense_sift``."""
     n, h, w = grey.shape
-    plan = _plan(h, w, step, tuple(map(float, bin_widths)), float(magnification), float(window), bool(root))
+    plan = _plan(h, w, step, tuple(map(float, bin_widths)), None if smoothing is None else float(smoothing),
+                 float(window), bool(root))
     work = plan.workspace(min(n, plan.block))
     for start in range(0, n, plan.block):
         part = grey[start:start + plan.block]
@@ -289,18 +293,21 @@ def iter_dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: f
         yield start, out
 
 
-def dense_sift(grey: np.ndarray, step: int, bin_widths, *, magnification: float = MAGNIFICATION,
+def dense_sift(grey: np.ndarray, step: int, bin_widths, *, smoothing: float | None = None,
                window: float = WINDOW, root: bool = False) -> np.ndarray:
     """Dense SIFT descriptors ``(n, len(bin_widths) * n_points, 128)`` float32 of a grey ``(n, H, W)`` batch.
 
     ``grey`` holds grey levels in 0..255 (uint8 or float). Each image's descriptors are those of every
     grid point (``grid_positions``) at the first bin width, then at the second, and so on; ``bin_widths``
-    are in pixels (``BIN_WIDTH_PER_SIZE * size`` for OpenCV keypoint diameters). ``root`` gives RootSIFT
+    are in pixels (``BIN_WIDTH_PER_SIZE * size`` for OpenCV keypoint diameters). ``smoothing``: the blur
+    (Gaussian sigma, pixels) every scale is described at, or None for PHOW's, growing with the bin width
+    (see ``smoothing_sigma``). ``root`` gives RootSIFT
     (Arandjelovic & Zisserman 2012): the clamped descriptor L1-normalised, then square-rooted. Images
     are processed a block at a time, so memory beyond the result stays bounded.
     """
     n, h, w = grey.shape
-    plan = _plan(h, w, step, tuple(map(float, bin_widths)), float(magnification), float(window), bool(root))
+    plan = _plan(h, w, step, tuple(map(float, bin_widths)), None if smoothing is None else float(smoothing),
+                 float(window), bool(root))
     out = np.empty((n, plan.n_points, _LENGTH), np.float32)
     if out.size:
         work = plan.workspace(min(n, plan.block))

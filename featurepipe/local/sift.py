@@ -21,7 +21,10 @@ class SIFT(Descriptor):
     ``mode='dense'``: upright keypoints every ``step`` pixels, once per keypoint diameter in ``sizes``
     (dense SIFT at several scales, as in VLFeat's PHOW), computed for the whole batch at once by
     ``dsift.dense_sift``: a keypoint of diameter ``size`` covers the area OpenCV's would (4 x 4 bins of
-    ``1.5 * size`` pixels), on the image smoothed for its scale. ``mode='dense_opencv'``: the same grid
+    ``1.5 * size`` pixels), on the image smoothed for its scale: ``smoothing='phow'`` blurs it to a sixth
+    of the bin width (VLFeat's PHOW), a number blurs it to that Gaussian sigma at every size (1.6 is
+    OpenCV's; on tiny images, where PHOW's blur at the larger sizes wipes out detail, it can be the
+    better choice). ``mode='dense_opencv'``: the same grid
     described by ``cv2.SIFT.compute`` image by image, about 60-90x slower: the reference that ``dense`` is
     compared with (BENCHMARKS.md). ``mode='detect'``: OpenCV's
     difference-of-Gaussians keypoints with their orientation, at most ``max_keypoints`` per image (0 keeps
@@ -36,13 +39,16 @@ class SIFT(Descriptor):
         "root": Boolean(),
         "max_keypoints": Integer(0),
         "contrast_threshold": Real(0, low_open=True, message="must be > 0"),
+        "smoothing": Options("phow") | Real(0),
     }
 
-    def __init__(self, mode="dense", step=4, sizes=(8, 16), root=False, max_keypoints=0, contrast_threshold=0.04):
+    def __init__(self, mode="dense", step=4, sizes=(8, 16), root=False, max_keypoints=0, contrast_threshold=0.04,
+                 smoothing="phow"):
         self.mode = mode
         self.step = step
         self.sizes = sizes
         self.root = root
+        self.smoothing = smoothing
         self.max_keypoints = max_keypoints
         self.contrast_threshold = contrast_threshold
 
@@ -69,6 +75,9 @@ class SIFT(Descriptor):
     def _bin_widths(self):
         return [BIN_WIDTH_PER_SIZE * size for size in self.sizes]
 
+    def _dense_options(self):
+        return {"smoothing": None if self.smoothing == "phow" else self.smoothing, "root": self.root}
+
     def _sample_block(self, batch, count, rng):
         """Dense mode: describe only ``count`` random (image, grid keypoint) pairs, not the whole grid."""
         if self.mode != "dense":
@@ -79,7 +88,7 @@ class SIFT(Descriptor):
         point = rng.integers(len(self.sizes) * (h // self.step) * (w // self.step), size=count)
         used, which = np.unique(image, return_inverse=True)
         values = np.empty((count, 128), np.float32)
-        for start, block in iter_dense_sift(grey[used], self.step, self._bin_widths(), root=self.root):
+        for start, block in iter_dense_sift(grey[used], self.step, self._bin_widths(), **self._dense_options()):
             rows = np.flatnonzero((which >= start) & (which < start + len(block)))
             values[rows] = block[which[rows] - start, point[rows]]
         return values
@@ -88,7 +97,7 @@ class SIFT(Descriptor):
         grey = to_grey(batch)
         n, h, w = grey.shape
         if self.mode == "dense":  # normalised (and RootSIFT) by dense_sift
-            values = dense_sift(grey, self.step, self._bin_widths(), root=self.root)
+            values = dense_sift(grey, self.step, self._bin_widths(), **self._dense_options())
             positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
             return LocalFeatures(values.reshape(-1, 128), np.full(n, values.shape[1], np.int64), positions)
         sift = self._sift()
