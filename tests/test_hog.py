@@ -3,12 +3,23 @@ import numpy as np
 import pytest
 from skimage.feature import hog as skimage_hog
 
-from featurepipe.extractors import ParamError, create_extractor
+from featurepipe.extractors import ParamError, create_extractor, hog_kernel
 from featurepipe.extractors import hog_votes as hog_module
 from featurepipe.extractors.hog import hog
 from featurepipe.imageops import to_grey
 
 TOLERANCE = 1e-6  # float32 output and float32 block normalisation; a misplaced vote costs far more
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def route(request, monkeypatch):
+    """Every test runs on both routes for 8-bit images: numba's compiled loop (``hog_kernel``, installed
+    with the test extra) and the numpy one it replaces when numba is missing."""
+    if request.param == "numpy":
+        monkeypatch.setattr(hog_kernel, "available", lambda: False)
+    else:
+        assert hog_kernel.available(), "numba is part of the test extra"
+    return request.param
 
 
 def skimage_rows(images, **params):
@@ -252,3 +263,21 @@ def test_grey_mode_uses_bt601_luma():
     np.testing.assert_allclose(grey, skimage_rows(to_grey(images), **params), atol=TOLERANCE)
     colour = create_extractor("hog", **params).transform(images)
     assert np.abs(grey - colour).max() > 0.1
+
+
+@pytest.mark.parametrize("shape, orientations, cell", [
+    ((5, 37, 29, 3), 9, (8, 8)),    # pixels right of and below the last whole cell vote nowhere
+    ((3, 20, 24, 1), 12, (4, 3)),
+    ((3, 20, 24, 4), 200, (5, 6)),  # 402 slots: the uint16 bin table
+    ((2, 16, 16, 2), 9, (1, 1)),
+])
+def test_compiled_histograms_equal_the_numpy_route(monkeypatch, shape, orientations, cell):
+    from featurepipe.extractors.hog import _cell_histograms
+
+    images = random_images(shape, seed=21)
+    if shape[-1] >= 2:  # outranked keys on the first channel, the stronger pair on the second
+        set_gradients(images[0], [(-252, -114), (-210, -180)] + [(0, 0)] * (shape[-1] - 2), 5, 6)
+    n_cells = (shape[1] // cell[0], shape[2] // cell[1])
+    compiled = _cell_histograms(images, orientations, cell, n_cells, False)
+    monkeypatch.setattr(hog_kernel, "available", lambda: False)
+    np.testing.assert_allclose(compiled, _cell_histograms(images, orientations, cell, n_cells, False), rtol=1e-6, atol=0)

@@ -16,7 +16,8 @@ import numpy as np
 from ..core import Boolean, Integer, Options, Sequence, register
 from ..imageops import to_grey
 from .base import Extractor
-from .hog_votes import float_votes, integer_votes, parts
+from . import hog_kernel
+from .hog_votes import float_votes, integer_votes, key_bins, parts
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
@@ -46,11 +47,14 @@ def _vote_slots(strips: int, rows: int, width: int, top: int, voting_rows: int, 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
     """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float32, / cell area.
 
-    Each cell has ``orientations + 1`` slots, the last for pixels in no bin. Each part of the batch (see
-    ``_parts``) is read with the rows just above and below it, for its gradients; those rows vote nowhere.
+    8-bit images go through ``hog_kernel`` when numba is installed. Otherwise each cell has
+    ``orientations + 1`` slots, the last for pixels in no bin, and each part of the batch (see ``parts``)
+    is read with the rows just above and below it, for its gradients; those rows vote nowhere.
     """
     n, h, w, _ = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
+    if integer and hog_kernel.available():
+        return hog_kernel.cell_histograms(images, cell, n_cells, key_bins(orientations, True), orientations)
     slot_width = orientations + 1
     votes = np.empty((n, n_cells[0], n_cells[1], slot_width), np.float32)
     for first, end, top, bottom in parts(images.shape, cell, n_cells):

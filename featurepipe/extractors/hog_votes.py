@@ -62,7 +62,7 @@ def _outranked_keys() -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _key_bins(orientations: int, flag_outranked: bool) -> np.ndarray:
+def key_bins(orientations: int, flag_outranked: bool) -> np.ndarray:
     """Orientation bin of every key; with ``flag_outranked``, outranked keys get ``orientations + 1`` more."""
     bins = _orientation_bins(*_all_pairs(), orientations)
     if flag_outranked:
@@ -152,7 +152,7 @@ def _settled_bins(keys: np.ndarray, orientations: int) -> np.ndarray:
     g_row, g_col = np.divmod(keys + _KEY_OFFSET, _SPAN)
     pick = np.hypot(g_row - 255.0, g_col - 255.0).argmax(axis=0)
     chosen = np.take_along_axis(keys, pick[None], axis=0)[0]
-    return _key_bins(orientations, False)[chosen + _KEY_OFFSET]
+    return key_bins(orientations, False)[chosen + _KEY_OFFSET]
 
 
 def integer_votes(part: np.ndarray, orientations: int):
@@ -164,12 +164,12 @@ def integer_votes(part: np.ndarray, orientations: int):
     energy = np.square(g_row, out=g_row)
     energy += np.square(g_col, out=g_col)
     if channels == 1:
-        bins = np.take(_key_bins(orientations, False), keys[0] + _KEY_OFFSET, mode="clip")
+        bins = np.take(key_bins(orientations, False), keys[0] + _KEY_OFFSET, mode="clip")
         return np.sqrt(energy[0], dtype=np.float32), bins
     energy, chosen = _strongest_channel(energy)
     key = np.take(keys, chosen, mode="clip")  # indices are valid: "clip" skips numpy's buffered check
     key += _KEY_OFFSET
-    bins = np.take(_key_bins(orientations, True), key, mode="clip")
+    bins = np.take(key_bins(orientations, True), key, mode="clip")
     outranked = np.flatnonzero(bins > orientations)
     if outranked.size:
         bins[outranked] = _settled_bins(keys[:, outranked], orientations)
