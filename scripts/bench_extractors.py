@@ -10,6 +10,7 @@ takes those one image at a time. Run it where OpenCV 4 is installed: OpenCV 5 ha
 The machine may be shared, so every method runs on the same images in each round, the rounds are
 interleaved, and the best round counts. OpenCV and BLAS run on one thread, like everything else here.
 Prints the load averages before and after, and a Markdown table of microseconds per image and ratios.
+With numba installed our HOG takes its compiled loop; the numpy route it replaces is timed beside it.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from skimage.feature import hog as skimage_hog
 from threadpoolctl import threadpool_limits
 
 import featurepipe
-from featurepipe.extractors import create_extractor
+from featurepipe.extractors import create_extractor, hog_kernel
 from featurepipe.extractors.hog import hog
 
 HOG_PARAMS = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys",
@@ -70,12 +71,26 @@ def hog_methods(images: np.ndarray, skimage_count: int, batch: bool) -> dict:
     ours = (lambda: hog(images, **HOG_PARAMS)) if batch else (lambda: [hog(im, **HOG_PARAMS) for im in images])
     methods = {"ours": (len(images), ours),
                "skimage": (skimage_count, lambda: [skimage_hog(im, **HOG_PARAMS) for im in subset])}
+    if hog_kernel.available():
+        methods["numpy"] = (len(images), numpy_route(ours))
     if hasattr(cv2, "HOGDescriptor"):
         height, width = images.shape[1:3]
         descriptor = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
         methods["opencv"] = (len(images), lambda: [descriptor.compute(im) for im in bgr])
     return methods
+
+
+def numpy_route(run):
+    """``run`` with HOG's compiled loop switched off: the route taken where numba is not installed."""
+    def call():
+        compiled = hog_kernel.available
+        hog_kernel.available = lambda: False
+        try:
+            run()
+        finally:
+            hog_kernel.available = compiled
+    return call
 
 
 def colour_methods(images: np.ndarray) -> dict:
@@ -146,13 +161,14 @@ def main(argv=None):
           f"{' and '.join(f'{len(images)} at {w}x{h}' for (w, h), images in large.items())} (one image at a "
           f"time); best of {args.repeats} interleaved rounds")
     print(f"- HOG: 9 orientations, 8x8 cells, 2x2 blocks, L2-Hys, colour; largest difference from "
-          f"scikit-image {parity:.1e}")
+          f"scikit-image {parity:.1e}; ours {'compiled (numba)' if hog_kernel.available() else 'numpy route'}")
     print()
     print("| task | ours (us/img) | peer | peer (us/img) | peer / ours |")
     print("|---|---:|---|---:|---:|")
     rows = [("32x32 batch", hog_small)] + [(f"{w}x{h} single", times) for (w, h), times in hog_large.items()]
     for size, times in rows:
-        for peer, label in (("skimage", "skimage.feature.hog"), ("opencv", "cv2.HOGDescriptor")):
+        for peer, label in (("skimage", "skimage.feature.hog"), ("opencv", "cv2.HOGDescriptor"),
+                            ("numpy", "ours, numpy route (no numba)")):
             if peer not in times:
                 continue
             print(f"| HOG {size} | {times['ours']:.1f} | {label} | {times[peer]:.1f} | "
