@@ -101,3 +101,26 @@ def test_wide_features_get_the_low_rank_form_and_fit_as_without_it():
                                precondition=False).fit(X, y)
     np.testing.assert_allclose(with_it.coef_, without.coef_, atol=2e-3)
     assert with_it.n_iter_ < without.n_iter_
+
+
+def test_orthogonal_columns_give_the_gram_factor_as_a_diagonal_and_a_row():
+    """On a RowSpace's features (orthogonal columns) the arrow-shaped factor is the Gram preconditioner's,
+    for every alpha, and round-trips and follows the chain rule as it does."""
+    from featurepipe.heads.preconditioning import OrthogonalPreconditioner
+    from featurepipe.heads.row_space import RowSpace
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 80)).astype(np.float32) + 0.5
+    Z = RowSpace(X).features
+    orthogonal = OrthogonalPreconditioner(Z, 3, alpha=1.0, curvature=0.6)
+    params = [rng.standard_normal((Z.shape[1], 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    for alpha in (1.0, 1e-2):
+        exact = GramPreconditioner(Z, 3, alpha=alpha, curvature=0.6, rng=rng, max_rows=1000)
+        arrow = orthogonal.for_alpha(alpha)
+        np.testing.assert_allclose(arrow.variables(params), exact.variables(params), rtol=1e-3, atol=1e-3)
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        np.testing.assert_allclose(arrow.gradient(grads), exact.gradient(grads), rtol=1e-3, atol=1e-3)
+        out = [np.zeros_like(p) for p in params]
+        arrow.params(arrow.variables(params), out)
+        for got, want in zip(out, params):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -101,7 +101,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch:
             if preconditioner is None:
-                preconditioner = self._preconditioner(X_fit, len(self.classes_), rng)
+                preconditioner = self._preconditioner(X_fit, len(self.classes_), rng, space)
             result = train_full_batch(
                 objective, params, X_fit, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
                 preconditioner=preconditioner, verbose=self.verbose,
@@ -125,8 +125,9 @@ class BaseHead(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} {reason}", ConvergenceWarning)
         return self
 
-    def _preconditioner(self, X, n_classes, rng):
-        """The change of variables for L-BFGS (see ``preconditioning.py``), or None for none."""
+    def _preconditioner(self, X, n_classes, rng, space=None):
+        """The change of variables for L-BFGS (see ``preconditioning.py``) on ``X`` (the features of
+        ``space``, a ``RowSpace``, when not None), or None for none."""
         return None
 
     def _row_space(self, X, full_batch):

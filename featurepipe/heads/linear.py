@@ -5,7 +5,7 @@ from ..core import Boolean, register
 from .base import BaseHead
 from .losses import get_loss
 from .network import DenseNetwork
-from .preconditioning import build_preconditioner
+from .preconditioning import OrthogonalPreconditioner, build_preconditioner
 from .row_space import RowSpace, applies
 
 
@@ -145,18 +145,23 @@ class LinearClassifier(BaseHead):
     def _row_space(self, X, full_batch):
         return RowSpace(X) if applies(X, self.l1, full_batch) else None
 
-    def _preconditioner(self, X, n_classes, rng):
+    def _preconditioner(self, X, n_classes, rng, space=None):
         if not self.precondition:
             return None
-        return self.build_preconditioner(X, n_classes, rng=rng)
+        return self.build_preconditioner(X, n_classes, rng=rng, orthogonal=space is not None)
 
-    def build_preconditioner(self, X, n_classes, *, alpha=None, rng=None):
+    def build_preconditioner(self, X, n_classes, *, alpha=None, rng=None, orthogonal=False):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
         head's by default) from at most ``max(n_features, 10000)`` rows of ``X``. One serves several fits
-        on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close."""
-        return build_preconditioner(X, n_classes, alpha=self.alpha if alpha is None else alpha,
-                                  curvature=get_loss(self.loss).curvature, rng=np.random.default_rng(rng),
-                                  max_rows=max(X.shape[1], 10_000))
+        on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close.
+        ``orthogonal``: the columns of ``X`` are orthogonal (a ``RowSpace``'s features), so the
+        preconditioner is diagonal but for the bias (``OrthogonalPreconditioner``)."""
+        alpha = self.alpha if alpha is None else alpha
+        curvature = get_loss(self.loss).curvature
+        if orthogonal:
+            return OrthogonalPreconditioner(X, n_classes, alpha=alpha, curvature=curvature)
+        return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature, rng=np.random.default_rng(rng),
+                                    max_rows=max(X.shape[1], 10_000))
 
     def path_preconditioner(self, X, y, alphas):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
@@ -169,7 +174,7 @@ class LinearClassifier(BaseHead):
         X = np.asarray(X, np.float32)
         space = self._row_space(X, full_batch=True)
         preconditioner = self.build_preconditioner(X if space is None else space.features, len(np.unique(y)),
-                                                   alpha=middle, rng=seed)
+                                                   alpha=middle, rng=seed, orthogonal=space is not None)
         preconditioner.row_space = space
         return preconditioner
 

@@ -109,6 +109,53 @@ class LowRankPreconditioner:
         return self._power(_stacked(grads), -1).ravel()
 
 
+class OrthogonalPreconditioner:
+    """The same change of variables for features whose columns are orthogonal, as a ``RowSpace``'s are
+    (``Z^T Z`` diagonal): ``alpha I + (c / n) [Z 1]^T [Z 1]`` is then an arrow matrix, a diagonal with a
+    last row and column for the bias, and so is its Cholesky factor: a diagonal ``R`` and a last row
+    ``[u^T, l]``. Applying it costs ``O(r k)`` instead of ``O(r^2 k)``, and another ``alpha`` is exact and
+    free (``for_alpha``), so every fit of a regularisation path gets its own.
+    """
+
+    def __init__(self, Z, n_classes, *, alpha, curvature):
+        scale = curvature / len(Z)
+        self.squares = scale * np.einsum("ij,ij->j", Z, Z, dtype=np.float64)  # diagonal of (c / n) Z^T Z
+        self.sums = scale * Z.sum(axis=0, dtype=np.float64)                  # (c / n) Z^T 1
+        self.bias = float(curvature)                                          # (c / n) 1^T 1
+        self.shape = (Z.shape[1] + 1, n_classes)
+        self._factorise(float(alpha))
+
+    def _factorise(self, alpha):
+        diagonal = self.squares + alpha
+        jitter = 1e-6 * (diagonal.sum() + self.bias) / (len(diagonal) + 1)  # keeps the factor defined at alpha 0
+        root = np.sqrt(diagonal + jitter)
+        cross = self.sums / root
+        self.root, self.cross = root.astype(np.float32)[:, None], cross.astype(np.float32)[:, None]
+        self.corner = np.float32(np.sqrt(max(self.bias + jitter - cross @ cross, jitter)))
+
+    def for_alpha(self, alpha) -> "OrthogonalPreconditioner":
+        """The preconditioner of the same features at another ``alpha``."""
+        other = object.__new__(OrthogonalPreconditioner)
+        other.__dict__.update(self.__dict__)
+        other._factorise(float(alpha))
+        return other
+
+    def variables(self, params):
+        weights, bias = params
+        return np.vstack([self.root * weights + self.cross * bias[None], self.corner * bias[None]]).ravel()
+
+    def params(self, v, out):
+        stacked = v.reshape(self.shape).astype(np.float32)
+        bias = stacked[-1] / self.corner
+        out[0][...] = (stacked[:-1] - self.cross * bias[None]) / self.root
+        out[1][...] = bias
+
+    def gradient(self, grads):
+        weights, bias = grads
+        top = weights / self.root
+        return np.vstack([top, ((bias - self.cross[:, 0] @ top) / self.corner)[None]]).ravel()
+
+
 def build_preconditioner(X, n_classes, *, alpha, curvature, rng, max_rows):
     """``GramPreconditioner`` when the sampled rows outnumber the features, else ``LowRankPreconditioner``
     (a ``(d + 1)^2`` Gram matrix of, say, 80,000 features would not fit in memory, and has rank ``m``)."""
