@@ -378,15 +378,22 @@ def _slow_extract(root: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _workers_end_after(root: Path, sig: int) -> tuple[bool, str]:
+def _started_extract(root: Path):
+    """The slow extract, once its worker processes exist (and half a second more: while they start, the
+    hardest moment to stop a run), with their pids. A signal sent sooner could reach the child before it
+    runs featurepipe at all (between fork and exec it is lost) and prove nothing."""
     process = _slow_extract(root)
     deadline = time.time() + 60
     workers: set[int] = set()
     while time.time() < deadline and len(workers) < 2:  # the worker processes (and loky's resource trackers)
         workers = _children(process.pid)
         time.sleep(0.1)
-    time.sleep(0.5)  # killed while the workers start: the hardest moment
-    workers = _children(process.pid)
+    time.sleep(0.5)
+    return process, _children(process.pid)
+
+
+def _workers_end_after(root: Path, sig: int) -> tuple[bool, str]:
+    process, workers = _started_extract(root)
     os.kill(process.pid, sig)
     process.wait(30)
     start = time.time()
@@ -415,8 +422,7 @@ def sigkill_of_the_main_process_stops_the_workers(root):
 
 @case
 def an_early_interrupt_is_one_line(root):
-    process = _slow_extract(root)
-    time.sleep(1.5)
+    process, _ = _started_extract(root)
     os.kill(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=60)
     lines = [line for line in err.strip().splitlines() if line.strip()]
