@@ -209,7 +209,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line naming its kind, without the source line Python adds."""
+    print(f"featurepipe: warning: {category.__name__}: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
+    with warnings.catch_warnings():  # the one-line format stays inside this call
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv) -> int:
     # Unreadable files are reported once, in the error ledger; OpenCV's own log lines would repeat them.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     # File names that are not valid UTF-8 print with their bytes escaped instead of crashing the output.

@@ -70,6 +70,16 @@ def test_run_progress_shows_epoch_bars_unless_the_head_sets_verbose(config, caps
     assert "loss=" not in capsys.readouterr().err
 
 
+def test_a_warning_is_one_line_naming_its_kind(config, capsys):
+    assert main(["train", "--config", str(config), "--set", "heads.0.params.max_iter=1",
+                 "--set", "heads.0.params.optimizer=lbfgs"]) == EXIT_OK
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if "ConvergenceWarning" in line]
+    assert warned and all(line.startswith("featurepipe: warning: ConvergenceWarning: LinearClassifier stopped")
+                          for line in warned)
+    assert not any("warnings.warn" in line for line in err)
+
+
 def _edit_consistently(folder, name, edit):
     """Change one array file of a trained folder and re-record its checksum, as a careful editor would."""
     import hashlib
