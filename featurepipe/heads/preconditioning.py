@@ -16,8 +16,9 @@ from ..machine import available_memory
 _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
 # BLAS solves with a column-major factor in its transposed form run about 2.5x faster than in its plain
 # form; a second, transposed copy of the factor makes both solves of an L-BFGS step the fast kind when
-# it takes at most this share of the memory available.
-_COPY_SHARE = 0.25
+# it takes at most this share of the memory available (which counts the page cache that may be holding
+# a memory-mapped feature matrix: the copy must not push that out).
+_COPY_SHARE = 0.1
 
 class GramPreconditioner:
     """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.
