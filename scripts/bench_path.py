@@ -1,7 +1,7 @@
 """What a grid of C costs against one fit: a linear head's regularisation path against a single fit.
 
     python scripts/bench_path.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar --cache-dir CACHE \\
-        [--head 0] [--rounds 2]
+        [--head 0] [--rounds 2] [--cold]
 
 Extracts (or reuses) the config's features, builds the matrix a holdout selection fits on (the fit rows
 of ``train``'s validation split and their augmented copies, normalised as ``train.normalize`` says),
@@ -11,7 +11,9 @@ expands the head's ``alpha: auto`` grid on it, and times, in interleaved rounds:
 - the whole grid along ``LinearClassifier.regularization_path`` (one shared preconditioner, warm starts),
 
 with one BLAS thread per process untouched (the library's defaults). Prints seconds, L-BFGS iterations,
-each fit's objective and the ratio path / single fit.
+each fit's objective and the ratio path / single fit. ``--cold`` also fits every alpha of the grid from
+scratch, each with its own preconditioner, once: what the path's warm starts and shared preconditioner
+save, alpha by alpha.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--head", type=int, default=0, help="which of the config's heads (a linear L-BFGS one)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cold", action="store_true", help="also fit every alpha from scratch, once")
     args = parser.parse_args()
     cfg = load_config(args.config, [f"dataset.path={args.data}", f"run.cache_dir={args.cache_dir}",
                                     "run.progress=false"])
@@ -70,6 +73,14 @@ def main() -> None:
             "ratio": round(path_seconds / single_seconds, 2)})
         print(json.dumps(report["rounds"][-1]), flush=True)
     report["median_ratio"] = float(np.median([r["ratio"] for r in report["rounds"]]))
+    if args.cold:
+        report["cold"] = []
+        for alpha in alphas:
+            start = time.perf_counter()
+            model = LinearClassifier(**{**base, "alpha": alpha}).fit(X, y)
+            report["cold"].append({"alpha": alpha, "seconds": round(time.perf_counter() - start, 1),
+                                   "iterations": int(model.n_iter_), "objective": model.loss_curve_[-1]})
+            print(json.dumps(report["cold"][-1]), flush=True)
     print(json.dumps(report))
 
 
