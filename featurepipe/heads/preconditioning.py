@@ -20,12 +20,14 @@ _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied w
 # a memory-mapped feature matrix: the copy must not push that out).
 _COPY_SHARE = 0.1
 
+
 class GramPreconditioner:
     """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.
 
     ``L`` is the Cholesky factor of ``alpha I + (c / n) [X 1]^T [X 1]`` (``alpha`` on the weights'
     rows only: biases are not penalised). The Gram matrix is estimated from at most ``max_rows``
-    randomly chosen rows, rescaled to all ``n``: the preconditioner only has to be close.
+    randomly chosen rows, rescaled to all ``n``: the preconditioner only has to be close. ``factor`` is
+    ``L``; ``upper`` a transposed copy of it when memory allows (see ``_COPY_SHARE``), else None.
     """
 
     def __init__(self, X, n_classes, *, alpha, curvature, rng, max_rows):
