@@ -131,3 +131,16 @@ def test_orthogonal_columns_give_the_gram_factor_as_a_diagonal_and_a_row():
         arrow.params(arrow.variables(params), out)
         for got, want in zip(out, params):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_as_many_sampled_rows_as_features_get_the_gram_form():
+    # A head samples max(d, 10,000) rows: with more rows than that and d >= 10,000 the sample has exactly
+    # d rows, where the low-rank form would eigen-decompose a d x d matrix in float64 (32,000 features:
+    # hours, and a crash in OpenBLAS). One row fewer than the features takes the low-rank form.
+    from featurepipe.heads.preconditioning import LowRankPreconditioner, build_preconditioner
+
+    X = np.random.default_rng(4).standard_normal((50, 20)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    assert isinstance(build_preconditioner(X, 3, alpha=0.1, curvature=0.6, rng=rng, max_rows=20), GramPreconditioner)
+    assert isinstance(build_preconditioner(X, 3, alpha=0.1, curvature=0.6, rng=rng, max_rows=19),
+                      LowRankPreconditioner)

@@ -170,8 +170,10 @@ class OrthogonalPreconditioner:
 
 
 def build_preconditioner(X, n_classes, *, alpha, curvature, rng, max_rows):
-    """``GramPreconditioner`` when the sampled rows outnumber the features, else ``LowRankPreconditioner``
-    (a ``(d + 1)^2`` Gram matrix of, say, 80,000 features would not fit in memory, and has rank ``m``)."""
+    """``GramPreconditioner`` when there are at least as many sampled rows as features, else
+    ``LowRankPreconditioner`` (a ``(d + 1)^2`` Gram matrix of, say, 80,000 features would not fit in
+    memory, and has rank ``m``). At ``m = d`` the low-rank form would eigen-decompose an ``m x m`` matrix
+    in float64, some 30 times the cost of the Gram matrix's Cholesky factor."""
     rows = min(len(X), max_rows)
-    cls = GramPreconditioner if rows > X.shape[1] else LowRankPreconditioner
+    cls = GramPreconditioner if rows >= X.shape[1] else LowRankPreconditioner
     return cls(X, n_classes, alpha=alpha, curvature=curvature, rng=rng, max_rows=max_rows)
