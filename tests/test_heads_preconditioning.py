@@ -144,3 +144,23 @@ def test_as_many_sampled_rows_as_features_get_the_gram_form():
     assert isinstance(build_preconditioner(X, 3, alpha=0.1, curvature=0.6, rng=rng, max_rows=20), GramPreconditioner)
     assert isinstance(build_preconditioner(X, 3, alpha=0.1, curvature=0.6, rng=rng, max_rows=19),
                       LowRankPreconditioner)
+
+
+def test_a_wide_gram_matrix_is_assembled_from_tiles_as_one_syrk_would(monkeypatch):
+    # Beyond _GRAM_TILE columns the Gram matrix is built as a triangle of tiles (OpenBLAS's SYRK crashes on
+    # a 32,001-wide output); here the tiles are 3 columns wide, so 7 columns make a triangle of 3 x 3 tiles.
+    X, whole = make()
+    monkeypatch.setattr(preconditioning, "_GRAM_TILE", 3)
+    _, tiled = make()
+    np.testing.assert_allclose(tiled.factor, whole.factor, rtol=1e-5, atol=1e-6)
+
+
+def test_a_wide_factor_is_computed_by_tiles_as_one_cholesky_would(monkeypatch):
+    # Beyond _GRAM_TILE columns the factor is a right-looking Cholesky by tiles (OpenBLAS's POTRF crashes
+    # on a 32,001-wide matrix): 3-column tiles over a 25-column matrix, ragged at the end.
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((40, 25))
+    spd = (A.T @ A / 40 + 0.1 * np.eye(25)).astype(np.float32)
+    monkeypatch.setattr(preconditioning, "_GRAM_TILE", 3)
+    tiled = preconditioning._cholesky_lower(np.asfortranarray(spd))
+    np.testing.assert_allclose(tiled, np.linalg.cholesky(spd.astype(np.float64)), rtol=1e-4, atol=1e-5)

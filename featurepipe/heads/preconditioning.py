@@ -14,6 +14,7 @@ from scipy.linalg.blas import ssyrk
 from ..machine import available_memory
 
 _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
+_GRAM_TILE = 8192  # columns per tile of a Gram matrix wider than this
 # BLAS solves with a column-major factor in its transposed form run about 2.5x faster than in its plain
 # form; a second, transposed copy of the factor makes both solves of an L-BFGS step the fast kind when
 # it takes at most this share of the memory available (which counts the page cache that may be holding
@@ -33,18 +34,12 @@ class GramPreconditioner:
     def __init__(self, X, n_classes, *, alpha, curvature, rng, max_rows):
         n, d = X.shape
         rows = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
-        # Only the lower triangle, in Fortran order, so that SYRK accumulates and Cholesky factorises in place.
-        gram = np.zeros((d + 1, d + 1), np.float32, order="F")
-        block = np.ones((_GRAM_ROWS, d + 1), np.float32)  # [x 1] rows
-        for start in range(0, len(rows), _GRAM_ROWS):
-            taken = rows[start:start + _GRAM_ROWS]
-            block[:len(taken), :d] = X[taken]
-            ssyrk(1.0, block[:len(taken)].T, beta=1.0, c=gram, lower=1, overwrite_c=1)
+        gram = _lower_gram(X, rows)
         gram *= np.float32(curvature / len(rows))
         diagonal = np.einsum("ii->i", gram)
         diagonal[:d] += np.float32(alpha)
         diagonal += np.float32(1e-6) * diagonal.mean()  # keeps the factor defined when alpha is 0
-        self.factor = cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+        self.factor = _cholesky_lower(gram)
         self.upper = (np.asfortranarray(self.factor.T) if self.factor.nbytes <= _COPY_SHARE * available_memory()
                       else None)  # L^T, column-major: L x = g solved as (L^T)^T x = g
         self.shape = (d + 1, n_classes)
@@ -65,6 +60,51 @@ class GramPreconditioner:
         if self.upper is not None:
             return solve_triangular(self.upper, _stacked(grads), trans="T", check_finite=False).ravel()
         return solve_triangular(self.factor, _stacked(grads), lower=True, check_finite=False).ravel()
+
+
+def _lower_gram(X, rows) -> np.ndarray:
+    """The lower triangle of ``[X 1]^T [X 1]`` over ``rows``, float32, in Fortran order (so that Cholesky
+    factorises it in place). Rows are gathered ``_GRAM_ROWS`` at a time; up to ``_GRAM_TILE`` columns the
+    triangle is one SYRK update per block, beyond that a triangle of tiles (OpenBLAS 0.3.30's SYRK
+    writes out of bounds on an output 32,001 columns wide)."""
+    d = X.shape[1]
+    gram = np.zeros((d + 1, d + 1), np.float32, order="F")
+    block = np.ones((_GRAM_ROWS, d + 1), np.float32)  # [x 1] rows
+    edges = list(range(0, d + 1, _GRAM_TILE)) + [d + 1]
+    tiles = [(slice(a, b), slice(c, e)) for i, (a, b) in enumerate(zip(edges, edges[1:]))
+             for c, e in zip(edges[:i + 1], edges[1:i + 2])]
+    for start in range(0, len(rows), _GRAM_ROWS):
+        taken = rows[start:start + _GRAM_ROWS]
+        block[:len(taken), :d] = X[taken]
+        part = block[:len(taken)]
+        if len(tiles) == 1:
+            ssyrk(1.0, part.T, beta=1.0, c=gram, lower=1, overwrite_c=1)
+            continue
+        for down, across in tiles:
+            gram[down, across] += part[:, down].T @ part[:, across]
+    return gram
+
+
+def _cholesky_lower(gram) -> np.ndarray:
+    """The lower Cholesky factor of the symmetric ``gram`` (its lower triangle read), in its place. Beyond
+    ``_GRAM_TILE`` columns, right-looking by tiles: OpenBLAS 0.3.30's POTRF, like its SYRK, writes out of
+    bounds on a 32,001-wide matrix."""
+    n = len(gram)
+    if n <= _GRAM_TILE:
+        return cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+    edges = list(range(0, n, _GRAM_TILE)) + [n]
+    for k, (a, b) in enumerate(zip(edges, edges[1:])):
+        corner = cholesky(gram[a:b, a:b], lower=True, check_finite=False)
+        gram[a:b, a:b] = corner
+        gram[a:b, b:] = 0.0
+        if b == n:
+            break
+        panel = solve_triangular(corner, gram[b:, a:b].T, lower=True, check_finite=False).T  # L21 = A21 L11^-T
+        gram[b:, a:b] = panel
+        for i, (c, e) in enumerate(zip(edges[k + 1:], edges[k + 2:])):  # A22 -= L21 L21^T, lower tiles
+            for f, g in zip(edges[k + 1:k + 2 + i], edges[k + 2:k + 3 + i]):
+                gram[c:e, f:g] -= panel[c - b:e - b] @ panel[f - b:g - b].T
+    return gram
 
 
 def _stacked(pair):
