@@ -1,5 +1,4 @@
-"""What a run happens on -- CPU, cores, memory, load, library versions -- for benchmark headers and reports,
-and the memory available now, for code that chooses between in-memory and slower paths."""
+"""What a run happened on -- CPU, cores, memory, load, library versions -- for benchmark headers and reports."""
 from __future__ import annotations
 
 import os
@@ -13,18 +12,6 @@ def cpu_model() -> str:
     lines = info.read_text().splitlines() if info.exists() else []
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
                 platform.processor())
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (``MemAvailable``), or a large number when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 50
 
 
 def describe() -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .machine import available_memory
+from .core.memory import available_memory
 from .store import FeatureStore
 
 _BLOCK_BYTES = 64 << 20  # stored rows read at once

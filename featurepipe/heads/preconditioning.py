@@ -11,7 +11,7 @@ import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from scipy.linalg.blas import ssyrk
 
-from ..machine import available_memory
+from ..core.memory import available_memory
 
 _GRAM_ROWS = 2048  # rows gathered per SYRK update: the sample is never copied whole
 _GRAM_TILE = 8192  # columns per tile of a Gram matrix wider than this
