@@ -232,12 +232,17 @@ def _fit_grid(head_class, points: list[dict], X, y):
         yield point, head_class(**point).fit(X, y), None
 
 
-def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
-    """Scores of ``model`` on rows ``rows`` of entry ``key``, read and normalised a block at a time."""
+def predict_rows(store, key, rows, model, normalization) -> np.ndarray:
+    """Labels ``model`` gives rows ``rows`` of entry ``key``, read and normalised a block at a time."""
     predicted = np.empty(len(rows), dtype=np.asarray(model.classes_).dtype)
     for positions, block in iter_blocks(store, key, rows) if len(rows) else []:
         predicted[positions] = model.predict(normalization.transform(block))
-    return score_predictions(labels, predicted, classes)
+    return predicted
+
+
+def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
+    """Scores of ``model`` on rows ``rows`` of entry ``key`` (see ``predict_rows``)."""
+    return score_predictions(labels, predict_rows(store, key, rows, model, normalization), classes)
 
 
 def _frozen(point: dict) -> tuple:

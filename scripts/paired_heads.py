@@ -15,12 +15,11 @@ import json
 import numpy as np
 from scipy.stats import binomtest
 
-from featurepipe.fitting import load_head
-from featurepipe.matrix import iter_blocks
+from featurepipe.fitting import load_head, predict_rows
 from featurepipe.store import FeatureStore
 
 
-def test_correctness(store: FeatureStore, key: str) -> tuple[list, np.ndarray, float]:
+def correct_on_test(store: FeatureStore, key: str) -> tuple[list, np.ndarray, float]:
     """The test items' ids, whether the head ``key`` labels each correctly, and its recorded test accuracy."""
     result = load_head(store, key)
     if result is None:
@@ -29,9 +28,7 @@ def test_correctness(store: FeatureStore, key: str) -> tuple[list, np.ndarray, f
     items = store.items(features)
     labels, splits = np.asarray(items["labels"]), np.asarray(items["splits"])
     rows = np.flatnonzero(splits == "test")
-    predicted = np.empty(len(rows), dtype=np.asarray(result.model.classes_).dtype)
-    for positions, block in iter_blocks(store, features, rows):
-        predicted[positions] = result.model.predict(result.normalization.transform(block))
+    predicted = predict_rows(store, features, rows, result.model, result.normalization)
     ids = [items["ids"][row] for row in rows]
     return ids, predicted == labels[rows], result.record["test"]["accuracy"]
 
@@ -43,7 +40,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=10_000)
     args = parser.parse_args()
     store = FeatureStore(args.cache_dir)
-    (ids_a, right_a, recorded_a), (ids_b, right_b, recorded_b) = (test_correctness(store, k) for k in args.heads)
+    (ids_a, right_a, recorded_a), (ids_b, right_b, recorded_b) = (correct_on_test(store, k) for k in args.heads)
     if ids_a != ids_b:
         raise SystemExit("the two heads were not tested on the same images")
     difference = right_a.astype(float) - right_b

@@ -70,9 +70,7 @@ def _lower_gram(X, rows) -> np.ndarray:
     d = X.shape[1]
     gram = np.zeros((d + 1, d + 1), np.float32, order="F")
     block = np.ones((_GRAM_ROWS, d + 1), np.float32)  # [x 1] rows
-    edges = list(range(0, d + 1, _GRAM_TILE)) + [d + 1]
-    tiles = [(slice(a, b), slice(c, e)) for i, (a, b) in enumerate(zip(edges, edges[1:]))
-             for c, e in zip(edges[:i + 1], edges[1:i + 2])]
+    tiles = _lower_tiles(_tile_edges(d + 1))
     for start in range(0, len(rows), _GRAM_ROWS):
         taken = rows[start:start + _GRAM_ROWS]
         block[:len(taken), :d] = X[taken]
@@ -92,7 +90,7 @@ def _cholesky_lower(gram) -> np.ndarray:
     n = len(gram)
     if n <= _GRAM_TILE:
         return cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
-    edges = list(range(0, n, _GRAM_TILE)) + [n]
+    edges = _tile_edges(n)
     for k, (a, b) in enumerate(zip(edges, edges[1:])):
         corner = cholesky(gram[a:b, a:b], lower=True, check_finite=False)
         gram[a:b, a:b] = corner
@@ -101,10 +99,20 @@ def _cholesky_lower(gram) -> np.ndarray:
             break
         panel = solve_triangular(corner, gram[b:, a:b].T, lower=True, check_finite=False).T  # L21 = A21 L11^-T
         gram[b:, a:b] = panel
-        for i, (c, e) in enumerate(zip(edges[k + 1:], edges[k + 2:])):  # A22 -= L21 L21^T, lower tiles
-            for f, g in zip(edges[k + 1:k + 2 + i], edges[k + 2:k + 3 + i]):
-                gram[c:e, f:g] -= panel[c - b:e - b] @ panel[f - b:g - b].T
+        for down, across in _lower_tiles(edges[k + 1:]):  # A22 -= L21 L21^T
+            gram[down, across] -= panel[down.start - b:down.stop - b] @ panel[across.start - b:across.stop - b].T
     return gram
+
+
+def _tile_edges(n: int) -> list[int]:
+    """Where a matrix ``n`` wide is cut into tiles of ``_GRAM_TILE`` (the last one ragged)."""
+    return list(range(0, n, _GRAM_TILE)) + [n]
+
+
+def _lower_tiles(edges: list[int]) -> list[tuple[slice, slice]]:
+    """``(rows, columns)`` of the tiles on and below the diagonal of the square cut at ``edges``."""
+    spans = [slice(a, b) for a, b in zip(edges, edges[1:])]
+    return [(down, across) for i, down in enumerate(spans) for across in spans[:i + 1]]
 
 
 def _stacked(pair):
