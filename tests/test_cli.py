@@ -97,7 +97,7 @@ def test_list_shows_extractors_with_defaults(capsys):
 def test_console_script_runs_the_demo(tmp_path):
     env = {**os.environ, "FEATUREPIPE_CACHE": str(tmp_path / "cache")}
     demo = os.path.join(os.path.dirname(__file__), "..", "configs", "demo.yaml")
-    done = subprocess.run([sys.executable, "-m", "featurepipe.cli", "extract", "--config", demo, "--no-progress"],
+    done = subprocess.run([sys.executable, "-m", "featurepipe", "extract", "--config", demo, "--no-progress"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "extracted 330 items (330 computed)" in done.stdout and "330 ok, 0 skipped" in done.stdout
