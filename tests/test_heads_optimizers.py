@@ -1,7 +1,10 @@
 """Optimisers: one hand-computed step each, convergence on ridge regression, and the factory."""
+import warnings
+
 import numpy as np
 import pytest
 
+from featurepipe.heads import LinearClassifier, optimizers
 from featurepipe.heads.optimizers import (
     LBFGS,
     SGD,
@@ -10,6 +13,7 @@ from featurepipe.heads.optimizers import (
     RMSProp,
     create_optimizer,
     list_optimizers,
+    stalled,
 )
 from featurepipe.heads.schedules import CosineSchedule
 
@@ -197,3 +201,24 @@ def test_factory_rejects_unknown_names_and_types():
 def test_bad_settings_name_themselves(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_stalled_means_no_progress_at_the_objectives_precision():
+    eps32 = float(np.finfo(np.float32).eps)
+    flat = [2.0 + 1e-3] + [2.0] * 10                     # 1e-3 lower, then 10 iterations without progress
+    assert not stalled(flat[:10], eps32)                  # too few iterations to tell
+    assert not stalled([2.0 + 1e-5 * (10 - k) for k in range(11)], eps32)  # 5e-6 per iteration: progress
+    assert stalled([2.0 + 1e-8 * (10 - k) for k in range(11)], eps32)      # below float32's resolution
+    assert not stalled([2.0 + 1e-8 * (10 - k) for k in range(11)], float(np.finfo(np.float64).eps))
+
+
+def test_lbfgs_stops_when_its_objective_stalls(monkeypatch):
+    """The stop is L-BFGS's own: a stalled objective ends the fit early and counts as converged."""
+    monkeypatch.setattr(optimizers, "stalled", lambda values, eps, window=10: len(values) >= 3)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 30)).astype(np.float32)
+    y = rng.integers(0, 3, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # converged: no ConvergenceWarning
+        head = LinearClassifier(loss="log_loss", optimizer="lbfgs", alpha=1e-3, tol=0, max_iter=100).fit(X, y)
+    assert head.n_iter_ == 3 and len(head.loss_curve_) == 3

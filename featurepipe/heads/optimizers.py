@@ -196,19 +196,26 @@ class LBFGS(Hyperparameters):
 
         ``tol`` bounds the largest gradient component at convergence; ``callback(value)`` is called
         after each iteration. A ``preconditioner`` (see ``preconditioning.py``) changes the
-        variables L-BFGS works on. Returns scipy's ``OptimizeResult``.
+        variables L-BFGS works on. Returns scipy's ``OptimizeResult``, with ``stalled`` set when the fit
+        stopped because its float32 objective stopped falling (``stalled``, below).
         """
         if preconditioner is None:
             preconditioner = _Identity(params)
+        values, resolution = [], {}
 
         def flat_fun(x):
             preconditioner.params(x, params)
             value, grads = fun(params)
+            if not resolution:
+                resolution["eps"] = _resolution(value)
             return float(value), preconditioner.gradient(grads).astype(np.float64)
 
         def on_iteration(intermediate_result):
+            values.append(intermediate_result.fun)
             if callback is not None:
                 callback(intermediate_result.fun)
+            if stalled(values, resolution["eps"]):
+                raise StopIteration
 
         from scipy.optimize import minimize
 
@@ -220,8 +227,26 @@ class LBFGS(Hyperparameters):
             callback=on_iteration,
             options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
         )
+        result.stalled = bool(values) and stalled(values, resolution["eps"])
         preconditioner.params(result.x, params)
         return result
+
+
+def stalled(values, eps, window=10) -> bool:
+    """Whether an objective computed to relative precision ``eps`` (float32's, say), ``values`` per
+    iteration, fell by less than that resolution per iteration over the last ``window``: the optimum to
+    the objective's precision. Past it L-BFGS's line searches accept steps whose values only round lower,
+    scipy's ``ftol`` (set for float64) never triggers, and a fit would run on to ``max_iter``, however
+    small the gradient tolerance asked."""
+    if len(values) <= window:
+        return False
+    return values[-window - 1] - values[-1] <= window * eps * abs(values[-1])
+
+
+def _resolution(value):
+    """The relative precision of an objective value: its floating type's epsilon (float64 for Python floats)."""
+    dtype = np.result_type(value)
+    return float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
 
 
 class _Identity:

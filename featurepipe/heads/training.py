@@ -132,7 +132,8 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preco
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
-    result.converged = bool(outcome.success) or (preconditioner is not None and _at_precision(outcome))
+    result.converged = (bool(outcome.success) or outcome.stalled
+                        or (preconditioner is not None and _at_precision(outcome)))
     result.message = "" if result.converged else str(outcome.message)
     return result
 
