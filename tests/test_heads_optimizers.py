@@ -222,3 +222,29 @@ def test_lbfgs_stops_when_its_objective_stalls(monkeypatch):
         warnings.simplefilter("error")  # converged: no ConvergenceWarning
         head = LinearClassifier(loss="log_loss", optimizer="lbfgs", alpha=1e-3, tol=0, max_iter=100).fit(X, y)
     assert head.n_iter_ == 3 and len(head.loss_curve_) == 3
+
+
+def test_lbfgs_stops_a_line_search_that_cannot_move_a_float32_objective():
+    """Ridge regression in float32 with no gradient tolerance: once no step changes the objective measurably,
+    L-BFGS stops at its last accepted point (the float64 minimum, to float32 precision) instead of spending
+    a line search's 20 evaluations, and a retry's, on steps that only round differently."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((500, 40)) * np.logspace(0, -1, 40)).astype(np.float32)
+    t = (X @ rng.standard_normal(40).astype(np.float32) + 0.1 * rng.standard_normal(500)).astype(np.float32)
+    lam = np.float32(1e-3)
+    calls = []
+
+    def fun(params):
+        calls.append(1)
+        residual = X @ params[0] - t
+        return (np.float32(0.5) * np.mean(residual * residual) + lam / 2 * (params[0] @ params[0]),
+                [X.T @ residual / len(t) + lam * params[0]])
+
+    w = np.zeros(40, np.float32)
+    result = LBFGS().minimize(fun, [w], max_iter=500, tol=0)
+    X64, t64 = X.astype(np.float64), t.astype(np.float64)
+    w64 = np.linalg.solve(X64.T @ X64 / 500 + 1e-3 * np.eye(40), X64.T @ t64 / 500)
+    f64 = 0.5 * np.mean((X64 @ w64 - t64) ** 2) + 1e-3 / 2 * w64 @ w64
+    assert result.stalled and result.nit < 500 and len(calls) <= result.nit + 10
+    assert abs(result.fun - f64) <= 1e-6 * f64
+    assert float(fun([w])[0]) == result.fun  # the parameters are the accepted point's

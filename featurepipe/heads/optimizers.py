@@ -197,42 +197,66 @@ class LBFGS(Hyperparameters):
         ``tol`` bounds the largest gradient component at convergence; ``callback(value)`` is called
         after each iteration. A ``preconditioner`` (see ``preconditioning.py``) changes the
         variables L-BFGS works on. Returns scipy's ``OptimizeResult``, with ``stalled`` set when the fit
-        stopped because its float32 objective stopped falling (``stalled``, below).
+        stopped because its float32 objective could not be lowered any further: over the last iterations
+        (``stalled``, below), or within one line search, whose steps stopped changing the objective by more
+        than its resolution (then the result is the last accepted point).
         """
+        from scipy.optimize import OptimizeResult, minimize
+
         if preconditioner is None:
             preconditioner = _Identity(params)
-        values, resolution = [], {}
+        values, state = [], {"level_trials": 0}
 
         def flat_fun(x):
             preconditioner.params(x, params)
             value, grads = fun(params)
-            if not resolution:
-                resolution["eps"] = _resolution(value)
-            return float(value), preconditioner.gradient(grads).astype(np.float64)
+            if "eps" not in state:
+                state["eps"] = _resolution(value)
+            value, gradient = float(value), preconditioner.gradient(grads).astype(np.float64)
+            level = bool(values) and abs(value - values[-1]) <= _LEVEL * state["eps"] * abs(values[-1])
+            state["level_trials"] = state["level_trials"] + 1 if level else 0
+            if state["level_trials"] > _LEVEL_TRIALS:
+                raise _LineSearchStalled
+            state["last"] = (x.copy(), gradient)
+            return value, gradient
 
         def on_iteration(intermediate_result):
+            # L-BFGS-B evaluates the accepted point last, so state["last"] is that point and its gradient.
             values.append(intermediate_result.fun)
+            state["accepted"], state["level_trials"] = state["last"], 0
             if callback is not None:
                 callback(intermediate_result.fun)
-            if stalled(values, resolution["eps"]):
+            if stalled(values, state["eps"]):
                 raise StopIteration
 
-        from scipy.optimize import minimize
-
-        result = minimize(
-            flat_fun,
-            preconditioner.variables(params).astype(np.float64),
-            jac=True,
-            method="L-BFGS-B",
-            callback=on_iteration,
-            options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
-        )
-        result.stalled = bool(values) and stalled(values, resolution["eps"])
+        try:
+            result = minimize(
+                flat_fun,
+                preconditioner.variables(params).astype(np.float64),
+                jac=True,
+                method="L-BFGS-B",
+                callback=on_iteration,
+                options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
+            )
+            result.stalled = bool(values) and stalled(values, state["eps"])
+        except _LineSearchStalled:
+            x, gradient = state["accepted"]
+            result = OptimizeResult(x=x, fun=values[-1], jac=gradient, nit=len(values), success=False, stalled=True,
+                                    message="the line search found no step that changes the objective measurably")
         preconditioner.params(result.x, params)
         return result
 
 
-def stalled(values, eps, window=10) -> bool:
+_WINDOW = 10        # iterations over which an objective must fall by more than its resolution
+_LEVEL = 10         # values within this many resolutions of each other are level
+_LEVEL_TRIALS = 3   # line-search steps in a row that leave the objective level before L-BFGS gives up
+
+
+class _LineSearchStalled(Exception):
+    """A line search's trial steps no longer change the objective by more than its resolution."""
+
+
+def stalled(values, eps, window=_WINDOW) -> bool:
     """Whether an objective computed to relative precision ``eps`` (float32's, say), ``values`` per
     iteration, fell by less than that resolution per iteration over the last ``window``: the optimum to
     the objective's precision. Past it L-BFGS's line searches accept steps whose values only round lower,
