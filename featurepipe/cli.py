@@ -250,3 +250,7 @@ def _main(argv) -> int:
         print(f"featurepipe: error: {str(e).strip(chr(39))}", file=sys.stderr)
         return EXIT_FAILED
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

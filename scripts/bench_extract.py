@@ -51,7 +51,7 @@ def run_baseline(paths, jobs) -> float:
 
 
 def extract(data, cache, jobs) -> dict:
-    result = machine.run_measured([sys.executable, "-m", "featurepipe", "extract", "--config", str(CONFIG),
+    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG),
                                    "--data", str(data), "--cache-dir", str(cache), "--jobs", str(jobs),
                                    "--no-progress"])
     if result["exit"] != 0:

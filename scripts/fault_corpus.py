@@ -374,7 +374,7 @@ def _slow_extract(root: Path) -> subprocess.Popen:
     data = make_data(root / "data", size=256, per_class=(60, 2))
     cfg = config(root, data, extractor={"hog": {"pixels_per_cell": [4, 4], "transform_sqrt": True}}, heads=False,
                  run={"cache_dir": str(root / "cache"), "progress": False, "chunk_size": 2, "jobs": 2})
-    return subprocess.Popen([sys.executable, "-m", "featurepipe", "extract", "--config", str(cfg)],
+    return subprocess.Popen([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

@@ -26,7 +26,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10-hog-hsv.yaml
 
 
 def command(data, cache):
-    return [sys.executable, "-m", "featurepipe", "extract", "--config", str(CONFIG), "--data", str(data),
+    return [sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG), "--data", str(data),
             "--cache-dir", str(cache), "--jobs", "2", "--chunk-size", "512", "--no-progress"]
 
 

@@ -57,7 +57,7 @@ def build(folder: Path, items: int, distinct: int) -> None:
 
 def measure(argv: list[str]) -> dict:
     """Run ``featurepipe ARGV``: wall seconds, peak tree RSS (MiB), exit code, last output line."""
-    result = machine.run_measured([sys.executable, "-m", "featurepipe", *argv])
+    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", *argv])
     return {"command": " ".join(argv[:2]), "seconds": round(result["seconds"], 2),
             "peak_rss_mib": round(result["peak_rss_mib"]), "exit": result["exit"],
             "output": result["output"].splitlines()[-1] if result["output"] else ""}
