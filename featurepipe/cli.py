@@ -251,6 +251,5 @@ def _main(argv) -> int:
         return EXIT_FAILED
 
 
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -197,12 +197,14 @@ class LBFGS(Hyperparameters):
         ``tol`` bounds the largest gradient component at convergence; ``callback(value)`` is called
         after each iteration. A ``preconditioner`` (see ``preconditioning.py``) changes the
         variables L-BFGS works on. Returns scipy's ``OptimizeResult``, with ``stalled`` set when the fit
-        stopped because its float32 objective could not be lowered any further: over the last iterations
-        (``stalled``, below), or within one line search, whose steps stopped changing the objective by more
-        than its resolution (then the result is the last accepted point).
+        ended where its float32 objective cannot be lowered any further, however small ``tol``: no progress
+        over the last iterations (``stalled``, below); a line search whose steps stopped changing the
+        objective (then the result is the last accepted point); or, with a preconditioner, a gradient whose
+        predicted gain is below the objective's precision (``_gain_below_precision``).
         """
         from scipy.optimize import OptimizeResult, minimize
 
+        precise = preconditioner is not None
         if preconditioner is None:
             preconditioner = _Identity(params)
         values, state = [], {"level_trials": 0}
@@ -238,7 +240,8 @@ class LBFGS(Hyperparameters):
                 callback=on_iteration,
                 options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
             )
-            result.stalled = bool(values) and stalled(values, state["eps"])
+            result.stalled = (bool(values) and stalled(values, state["eps"])
+                              or precise and _gain_below_precision(result))
         except _LineSearchStalled:
             x, gradient = state["accepted"]
             result = OptimizeResult(x=x, fun=values[-1], jac=gradient, nit=len(values), success=False, stalled=True,
@@ -265,6 +268,12 @@ def stalled(values, eps, window=_WINDOW) -> bool:
     if len(values) <= window:
         return False
     return values[-window - 1] - values[-1] <= window * eps * abs(values[-1])
+
+
+def _gain_below_precision(result, rtol=1e-6) -> bool:
+    """In preconditioned variables the curvature is about the identity, so ``|g|^2 / 2`` is what a Newton
+    step would still gain: below ``rtol`` of the objective, a float32 line search cannot see it."""
+    return 0.5 * float(np.dot(result.jac, result.jac)) <= rtol * max(abs(float(result.fun)), 1e-30)
 
 
 def _resolution(value):

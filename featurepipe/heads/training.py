@@ -132,18 +132,9 @@ def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preco
     if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
         raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
     result.n_iter = outcome.nit
-    result.converged = (bool(outcome.success) or outcome.stalled
-                        or (preconditioner is not None and _at_precision(outcome)))
+    result.converged = bool(outcome.success) or outcome.stalled
     result.message = "" if result.converged else str(outcome.message)
     return result
-
-
-def _at_precision(outcome, rtol=1e-6) -> bool:
-    """Whether L-BFGS stopped where no step can lower a float32 objective: in preconditioned variables the
-    curvature is about the identity, so ``|g|^2 / 2`` is what a Newton step would still gain; below float32's
-    resolution of the objective, the line search cannot see it. That is the optimum, to float32 precision,
-    however small the gradient tolerance asked."""
-    return 0.5 * float(np.dot(outcome.jac, outcome.jac)) <= rtol * max(abs(float(outcome.fun)), 1e-30)
 
 
 def _n_correct(scores, y):
