@@ -43,8 +43,8 @@ def variant(name):
         LinearClassifier._row_space = lambda self, X, full_batch: None
     elif name == "row space, Gram":
         build = saved[1]
-        LinearClassifier.build_preconditioner = lambda self, X, n, alpha=None, rng=None, orthogonal=False: build(
-            self, X, n, alpha=alpha, rng=rng)
+        LinearClassifier.build_preconditioner = lambda self, X, n, alpha=None, orthogonal=False: build(
+            self, X, n, alpha=alpha)
     try:
         yield
     finally:

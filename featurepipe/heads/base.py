@@ -101,7 +101,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch:
             if preconditioner is None:
-                preconditioner = self._preconditioner(X_fit, len(self.classes_), rng, space)
+                preconditioner = self._preconditioner(X_fit, len(self.classes_), space)
             result = train_full_batch(
                 objective, params, X_fit, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
                 preconditioner=preconditioner, verbose=self.verbose,
@@ -125,7 +125,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} {reason}", ConvergenceWarning)
         return self
 
-    def _preconditioner(self, X, n_classes, rng, space=None):
+    def _preconditioner(self, X, n_classes, space=None):
         """The change of variables for L-BFGS (see ``preconditioning.py``) on ``X`` (the features of
         ``space``, a ``RowSpace``, when not None), or None for none."""
         return None

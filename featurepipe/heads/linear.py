@@ -58,10 +58,9 @@ class LinearClassifier(BaseHead):
         Share of the training data held out when ``early_stopping``.
     precondition : bool, default=True
         With L-BFGS, optimise in variables that whiten the objective's curvature, estimated as
-        ``alpha I + (c / n) [X 1]^T [X 1]`` from at most ``max(n_features, 10000)`` rows:
-        tens of iterations instead of hundreds on correlated features, for one Gram matrix and
-        one Cholesky factorisation (``n_features ** 2`` floats). Same minimum either way. Only
-        L-BFGS uses it.
+        ``alpha I + (c / n) [X 1]^T [X 1]`` over all the rows: tens of iterations instead of
+        hundreds on correlated features, for one Gram matrix and one Cholesky factorisation
+        (``n_features ** 2`` floats). Same minimum either way. Only L-BFGS uses it.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
@@ -145,14 +144,14 @@ class LinearClassifier(BaseHead):
     def _row_space(self, X, full_batch):
         return RowSpace(X) if applies(X, self.l1, full_batch) else None
 
-    def _preconditioner(self, X, n_classes, rng, space=None):
+    def _preconditioner(self, X, n_classes, space=None):
         if not self.precondition:
             return None
-        return self.build_preconditioner(X, n_classes, rng=rng, orthogonal=space is not None)
+        return self.build_preconditioner(X, n_classes, orthogonal=space is not None)
 
-    def build_preconditioner(self, X, n_classes, *, alpha=None, rng=None, orthogonal=False):
+    def build_preconditioner(self, X, n_classes, *, alpha=None, orthogonal=False):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
-        head's by default) from at most ``max(n_features, 10000)`` rows of ``X``. One serves several fits
+        head's by default) from the rows of ``X``. One serves several fits
         on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close.
         ``orthogonal``: the columns of ``X`` are orthogonal (a ``RowSpace``'s features), so the
         preconditioner is diagonal but for the bias (``OrthogonalPreconditioner``)."""
@@ -160,8 +159,7 @@ class LinearClassifier(BaseHead):
         curvature = get_loss(self.loss).curvature
         if orthogonal:
             return OrthogonalPreconditioner(X, n_classes, alpha=alpha, curvature=curvature)
-        return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature, rng=np.random.default_rng(rng),
-                                    max_rows=max(X.shape[1], 10_000))
+        return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature)
 
     def path_preconditioner(self, X, y, alphas):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
@@ -170,11 +168,10 @@ class LinearClassifier(BaseHead):
         if self.optimizer != "lbfgs" or not self.precondition:
             return None
         middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
-        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
         X = np.asarray(X, np.float32)
         space = self._row_space(X, full_batch=True)
         preconditioner = self.build_preconditioner(X if space is None else space.features, len(np.unique(y)),
-                                                   alpha=middle, rng=seed, orthogonal=space is not None)
+                                                   alpha=middle, orthogonal=space is not None)
         preconditioner.row_space = space
         return preconditioner
 
