@@ -30,7 +30,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
         raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
     rows, total, done = [], len(cells), 0
     for pipeline_name, entry in cfg.bench.pipelines.items():
-        sub = cfg.model_copy(update={"pipeline": entry.pipeline()})
+        sub = cfg.model_copy(update={"pipeline": entry.pipeline(), "train": entry.train(cfg.train)})
         print(f"[{done + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
         data = training_data(sub, dataset)
         summary = data.store.summary(data.key)
@@ -40,11 +40,11 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
             done += 1
             where = f"[{done}/{total}] {pipeline_name} x {name}"
             head = {**spec.model_dump(), "name": name, "normalize": spec.normalize or entry.normalize}
-            key = head_key(data, head, cfg.train.model_dump())
+            key = head_key(data, head, sub.train.model_dump())
             cached = load_head(data.store, key) is not None
             if not cached:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
-            record = fit_and_score(data, head, cfg.train.model_dump()).record
+            record = fit_and_score(data, head, sub.train.model_dump()).record
             print(f"{where}: {'cached (' if cached else '    '}test {record['test']['accuracy']:.1%}"
                   f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s",
                   flush=True)

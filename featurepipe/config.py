@@ -76,10 +76,16 @@ class HeadConfig(_Section):
 
 class BenchPipelineConfig(PipelineConfig):
     """A pipeline of the bench matrix, with, optionally, the normalisation(s) its features call for (else
-    ``train.normalize``; a head's own ``normalize`` comes first) and the heads to pair it with (default all)."""
+    ``train.normalize``; a head's own ``normalize`` comes first), the training-time augmentation it calls
+    for (else ``train.augment``) and the heads to pair it with (default all)."""
 
     normalize: Any = None
+    augment: list | None = None
     heads: list[str] | None = None
+
+    def train(self, train: "TrainConfig") -> "TrainConfig":
+        """The bench's ``train`` settings with this pipeline's augmentation, when it names one."""
+        return train if self.augment is None else train.model_copy(update={"augment": self.augment})
 
     def pipeline(self) -> PipelineConfig:
         """The pipeline alone: what keys its features and fit."""

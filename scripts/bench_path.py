@@ -42,19 +42,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cold", action="store_true", help="also fit every alpha from scratch, once")
     args = parser.parse_args()
-    cfg = load_config(args.config, [f"dataset.path={args.data}", f"run.cache_dir={args.cache_dir}",
-                                    "run.progress=false"])
-    data: TrainingData = training_data(cfg)
-    settings, spec = cfg.train, cfg.heads[args.head]
-    _, splits = make_splits(data.labels[data.train_rows], "holdout", settings.validation_fraction, settings.folds,
-                            settings.seed)
-    segments, y = data.segments(splits[0].fit, augmented=True)
-    option = normalization_options(spec.normalize or settings.normalize)[0]
-    normalization = fit_normalization(data.store, segments, Normalization.from_spec(option))
-    X = build_matrix(data.store, segments, normalization)
-    points, _ = expand_grid(LinearClassifier, dict(spec.params), data_stats(X))
-    alphas = [p["alpha"] for p in points]
-    base = {k: v for k, v in points[0].items() if k != "alpha"}
+    X, y, alphas, base = holdout_problem(args.config, args.data, args.cache_dir, args.head)
     middle = alphas[len(alphas) // 2]
     report = {"machine": machine.describe(), "config": args.config, "rows": X.shape[0], "features": X.shape[1],
               "alphas": alphas, "rounds": []}
@@ -82,6 +70,23 @@ def main() -> None:
                                    "iterations": int(model.n_iter_), "objective": model.loss_curve_[-1]})
             print(json.dumps(report["cold"][-1]), flush=True)
     print(json.dumps(report))
+
+
+def holdout_problem(config, data_path, cache_dir, head):
+    """What a holdout selection fits the config's ``head`` (index) on: the matrix of the validation split's
+    fit rows and their augmented copies, normalised as ``train.normalize`` says, their labels, the head's
+    ``alpha: auto`` grid on it and the head's other settings."""
+    cfg = load_config(config, [f"dataset.path={data_path}", f"run.cache_dir={cache_dir}", "run.progress=false"])
+    data: TrainingData = training_data(cfg)
+    settings, spec = cfg.train, cfg.heads[head]
+    _, splits = make_splits(data.labels[data.train_rows], "holdout", settings.validation_fraction, settings.folds,
+                            settings.seed)
+    segments, y = data.segments(splits[0].fit, augmented=True)
+    option = normalization_options(spec.normalize or settings.normalize)[0]
+    normalization = fit_normalization(data.store, segments, Normalization.from_spec(option))
+    X = build_matrix(data.store, segments, normalization)
+    points, _ = expand_grid(LinearClassifier, dict(spec.params), data_stats(X))
+    return X, y, [p["alpha"] for p in points], {k: v for k, v in points[0].items() if k != "alpha"}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import yaml
 
+from featurepipe.fitting import load_head
 from featurepipe.report import _patch_words
+from featurepipe.store import FeatureStore
 from featurepipe.cli import EXIT_OK, main
 from featurepipe.local.patches import Patches
 
@@ -39,6 +41,9 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
         assert 0 <= row["test_accuracy"] <= 1 and row["extract_images_per_s"] > 0
     assert {r["kind"] for r in rows} == {"learned", "raw pixels + linear", "hand-designed + linear",
                                          "hand-designed + MLP"}
+    store = FeatureStore(tmp_path / "cache")
+    mirrored = {r["pipeline"] for r in rows if load_head(store, r["head_key"]).record["augment_keys"]}
+    assert mirrored == {"kmeans", "kmeans_soft"}  # the pipelines whose entries name augment: [hflip]
     table = (out / "results.md").read_text().splitlines()
     assert len(table) == 2 + n_cells and all(" |  |" not in line for line in table)
     assert len((out / "results.csv").read_text().splitlines()) == 1 + n_cells
