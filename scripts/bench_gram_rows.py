@@ -12,13 +12,12 @@ objective reached.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 
-from bench_path import holdout_problem
+from bench_path import holdout_problem, problem_parser
 from featurepipe import machine
 from featurepipe.heads import LinearClassifier
 from featurepipe.heads.losses import get_loss
@@ -26,11 +25,7 @@ from featurepipe.heads.preconditioning import GramPreconditioner
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--head", type=int, default=0, help="which of the config's heads (a linear L-BFGS one)")
+    parser = problem_parser(__doc__)
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--rows", default="10000,32000", help="sample sizes to compare with all rows")
     args = parser.parse_args()

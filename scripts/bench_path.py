@@ -34,11 +34,7 @@ from featurepipe.train import training_data
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--head", type=int, default=0, help="which of the config's heads (a linear L-BFGS one)")
+    parser = problem_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cold", action="store_true", help="also fit every alpha from scratch, once")
     args = parser.parse_args()
@@ -70,6 +66,16 @@ def main() -> None:
                                    "iterations": int(model.n_iter_), "objective": model.loss_curve_[-1]})
             print(json.dumps(report["cold"][-1]), flush=True)
     print(json.dumps(report))
+
+
+def problem_parser(description) -> argparse.ArgumentParser:
+    """A command line naming the problem ``holdout_problem`` builds: config, data, cache and head."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--head", type=int, default=0, help="which of the config's heads (a linear L-BFGS one)")
+    return parser
 
 
 def holdout_problem(config, data_path, cache_dir, head):
