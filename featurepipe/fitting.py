@@ -100,9 +100,9 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
     keep_for_refit = method == "holdout" and settings["refit"]
     options = normalization_options(spec.get("normalize") or settings["normalize"])
     start = time.perf_counter()
-    grids, scores, todo = {}, {}, {n: None for n in range(len(options))}
+    grids, scores, todo, kept = {}, {}, {n: None for n in range(len(options))}, None
     for extension in range(1 + MAX_EXTENSIONS):
-        kept = _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log)
+        kept = _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log, kept)
         results = [{"normalize": options[n], "params": _plain(dict(point)), "val_accuracy": float(np.mean(accs)),
                     "val_folds": accs} for (n, point), accs in scores.items()]
         best = choose(results)
@@ -146,32 +146,38 @@ class _Kept:
     models: dict
 
 
-def _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log):
+def _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log, previous=None):
     """Fit the grid points ``todo[option]`` (None: the option's whole grid, expanded on the first split's
     fit rows) on every split and add their validation accuracies to ``scores``; returns the last matrix
-    built when a holdout refit may reuse it."""
+    built when a holdout refit may reuse it. ``previous``, the matrix an earlier round of a holdout search
+    kept, serves again when it has the option asked (a grid extension): same rows, same normalisation."""
     kept = None
     for s, split in enumerate(splits):
         for n, points in todo.items():
             option = options[n]
-            kept = None  # one matrix at a time
-            fit_segments, y_fit = data.segments(split.fit, augmented=True)
-            val_segments, y_val = data.segments(split.val, augmented=keep_for_refit)
-            normalization = fit_normalization(data.store, fit_segments, Normalization.from_spec(option))
-            matrix = build_matrix(data.store, fit_segments + val_segments, normalization)
+            if previous is not None and previous.option == n:
+                kept, previous = previous, None
+                normalization, matrix, n_fit = kept.normalization, kept.matrix, kept.n_fit
+                y_fit, y_val = kept.y[:n_fit], kept.y[n_fit:]
+            else:
+                kept = None  # one matrix at a time
+                fit_segments, y_fit = data.segments(split.fit, augmented=True)
+                val_segments, y_val = data.segments(split.val, augmented=keep_for_refit)
+                normalization = fit_normalization(data.store, fit_segments, Normalization.from_spec(option))
+                matrix = build_matrix(data.store, fit_segments + val_segments, normalization)
+                if keep_for_refit:
+                    kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), {})
             X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
             if n not in grids:
                 grids[n] = expand_grid(head_class, params, data_stats(X_fit))
-            models = {}
             for point, model, preconditioner in _fit_grid(head_class, grids[n][0] if points is None else points,
                                                           X_fit, y_fit):
                 accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
                 scores.setdefault((n, _frozen(point)), []).append(accuracy)
-                models[_frozen(point)] = (model, preconditioner)
+                if kept is not None:
+                    kept.models[_frozen(point)] = (model, preconditioner)
                 if log is not None:
                     log(s, len(splits), option, _plain(point), accuracy)
-            if keep_for_refit:
-                kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), models)
             del matrix, X_fit, X_val
     return kept
 

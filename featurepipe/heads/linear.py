@@ -151,8 +151,8 @@ class LinearClassifier(BaseHead):
 
     def build_preconditioner(self, X, n_classes, *, alpha=None, orthogonal=False):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
-        head's by default) from the rows of ``X``. One serves several fits
-        on the same rows (``fit(..., preconditioner=)``), even at other alphas: it only has to be close.
+        head's by default) from the rows of ``X``. One serves several fits on the same rows (``fit(...,
+        preconditioner=)``), even at other alphas: it only has to be close.
         ``orthogonal``: the columns of ``X`` are orthogonal (a ``RowSpace``'s features), so the
         preconditioner is diagonal but for the bias (``OrthogonalPreconditioner``)."""
         alpha = self.alpha if alpha is None else alpha

@@ -204,7 +204,7 @@ class LBFGS(Hyperparameters):
         """
         from scipy.optimize import OptimizeResult, minimize
 
-        precise = preconditioner is not None
+        preconditioned = preconditioner is not None
         if preconditioner is None:
             preconditioner = _Identity(params)
         values, state = [], {"level_trials": 0}
@@ -241,7 +241,7 @@ class LBFGS(Hyperparameters):
                 options={"maxiter": max_iter, "gtol": tol, "maxcor": self.max_corrections},
             )
             result.stalled = (bool(values) and stalled(values, state["eps"])
-                              or precise and _gain_below_precision(result))
+                              or preconditioned and _gain_below_precision(result))
         except _LineSearchStalled:
             x, gradient = state["accepted"]
             result = OptimizeResult(x=x, fun=values[-1], jac=gradient, nit=len(values), success=False, stalled=True,
