@@ -8,12 +8,12 @@ of ``train``'s validation split and their augmented copies, normalised as ``trai
 expands the head's ``alpha: auto`` grid on it, and times, in interleaved rounds:
 
 - one fit at the grid's middle alpha from scratch (its preconditioner included), and
-- the whole grid along ``LinearClassifier.regularization_path`` (one shared preconditioner, warm starts),
+- the whole grid by ``LinearClassifier.regularization_path`` (its fits run together: one shared preconditioner,
+  one pass over the matrix per round for every alpha still running),
 
 with one BLAS thread per process untouched (the library's defaults). Prints seconds, L-BFGS iterations,
 each fit's objective and the ratio path / single fit. ``--cold`` also fits every alpha of the grid from
-scratch, each with its own preconditioner, once: what the path's warm starts and shared preconditioner
-save, alpha by alpha.
+scratch, each with its own preconditioner, once: the iterations each alpha needs alone.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ optimiser (``optimizers.py``). Subclasses say which network to build and how its
 their fitted attributes.
 """
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -21,7 +22,42 @@ from .objective import Objective
 from .optimizers import create_optimizer
 from .regularization import Penalty
 from .schedules import create_schedule
-from .training import train_full_batch, train_minibatch
+from .training import train_full_batch, train_full_batch_together, train_minibatch
+
+
+@dataclass
+class _FitSetup:
+    """What one fit trains: the rows it fits (``X``, in ``space`` when not None), the class indices ``y``, the
+    optimiser, objective, initial parameters and, for L-BFGS, the preconditioner."""
+
+    X: np.ndarray
+    y: np.ndarray
+    optimizer: object
+    objective: Objective
+    params: list
+    preconditioner: object
+    space: object
+    rng: np.random.Generator
+    seed: int
+
+
+def fit_together(heads, X, y, *, preconditioners=None):
+    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head.fit(X, y, preconditioner=)``
+    would: their runs are evaluated together (``train_full_batch_together``), so that a grid of alphas reads
+    ``X`` once per round for all of them. ``preconditioners``: one per head (None builds its own), shared
+    objects change variables in one solve. The heads must fit the same rows: the same ``RowSpace``, if any."""
+    preconditioners = preconditioners or [None] * len(heads)
+    setups = [head._set_up(X, y, None, p) for head, p in zip(heads, preconditioners)]
+    if (any(not s.optimizer.full_batch for s in setups) or len({id(s.space) for s in setups}) > 1
+            or len({(head.max_iter, head.tol, head.verbose) for head in heads}) > 1):
+        raise ValueError("fit_together needs full-batch heads with the same max_iter, tol and verbose, fitting the "
+                         "same rows (one row space, if any)")
+    first = heads[0]
+    results = train_full_batch_together(
+        [s.objective for s in setups], [s.params for s in setups], setups[0].X, setups[0].y,
+        optimizer=setups[0].optimizer, max_iter=first.max_iter, tol=first.tol,
+        preconditioners=[s.preconditioner for s in setups], verbose=first.verbose)
+    return [head._finish(setup, result) for head, setup, result in zip(heads, setups, results)]
 
 
 class BaseHead(ClassifierMixin, BaseEstimator):
@@ -68,6 +104,19 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows; one
         built on a ``RowSpace`` of ``X`` (its ``row_space``) makes the fit go through that row space.
         """
+        setup = self._set_up(X, y, init, preconditioner)
+        if setup.optimizer.full_batch:
+            result = train_full_batch(
+                setup.objective, setup.params, setup.X, setup.y, optimizer=setup.optimizer, max_iter=self.max_iter,
+                tol=self.tol, preconditioner=setup.preconditioner, verbose=self.verbose,
+            )
+        else:
+            result = self._train_minibatch(setup.objective, setup.params, X=setup.X, y=setup.y,
+                                           optimizer=setup.optimizer, rng=setup.rng, seed=setup.seed)
+        return self._finish(setup, result)
+
+    def _set_up(self, X, y, init, preconditioner):
+        """Validate the data and parameters and build what training needs (``_FitSetup``)."""
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         self.classes_, y = np.unique(y, return_inverse=True)
@@ -99,17 +148,13 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(seed)
         params = network.init_params(rng) if init is None else self._initial_params(init, network, space)
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
-        if optimizer.full_batch:
-            if preconditioner is None:
-                preconditioner = self._preconditioner(X_fit, len(self.classes_), space)
-            result = train_full_batch(
-                objective, params, X_fit, y, optimizer=optimizer, max_iter=self.max_iter, tol=self.tol,
-                preconditioner=preconditioner, verbose=self.verbose,
-            )
-        else:
-            result = self._train_minibatch(objective, params, X, y, optimizer, rng, seed)
+        if optimizer.full_batch and preconditioner is None:
+            preconditioner = self._preconditioner(X_fit, len(self.classes_), space)
+        return _FitSetup(X_fit, y, optimizer, objective, params, preconditioner, space, rng, seed)
 
-        self._store_network_params(params if space is None else space.expand(params))
+    def _finish(self, setup, result):
+        """Set the fitted attributes from the trained parameters and warn if training did not converge."""
+        self._store_network_params(setup.params if setup.space is None else setup.space.expand(setup.params))
         self.n_iter_ = result.n_iter
         self.history_ = result.history
         self.loss_curve_ = result.history["loss"]
@@ -147,7 +192,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
                              f"({[p.shape for p in params]} vs {shapes})")
         return params
 
-    def _train_minibatch(self, objective, params, X, y, optimizer, rng, seed):
+    def _train_minibatch(self, objective, params, *, X, y, optimizer, rng, seed):
         """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""
         validation = None
         if self.early_stopping:

@@ -2,6 +2,8 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .network import DenseNetwork
 from .regularization import Penalty
 
@@ -21,3 +23,27 @@ class Objective:
         grads = self.network.backward(params, cache, dscores)
         value += self.penalty.add_to_gradients(params, grads)
         return value, grads, scores
+
+
+def evaluate_together(objectives, params_list, X, y):
+    """``objective(params, X, y)`` for each pair of ``objectives`` and ``params_list``, on the same rows.
+
+    Linear networks (no hidden layer) are evaluated as one network whose columns are all of theirs side by
+    side: one product with ``X`` and one with ``X^T`` serve them all. With few columns each those products
+    are bound by reading ``X``, so several objectives cost little more than one.
+    """
+    if len(objectives) == 1 or any(objective.network.n_layers != 1 for objective in objectives):
+        return [objective(params, X, y) for objective, params in zip(objectives, params_list)]
+    network = objectives[0].network
+    stacked = [np.hstack([params[0] for params in params_list]), np.concatenate([params[1] for params in params_list])]
+    cuts = np.cumsum([params[1].size for params in params_list])[:-1]
+    scores, cache = network.forward(stacked, X)
+    parts = np.split(scores, cuts, axis=1)
+    losses = [objective.loss(part, y) for objective, part in zip(objectives, parts)]
+    grads = network.backward(stacked, cache, np.hstack([dscores for _, dscores in losses]))
+    out = []
+    for objective, params, part, (value, _), weights, bias in zip(
+            objectives, params_list, parts, losses, np.split(grads[0], cuts, axis=1), np.split(grads[1], cuts)):
+        own = [np.ascontiguousarray(weights), bias]
+        out.append((value + objective.penalty.add_to_gradients(params, own), own, part))
+    return out

@@ -22,7 +22,23 @@ _GRAM_TILE = 8192  # columns per tile of a Gram matrix wider than this
 _COPY_SHARE = 0.1
 
 
-class GramPreconditioner:
+class Preconditioner:
+    """A change of variables for L-BFGS: ``variables(params)`` gives the flat variables of the parameters,
+    ``params(v, out)`` writes the parameters of variables ``v`` into ``out``, ``gradient(grads)`` takes
+    gradients into the variables. The ``_together`` forms serve several problems sharing one preconditioner
+    (``LBFGS.minimize_together``); a subclass overrides them where one call for all is cheaper."""
+
+    def params_together(self, vs, outs):
+        """``params`` for each of ``vs``, written into the matching ``outs``."""
+        for v, out in zip(vs, outs):
+            self.params(v, out)
+
+    def gradients_together(self, grads_list):
+        """``gradient`` of each of ``grads_list``."""
+        return [self.gradient(grads) for grads in grads_list]
+
+
+class GramPreconditioner(Preconditioner):
     """Map the flat L-BFGS variables ``V`` to a linear head's ``[W, b]`` and gradients back.
 
     ``L`` is the Cholesky factor of ``alpha I + (c / n) [X 1]^T [X 1]`` (``alpha`` on the weights'
@@ -52,16 +68,28 @@ class GramPreconditioner:
 
     def params(self, v, out):
         """Write the ``[W, b]`` of ``V`` into the arrays ``out``."""
-        stacked = solve_triangular(self.factor, v.reshape(self.shape).astype(np.float32), lower=True,
-                                   trans="T", check_finite=False)
-        out[0][...] = stacked[:-1]
-        out[1][...] = stacked[-1]
+        self.params_together([v], [out])
 
     def gradient(self, grads):
         """The flat gradient with respect to ``V`` from those with respect to ``[W, b]``."""
+        return self.gradients_together([grads])[0]
+
+    def params_together(self, vs, outs):
+        """``params`` of several ``V`` by one triangular solve: the factor is read once for all of them."""
+        columns = np.hstack([v.reshape(self.shape) for v in vs]).astype(np.float32, copy=False)
+        solved = solve_triangular(self.factor, columns, lower=True, trans="T", check_finite=False)
+        for out, stacked in zip(outs, np.hsplit(solved, len(vs))):
+            out[0][...] = stacked[:-1]
+            out[1][...] = stacked[-1]
+
+    def gradients_together(self, grads_list):
+        """``gradient`` of several ``[W, b]`` by one triangular solve."""
+        columns = np.hstack([_stacked(grads) for grads in grads_list])
         if self.upper is not None:
-            return solve_triangular(self.upper, _stacked(grads), trans="T", check_finite=False).ravel()
-        return solve_triangular(self.factor, _stacked(grads), lower=True, check_finite=False).ravel()
+            solved = solve_triangular(self.upper, columns, trans="T", check_finite=False)
+        else:
+            solved = solve_triangular(self.factor, columns, lower=True, check_finite=False)
+        return [part.ravel() for part in np.hsplit(solved, len(grads_list))]
 
 
 def _lower_gram(X) -> np.ndarray:
@@ -123,7 +151,7 @@ def _stacked(pair):
     return np.vstack([weights, bias[None]]).astype(np.float32, copy=False)
 
 
-class LowRankPreconditioner:
+class LowRankPreconditioner(Preconditioner):
     """The same change of variables when there are fewer rows ``m`` than features: the curvature
     ``alpha I + U U^T``, ``U = sqrt(c / m) [X 1]^T``, has rank ``m`` above ``alpha``. From the
     eigen-decomposition of the ``m x m`` matrix ``U^T U = V diag(lam) V^T`` and ``Q = U V diag(lam)^-1/2``:
@@ -171,7 +199,7 @@ class LowRankPreconditioner:
         return self._power(_stacked(grads), -1).ravel()
 
 
-class OrthogonalPreconditioner:
+class OrthogonalPreconditioner(Preconditioner):
     """The same change of variables for features whose columns are orthogonal, as a ``RowSpace``'s are
     (``Z^T Z`` diagonal): ``alpha I + (c / n) [Z 1]^T [Z 1]`` is then an arrow matrix, a diagonal with a
     last row and column for the bias, and so is its Cholesky factor: a diagonal ``R`` and a last row

@@ -3,8 +3,11 @@ full-batch call for L-BFGS. Both record a per-epoch history and refuse to return
 ``verbose`` they show a progress bar over the epochs (iterations) with the loss and accuracies."""
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
+
+from .objective import evaluate_together
 
 
 class DivergenceError(ValueError):
@@ -109,43 +112,56 @@ def train_minibatch(
 def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preconditioner=None, verbose=False):
     """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``, in the
     variables of ``preconditioner`` when one is given."""
-    result = TrainingResult(n_iter=0, converged=False)
-    history = result.history
-    last_accuracy = None
-    bar = _progress_bar(max_iter, "iteration", verbose)
+    return train_full_batch_together([objective], [params], X, y, optimizer=optimizer, max_iter=max_iter, tol=tol,
+                                     preconditioners=[preconditioner], verbose=verbose)[0]
 
-    def value_and_grads(params):
-        nonlocal last_accuracy
-        value, grads, scores = objective(params, X, y)
-        last_accuracy = _n_correct(scores, y) / len(y)
-        return value, grads
 
-    def on_iteration(value):
+def train_full_batch_together(objectives, params_list, X, y, *, optimizer, max_iter, tol, preconditioners=None,
+                              verbose=False):
+    """``train_full_batch`` for several objectives on the same ``(X, y)`` at once (a grid of penalties, say):
+    one L-BFGS run each, evaluated together (``evaluate_together``, ``LBFGS.minimize_together``)."""
+    n = len(objectives)
+    results = [TrainingResult(n_iter=0, converged=False) for _ in range(n)]
+    last_accuracy = [None] * n
+    bars = [_progress_bar(max_iter, "iteration", verbose, position=i if n > 1 else None) for i in range(n)]
+
+    def value_and_grads(problems, params_subset):
+        evaluated = evaluate_together([objectives[i] for i in problems], params_subset, X, y)
+        for i, (_, _, scores) in zip(problems, evaluated):
+            last_accuracy[i] = _n_correct(scores, y) / len(y)
+        return [(value, grads) for value, grads, _ in evaluated]
+
+    def on_iteration(i, value):
         # L-BFGS-B evaluates the accepted point last, so the cached accuracy belongs to it.
+        history = results[i].history
         history["loss"].append(float(value))
-        history["train_accuracy"].append(last_accuracy)
-        _advance(bar, history)
+        history["train_accuracy"].append(last_accuracy[i])
+        _advance(bars[i], history)
 
-    outcome = optimizer.minimize(value_and_grads, params, max_iter=max_iter, tol=tol, callback=on_iteration,
-                                 preconditioner=preconditioner)
-    bar.close()
-    if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
-        raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
-    result.n_iter = outcome.nit
-    result.converged = bool(outcome.success) or outcome.stalled
-    result.message = "" if result.converged else str(outcome.message)
-    return result
+    outcomes = optimizer.minimize_together(value_and_grads, params_list, max_iter=max_iter, tol=tol,
+                                           callbacks=[partial(on_iteration, i) for i in range(n)],
+                                           preconditioners=preconditioners)
+    for bar in bars:
+        bar.close()
+    for result, outcome, params in zip(results, outcomes, params_list):
+        if not (np.isfinite(outcome.fun) and all(np.isfinite(param).all() for param in params)):
+            raise DivergenceError(f"L-BFGS diverged: the loss is {outcome.fun}; standardise the features")
+        result.n_iter = outcome.nit
+        result.converged = bool(outcome.success) or outcome.stalled
+        result.message = "" if result.converged else str(outcome.message)
+    return results
 
 
 def _n_correct(scores, y):
     return int(np.count_nonzero(scores.argmax(axis=1) == y))
 
 
-def _progress_bar(total, unit, verbose):
-    """A tqdm bar over ``total`` epochs on stderr, or a silent one when not ``verbose``."""
+def _progress_bar(total, unit, verbose, position=None):
+    """A tqdm bar over ``total`` epochs on stderr (on line ``position`` when several run at once), or a silent
+    one when not ``verbose``."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=unit, desc="train", disable=not verbose, leave=True)
+    return tqdm(total=total, unit=unit, desc="train", disable=not verbose, leave=True, position=position)
 
 
 def _advance(bar, history):
