@@ -225,7 +225,7 @@ def _timed_fit(model, X, y, init=None, preconditioner=None):
 
 def _fit_grid(head_class, points: list[dict], X, y):
     """``(point, fitted model, preconditioner or None)`` for every grid point: points that differ only in
-    ``alpha`` go along the head's regularisation path when it has one (sharing one preconditioner), the
+    ``alpha`` go through the head's regularisation path when it has one (sharing one preconditioner), the
     others are fitted one by one."""
     if hasattr(head_class, "regularization_path") and all("alpha" in p for p in points):
         groups: dict = {}

@@ -99,7 +99,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``.
 
         ``init``: a fitted head of the same shape (features, classes, layers) whose parameters start this
-        fit instead of a random initialisation: a warm start, as along a regularisation path.
+        fit instead of a random initialisation: a warm start, as for a refit from a search's solution.
         ``preconditioner``: for L-BFGS, a change of variables built beforehand (``LinearClassifier.
         build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows; one
         built on a ``RowSpace`` of ``X`` (its ``row_space``) makes the fit go through that row space.

@@ -12,7 +12,8 @@ Every first-order optimiser applies *decoupled* weight decay (Loshchilov and Hut
 matrices, never to biases: ``W -= lr * weight_decay * W`` next to the gradient step, rather than a
 penalty folded into the gradient. ``"adamw"`` is Adam with it switched on by default.
 
-L-BFGS is full-batch and hands the whole objective to ``scipy.optimize.minimize``.
+L-BFGS is full-batch and hands the whole objective to ``scipy.optimize.minimize``; ``minimize_together``
+runs several such fits (a grid of penalties) evaluated in shared rounds.
 Each is registered (kind ``"optimizer"``), some names with preset settings (``"momentum"`` is SGD with
 momentum 0.9); ``create_optimizer`` builds any of them by name, in the manner of timm's factory.
 """
