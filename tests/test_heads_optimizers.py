@@ -4,16 +4,15 @@ import warnings
 import numpy as np
 import pytest
 
-from featurepipe.heads import LinearClassifier, optimizers
+from featurepipe.heads import LinearClassifier, lbfgs
+from featurepipe.heads.lbfgs import LBFGS, stalled
 from featurepipe.heads.optimizers import (
-    LBFGS,
     SGD,
     AdaGrad,
     Adam,
     RMSProp,
     create_optimizer,
     list_optimizers,
-    stalled,
 )
 from featurepipe.heads.schedules import CosineSchedule
 
@@ -214,7 +213,7 @@ def test_stalled_means_no_progress_at_the_objectives_precision():
 
 def test_lbfgs_stops_when_its_objective_stalls(monkeypatch):
     """The stop is L-BFGS's own: a stalled objective ends the fit early and counts as converged."""
-    monkeypatch.setattr(optimizers, "stalled", lambda values, eps, window=10: len(values) >= 3)
+    monkeypatch.setattr(lbfgs, "stalled", lambda values, eps, window=10: len(values) >= 3)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 30)).astype(np.float32)
     y = rng.integers(0, 3, 200)

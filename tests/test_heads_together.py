@@ -8,7 +8,7 @@ from featurepipe.heads import LinearClassifier, objective
 from featurepipe.heads.losses import get_loss
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective, evaluate_together
-from featurepipe.heads.optimizers import LBFGS
+from featurepipe.heads.lbfgs import LBFGS
 from featurepipe.heads.regularization import Penalty
 from featurepipe.heads.activations import ReLU
 

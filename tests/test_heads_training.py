@@ -12,10 +12,11 @@ from sklearn.svm import LinearSVC
 
 from featurepipe.heads import DivergenceError, LinearClassifier, MLPClassifier
 from featurepipe.heads.activations import ReLU
+from featurepipe.heads.lbfgs import LBFGS
 from featurepipe.heads.losses import softmax_cross_entropy
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
-from featurepipe.heads.optimizers import LBFGS, SGD, Adam
+from featurepipe.heads.optimizers import SGD, Adam
 from featurepipe.heads.training import train_full_batch, train_minibatch
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
