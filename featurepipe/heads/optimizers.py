@@ -154,9 +154,14 @@ class Adam(Optimizer):
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``p <- p - lr m_hat / (sqrt(v_hat) + epsilon)`` with ``m_hat = m / (1 - b1^t)`` and
     ``v_hat = v / (1 - b2^t)``. With ``weight_decay`` above 0 this is AdamW.
+
+    The step is computed in place, in the form ``p <- p - lr_t m / (sqrt(v) + epsilon_t)`` with the bias
+    corrections folded into ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` and ``epsilon_t = epsilon sqrt(1 -
+    b2^t)`` (the same value): on an MLP's 6,400 x 500 first layer, temporaries for each intermediate cost
+    as much as the layer's matrix products.
     """
 
-    buffer_names = ("m", "v")
+    buffer_names = ("m", "v", "scratch")
     _constraints = {**_RATE, "beta_1": _FRACTION, "beta_2": _FRACTION, "epsilon": _EPSILON}
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
@@ -167,14 +172,20 @@ class Adam(Optimizer):
         self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
-        m, v = buffers
-        m *= self.beta_1
-        m += (1 - self.beta_1) * grad
-        v *= self.beta_2
-        v += (1 - self.beta_2) * grad * grad
-        m_hat = m / (1 - self.beta_1**steps)
-        v_hat = v / (1 - self.beta_2**steps)
-        param -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+        m, v, scratch = buffers
+        np.subtract(grad, m, out=scratch)  # m <- m + (1 - b1) (g - m)
+        scratch *= 1 - self.beta_1
+        m += scratch
+        np.multiply(grad, grad, out=scratch)  # v <- v + (1 - b2) (g^2 - v)
+        scratch -= v
+        scratch *= 1 - self.beta_2
+        v += scratch
+        correction = np.sqrt(1 - self.beta_2**steps)
+        np.sqrt(v, out=scratch)
+        scratch += self.epsilon * correction
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr * correction / (1 - self.beta_1**steps)
+        param -= scratch
 
 
 def list_optimizers(pattern="*"):
