@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from featurepipe.heads import LinearClassifier, lbfgs
+from featurepipe.heads import LinearClassifier, kernels, lbfgs
 from featurepipe.heads.lbfgs import LBFGS, stalled
 from featurepipe.heads.optimizers import (
     SGD,
@@ -62,7 +62,17 @@ def test_rmsprop_step():
     np.testing.assert_allclose(two_steps(RMSProp(LR, rho=0.9)), p1 - LR * G2 / (np.sqrt(e2) + 1e-8))
 
 
-def test_adam_step_with_bias_correction():
+@pytest.fixture(params=["compiled", "numpy"])
+def adam_route(request, monkeypatch):
+    """Adam's step on both routes: numba's compiled loop (``kernels``, installed with the test extra) and
+    numpy's, which runs without numba."""
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "available", lambda: False)
+    else:
+        assert kernels.available(), "numba is part of the test extra"
+
+
+def test_adam_step_with_bias_correction(adam_route):
     # Bias correction makes the first step lr * g / |g|, whatever the betas.
     p1 = P0 - LR * np.sign(G1)
     m2 = 0.9 * 0.1 * G1 + 0.1 * G2
@@ -71,7 +81,7 @@ def test_adam_step_with_bias_correction():
     np.testing.assert_allclose(two_steps(Adam(LR)), p1 - LR * m_hat / (np.sqrt(v_hat) + 1e-8), rtol=1e-6)
 
 
-def test_adamw_decays_weights_but_not_biases():
+def test_adamw_decays_weights_but_not_biases(adam_route):
     weights, bias = np.array([[2.0, -4.0]]), np.array([2.0, -4.0])
     optimizer = create_optimizer("adamw", learning_rate=LR, weight_decay=0.5)
     optimizer.step([weights, bias], [G1, G1[0]], optimizer.init_state([weights, bias]))

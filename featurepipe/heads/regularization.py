@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels import add_scaled
+
 
 def is_weight(param):
     """True for parameters that are regularised: matrices, not bias vectors."""
@@ -29,8 +31,9 @@ class Penalty:
                 continue
             if self.l2:
                 value += 0.5 * self.l2 * float(np.vdot(param, param))
-                grad += self.l2 * param
+                add_scaled(grad, self.l2, param)
             if self.l1:
                 value += self.l1 * float(np.abs(param).sum())
                 grad += self.l1 * np.sign(param)
         return value
+
