@@ -29,17 +29,19 @@ def suits(*arrays) -> bool:
         a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable for a in arrays)
 
 
-def _adam_step(param, grad, m, v, mix_1, mix_2, rate, epsilon):
+def _adam_step(param, grad, m, v, mix_1, mix_2, rate, epsilon, tiny):
     """``m <- m + mix_1 (g - m)``, ``v <- v + mix_2 (g^2 - v)``, ``p <- p - rate m / (sqrt(v) + epsilon)`` on
     flat arrays, where ``mix = 1 - beta``; ``rate`` and ``epsilon`` carry the bias corrections (see
-    ``Adam``). The scalars come in the arrays' dtype, so float32 arithmetic stays float32."""
+    ``Adam``). The scalars come in the arrays' dtype, so float32 arithmetic stays float32. Values below
+    ``tiny``, the smallest normal float, become zero (see ``Adam``)."""
     for i in range(param.size):
         g = grad[i]
         m_i = m[i] + mix_1 * (g - m[i])
         v_i = v[i] + mix_2 * (g * g - v[i])
-        m[i] = m_i
-        v[i] = v_i
-        param[i] -= rate * (m_i / (np.sqrt(v_i) + epsilon))
+        p_i = param[i] - rate * (m_i / (np.sqrt(v_i) + epsilon))
+        m[i] = m_i if abs(m_i) >= tiny else 0
+        v[i] = v_i if v_i >= tiny else 0
+        param[i] = p_i if abs(p_i) >= tiny else 0
 
 
 def _add_scaled(out, scale, x):
@@ -61,7 +63,7 @@ def adam_step(param, grad, m, v, beta_1, beta_2, rate, epsilon):
     """Update ``param``, ``m`` and ``v`` in place by one Adam step (arrays as ``suits`` requires)."""
     scalar = param.dtype.type
     _compiled(_adam_step)(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), scalar(1 - beta_1),
-                          scalar(1 - beta_2), scalar(rate), scalar(epsilon))
+                          scalar(1 - beta_2), scalar(rate), scalar(epsilon), np.finfo(param.dtype).tiny)
 
 
 def add_scaled(out, scale, x):

@@ -161,6 +161,12 @@ class Adam(Optimizer):
     b2^t)`` (the same value): on an MLP's 6,400 x 500 first layer, temporaries for each intermediate cost
     as much as the layer's matrix products. With numba installed, one compiled pass does it
     (``kernels.py``).
+
+    Values below the smallest normal float are set to zero in the parameter and its moments, as a CPU's
+    flush-to-zero mode would. A weight whose gradient is only its L2 penalty (into a dead ReLU, from a
+    constant input) shrinks geometrically under Adam's normalised steps until it is subnormal, and a matrix
+    product with subnormal operands runs many times slower: on CIFAR-10's k-means features an MLP epoch
+    slowed from 11 s to over 60 s within half a fit. Such a weight is worth nothing to any score.
     """
 
     buffer_names = ("m", "v", "scratch")
@@ -192,6 +198,10 @@ class Adam(Optimizer):
         np.divide(m, scratch, out=scratch)
         scratch *= rate
         param -= scratch
+        tiny = np.finfo(param.dtype).tiny
+        for array in (param, m, v):
+            np.abs(array, out=scratch)
+            array[scratch < tiny] = 0
 
 
 def list_optimizers(pattern="*"):
