@@ -234,26 +234,28 @@ def test_lbfgs_stops_when_its_objective_stalls(monkeypatch):
 
 
 def test_lbfgs_stops_a_line_search_that_cannot_move_a_float32_objective():
-    """Ridge regression in float32 with no gradient tolerance: once no step changes the objective measurably,
-    L-BFGS stops at its last accepted point (the float64 minimum, to float32 precision) instead of spending
-    a line search's 20 evaluations, and a retry's, on steps that only round differently."""
+    """A float32 objective at its minimum, where every other point's value rounds up: L-BFGS stops at its
+    last accepted point instead of spending a line search's 20 evaluations, and a retry's, on steps that
+    cannot be accepted. (A machine's BLAS rounds such steps up or level by chance; with a level one
+    scipy's own ``ftol`` ends the fit, so the test makes them round up.)"""
     rng = np.random.default_rng(0)
-    X = (rng.standard_normal((500, 40)) * np.logspace(0, -1, 40)).astype(np.float32)
-    t = (X @ rng.standard_normal(40).astype(np.float32) + 0.1 * rng.standard_normal(500)).astype(np.float32)
-    lam = np.float32(1e-3)
-    calls = []
+    A = rng.standard_normal((40, 40))
+    H, w_star = A.T @ A / 40 + np.eye(40), rng.standard_normal(40)
+    lowest, calls = {}, []
 
     def fun(params):
         calls.append(1)
-        residual = X @ params[0] - t
-        return (np.float32(0.5) * np.mean(residual * residual) + lam / 2 * (params[0] @ params[0]),
-                [X.T @ residual / len(t) + lam * params[0]])
+        d = params[0].astype(np.float64) - w_star
+        value = np.float32(1 + 0.5 * d @ H @ d)
+        if lowest and value == lowest["value"] and not np.array_equal(params[0], lowest["w"]):
+            value = np.nextafter(value, np.float32(2))
+        if not lowest or value < lowest["value"]:
+            lowest.update(value=value, w=params[0].copy())
+        return value, [(H @ d).astype(np.float32)]
 
     w = np.zeros(40, np.float32)
     result = LBFGS().minimize(fun, [w], max_iter=500, tol=0)
-    X64, t64 = X.astype(np.float64), t.astype(np.float64)
-    w64 = np.linalg.solve(X64.T @ X64 / 500 + 1e-3 * np.eye(40), X64.T @ t64 / 500)
-    f64 = 0.5 * np.mean((X64 @ w64 - t64) ** 2) + 1e-3 / 2 * w64 @ w64
+    d = w.astype(np.float64) - w_star
     assert result.stalled and result.nit < 500 and len(calls) <= result.nit + 10
-    assert abs(result.fun - f64) <= 1e-6 * f64
+    assert 0.5 * d @ H @ d <= 10 * np.finfo(np.float32).eps  # the minimum, to the objective's precision
     assert float(fun([w])[0]) == result.fun  # the parameters are the accepted point's
