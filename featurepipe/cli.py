@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
@@ -205,8 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_interrupted = threading.Event()
+
+
 def _interrupt(signum, frame):
+    _interrupted.set()
     raise KeyboardInterrupt
+
+
+def _thread_exception(args, show=threading.excepthook):
+    """After an interrupt, loky's manager thread can fail while joblib tears the worker pool down (a
+    ``KeyError`` in ``add_call_item_to_queue``, joblib/loky#663); the run already says in one line that it
+    was interrupted, so that traceback is dropped. Any other thread's exception shows as Python shows it."""
+    if _interrupted.is_set() and args.thread is not None and args.thread.name == "ExecutorManagerThread":
+        return
+    show(args)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -230,6 +244,8 @@ def _main(argv) -> int:
     # SIGTERM ends a run as Ctrl-C does: workers stopped, committed chunks kept, one line; joblib's
     # warning that an interrupted generator left tasks unused would add lines to it.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    threading.excepthook = _thread_exception
     warnings.filterwarnings("ignore", message=r".*tasks have been successfully executed", module="joblib")
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
