@@ -242,11 +242,12 @@ def _main(argv) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     # SIGTERM ends a run as Ctrl-C does: workers stopped, committed chunks kept, one line; joblib's
-    # warning that an interrupted generator left tasks unused would add lines to it.
+    # warning that an interrupted generator left tasks unused or cancelled them would add lines to it.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     threading.excepthook = _thread_exception
-    warnings.filterwarnings("ignore", message=r".*tasks have been successfully executed", module="joblib")
+    warnings.filterwarnings("ignore", module="joblib",
+                            message=r"\d+ tasks (have been successfully executed|which were still being processed)")
     args = build_parser().parse_args(argv)
     if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
         from .config import RunConfig
