@@ -11,8 +11,6 @@ _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "89478485")
 _LAZY = {
     "list": "featurepipe.catalog",
     "create": "featurepipe.catalog",
-    "list_extractors": "featurepipe.catalog",
-    "create_extractor": "featurepipe.catalog",
     "register": "featurepipe.core",
     "Extractor": "featurepipe.extractors",
     "build_pipeline": "featurepipe.pipeline",
@@ -24,6 +22,10 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name in ("list_extractors", "create_extractor"):  # deprecated: featurepipe.list / create
+        from .catalog import deprecated
+
+        return deprecated(name)
     if name in _LAZY:
         import importlib
 

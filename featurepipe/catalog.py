@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import warnings
 
 from .core import REGISTRY
 
@@ -16,6 +17,7 @@ PROVIDERS = {
     "extractor": "featurepipe.extractors",
     "descriptor": "featurepipe.local",
     "encoding": "featurepipe.local",
+    "pooling": "featurepipe.local",
     "normalizer": "featurepipe.normalize",
     "head": "featurepipe.heads",
     "loss": "featurepipe.heads",
@@ -24,7 +26,7 @@ PROVIDERS = {
     "schedule": "featurepipe.heads",
 }
 #: Kinds whose modules load without scikit-learn: what ``featurepipe list`` shows by default.
-FEATURE_KINDS = ("preprocess", "extractor", "descriptor", "encoding", "normalizer")
+FEATURE_KINDS = ("preprocess", "extractor", "descriptor", "encoding", "pooling", "normalizer")
 
 
 def kinds() -> builtins.list[str]:
@@ -61,11 +63,19 @@ def defaults(kind: str, name: str) -> dict:
     return REGISTRY.defaults(kind, name)
 
 
-def list_extractors(pattern: str = "*") -> builtins.list[str]:
-    """``list("extractor", pattern)``."""
-    return list("extractor", pattern)
+#: Names of the per-kind helpers that ``list`` / ``create`` replaced: ``old name -> (verb, kind)``.
+DEPRECATED = {"list_extractors": ("list", "extractor"), "create_extractor": ("create", "extractor")}
 
 
-def create_extractor(name: str, **params):
-    """``create("extractor", name, **params)``."""
-    return create("extractor", name, **params)
+def deprecated(name: str):
+    """The old helper ``name`` as a function that warns and calls ``list`` or ``create`` of its kind."""
+    verb, kind = DEPRECATED[name]
+
+    def alias(*args, **kwargs):
+        warnings.warn(f"featurepipe.{name} is deprecated; use featurepipe.{verb}({kind!r}, ...)", FutureWarning,
+                      stacklevel=2)
+        return (list if verb == "list" else create)(kind, *args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = name
+    alias.__doc__ = f"Deprecated: ``featurepipe.{verb}({kind!r}, ...)``."
+    return alias

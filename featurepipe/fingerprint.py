@@ -1,23 +1,21 @@
-"""Stable hashes: of JSON-able descriptions, of numpy state, and of the code that computes features.
+"""Stable hashes: of JSON-able descriptions, of numpy state, and of the code that computes features and heads.
 
-The code behind a stage is the source of its class's module and of every featurepipe module that one
-imports, directly or not (anywhere in its body): a change to HOG's module moves HOG's keys, not those
-of a k-means codebook. Decoding code and the libraries' versions count for every stage.
+The code behind an object graph of stages is the source of the modules that define its stages' classes
+and of every featurepipe module those import, directly or not (anywhere in their bodies): a change to
+HOG's module moves HOG's keys, not those of a k-means codebook. Which stages a graph holds comes from the
+graph itself (``Stage.parts``), never from a list kept by hand. Decoding code and the libraries'
+versions count for every graph.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
 from ._version import __version__
 
 _ROOT = Path(__file__).parent
-# Source files whose change may change feature values (or, HEAD_CODE, trained heads).
-HEAD_CODE = ("heads", "fitting.py", "selection.py", "normalize.py", "matrix.py", "metrics.py")
-_FEATURE_CODE = ("core", "extractors", "local", "imageops.py", "preprocess.py", "pipeline.py", "datasets/decode.py")
 
 
 def digest(obj) -> str:
@@ -62,21 +60,6 @@ def _library_versions() -> str:
     return ",".join(found)
 
 
-@lru_cache(maxsize=None)
-def code_version(entries: tuple[str, ...] = _FEATURE_CODE) -> str:
-    """Package version, the versions of the libraries features depend on, and a hash of the given
-    sources (folders or files under the package; by default all feature-computing ones): change any
-    of them and every key built on this moves."""
-    h = hashlib.sha256(f"{__version__};{_library_versions()}".encode())
-    for entry in entries:
-        path = _ROOT / entry
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
-        for f in files:
-            h.update(str(f.relative_to(_ROOT)).encode())
-            h.update(f.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:16]}"
-
-
 def _module_file(name: str) -> Path | None:
     """The source file of featurepipe module ``name`` (dotted), or None when it is not one."""
     parts = name.split(".")
@@ -100,44 +83,63 @@ def _source_file(name: str) -> Path | None:
     return found
 
 
-# Import statements, read by a regular expression: thirteen times faster than parsing, and an import
-# quoted in a docstring only makes the closure larger (more keys move on a change, never fewer).
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)|import[ \t]+([^\n#]+))",
-                     re.MULTILINE)
-
-
 @lru_cache(maxsize=None)
-def _imports(name: str) -> frozenset:
-    """featurepipe modules that module ``name`` imports anywhere in its body (a package counts when it is
-    what is imported: its ``__init__`` then runs code of its own choosing, not when one of its modules is)."""
+def module_imports(name: str, packages: bool = False) -> frozenset:
+    """featurepipe modules that module ``name`` imports anywhere in its body (functions too), read from its
+    syntax tree. ``from a import b`` names module ``a.b`` when that is a module, else ``a``. With
+    ``packages``, the ``__init__`` of every package on the way counts too (importing ``a.b.c`` runs that of
+    ``a.b`` first; the importer's own packages excepted): the graph of what runs on import, where keys
+    want only what is used (a package counts when something is taken from it)."""
+    import ast
+
     path = _source_file(name)
     if path is None:
         return frozenset()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for module, names, plain in _IMPORT.findall(path.read_text()):
-        if plain:
-            targets = [part.split()[0] for part in plain.split(",") if part.strip()]
-        else:
-            level = len(module) - len(module.lstrip("."))
-            base = module.lstrip(".")
-            if level:
-                anchor = package.split(".")[:len(package.split(".")) - level + 1]
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            imported = [part.split()[0] for part in names.strip("()").replace("\n", " ").split(",") if part.strip()]
-            targets = [f"{base}.{n}" if _module_file(f"{base}.{n}") else base for n in imported]
+            targets = [f"{base}.{a.name}" if _module_file(f"{base}.{a.name}") else base for a in node.names]
+        else:
+            continue
         found |= {t for t in targets if _module_file(t)}
+    for target in list(found) if packages else []:
+        parts = target.split(".")
+        found |= {p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                  if _module_file(p) and not name.startswith(p + ".")}
     return frozenset(found - {name})
 
 
-def _closure(name: str) -> set:
+def import_closure(name: str) -> set:
+    """``name`` and every featurepipe module it imports, directly or not."""
     seen, todo = set(), [name]
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            todo += _imports(module)
+            todo += module_imports(module)
     return seen
+
+
+def defining_modules(classes) -> tuple[str, ...]:
+    """The modules that define ``classes``: each class's own module (a plug-in's too) and those of its
+    featurepipe base classes."""
+    found = set()
+    for cls in classes:
+        found.add(cls.__module__)
+        found |= {base.__module__ for base in cls.__mro__ if base.__module__.split(".")[0] == "featurepipe"}
+    return tuple(sorted(found))
+
+
+def classes_code_version(classes: tuple) -> str:
+    """``modules_code_version`` of the modules that define ``classes`` (the stages of an object graph)."""
+    return modules_code_version(defining_modules(classes))
 
 
 @lru_cache(maxsize=None)
@@ -145,7 +147,7 @@ def modules_code_version(modules: tuple[str, ...]) -> str:
     """The package version, the libraries' versions and a hash of the sources of the given modules, of
     every featurepipe module they import and of decoding."""
     h = hashlib.sha256(f"{__version__};{_library_versions()}".encode())
-    names = {m for name in modules for m in _closure(name)} | {"featurepipe.datasets.decode"}
+    names = {m for name in modules for m in import_closure(name)} | {"featurepipe.datasets.decode"}
     for name in sorted(names):
         path = _source_file(name)
         if path is not None:

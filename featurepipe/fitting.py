@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import REGISTRY, restore_state, stage_state
+from .core import REGISTRY, iter_stages, restore_state, stage_state
 from .files import read_npz, write_npz_atomic
-from .fingerprint import HEAD_CODE, code_version, to_json
+from .fingerprint import defining_modules, modules_code_version, to_json
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import score_predictions
 from .normalize import Normalization
-from .selection import at_edge, choose, data_stats, expand_grid, extend_grid, make_splits, normalization_options
+from .selection import at_edge, choose, data_stats, expand_grid, extend_grid, is_grid, make_splits, normalization_options
 from .store import OK, FeatureStore
 
 
@@ -77,8 +77,23 @@ class HeadResult:
 def head_key(data: TrainingData, spec: dict, settings: dict) -> str:
     """The store key of a head fitted by ``fit_and_score`` (progress bars do not change it)."""
     params = {k: v for k, v in spec.get("params", {}).items() if k != "verbose"}
+    code = head_code_version(spec["model"], params, normalization_options(spec.get("normalize") or settings["normalize"]))
     return FeatureStore.key("heads", features=data.key, augment=list(data.augment),
-                            head={**spec, "params": params, "name": None}, train=settings, code=code_version(HEAD_CODE))
+                            head={**spec, "params": params, "name": None}, train=settings, code=code)
+
+
+def head_code_version(model: str, params: dict, options: list) -> str:
+    """The version of the code a head search computes with: the modules that define the head's stages (with
+    its parameters that are not searched), the normalisers' and this fit-and-score path's, and what those
+    import."""
+    import featurepipe.heads  # noqa: F401  (registers the heads)
+
+    head_class = REGISTRY.get("head", model)
+    defaults = head_class().get_params()
+    fixed = {k: v for k, v in params.items() if v != "auto" and not is_grid(v, defaults.get(k))}
+    stages = [head_class(**fixed), *(Normalization.from_spec(option) for option in options)]
+    classes = tuple(type(s) for stage in stages for _, s in iter_stages(stage))
+    return modules_code_version(defining_modules(classes) + (__name__,))
 
 
 def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bool = False, log=None) -> HeadResult:

@@ -12,12 +12,12 @@ import math
 
 import numpy as np
 
-from .core import NULL, REGISTRY, Instance, Integer, Options, Real, Sequence, Stage, register
+from .core import NULL, REGISTRY, Instance, Integer, Options, Real, Sequence, Transformer, register
 
 _EPS = np.float32(1e-12)
 
 
-class Normalizer(Stage):
+class Normalizer(Transformer):
     """Base: ``fit_blocks`` learns from training rows given as blocks (nothing, by default); ``transform``
     maps rows; ``n_outputs(d)`` is the output width for ``d`` input features."""
 
@@ -242,7 +242,7 @@ class AdditiveKernelMap(Normalizer):
         return np.hstack(out).astype(np.float32, copy=False)
 
 
-class Normalization(Stage):
+class Normalization(Transformer):
     """A chain of normalisers applied in order (``steps``: a list of ``Normalizer`` objects)."""
 
     kind = "normalization"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .core import Boolean, Integer, Options, Real, Sequence, Stage, as_batch, register
+from .core import Boolean, Integer, Options, Real, Sequence, Transformer, as_batch, register
 from .imageops import INTERPOLATION, resize_batch, to_grey
 
 
-class Preprocessor(Stage):
+class Preprocessor(Transformer):
     """Base of image-to-image steps: ``transform`` maps images to images (a stacked batch when possible)."""
 
     kind = "preprocess"

@@ -43,9 +43,9 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
     ok_ids = store.read(rows[0]["feature_key"], "test" if dataset.splits else None).ids  # files that decoded
     image = read_image(dataset.root / ok_ids[0])
     figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
-    from .extractors import create_extractor
+    from .catalog import create
 
-    hist = create_extractor("hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
+    hist = create("extractor", "hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
     figures["HSV histogram"] = plots.hsv_histogram(image, hist, (8, 3, 3), folder / "hsv_histogram.png")
     for name, spec in cfg.bench.pipelines.items():
         pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec.pipeline()}), dataset, store)

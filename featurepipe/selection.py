@@ -48,7 +48,7 @@ def make_splits(labels: np.ndarray, method: str, fraction: float, folds: int, se
     return method, [Split(np.sort(fit), np.sort(val))]
 
 
-def _is_grid(value, default) -> bool:
+def is_grid(value, default) -> bool:
     """A list is a grid, except for a parameter whose value is itself a sequence (``hidden_layer_sizes``),
     where a grid is a list of sequences."""
     if not isinstance(value, (list, tuple)):
@@ -73,7 +73,7 @@ def expand_grid(head_class, params: dict, stats: dict) -> tuple[list[dict], set]
     for name, value in params.items():
         if name in auto:
             axes[name] = list(getattr(head_class, "auto_grid")(stats)[name])
-        elif _is_grid(value, defaults.get(name)):
+        elif is_grid(value, defaults.get(name)):
             axes[name] = [tuple(v) if isinstance(v, list) else v for v in value]
         else:
             axes[name] = [tuple(value) if isinstance(value, list) else value]

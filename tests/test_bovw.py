@@ -9,7 +9,8 @@ from sklearn.exceptions import NotFittedError
 
 from featurepipe.cli import EXIT_OK, main
 from featurepipe.datasets import open_dataset, read_image
-from featurepipe.extractors import ParamError, create_extractor
+from featurepipe import create
+from featurepipe.extractors import ParamError
 from featurepipe.local import SIFT, Patches, triangle
 from featurepipe.pipeline import build_pipeline
 from featurepipe.runner import fit_pipeline
@@ -24,7 +25,7 @@ def images():
 
 
 def test_bovw_equals_patches_triangle_and_quadrant_sums_by_hand(images):
-    bovw = create_extractor("bovw", descriptor=Patches(size=3, normalize=False), projection="none", **SMALL)
+    bovw = create("extractor", "bovw", descriptor=Patches(size=3, normalize=False), projection="none", **SMALL)
     bovw.fit(images)
     image = images[:1, :8, :8]
     got = bovw.transform(image)[0]
@@ -36,14 +37,14 @@ def test_bovw_equals_patches_triangle_and_quadrant_sums_by_hand(images):
 
 
 def test_fitted_state_is_in_the_fingerprint_and_transform_never_refits(images):
-    bovw = create_extractor("bovw", descriptor=Patches(stride=2), **SMALL)
+    bovw = create("extractor", "bovw", descriptor=Patches(stride=2), **SMALL)
     with pytest.raises(NotFittedError, match="call fit first"):
         bovw.transform(images)
     bovw.fit(images[:6])
     fingerprint, centroids = bovw.fingerprint(), bovw.centroids_.copy()
     bovw.transform(images[6:])
     assert bovw.fingerprint() == fingerprint and np.array_equal(bovw.centroids_, centroids)
-    refit = create_extractor("bovw", descriptor=Patches(stride=2), **SMALL).fit(images[6:])
+    refit = create("extractor", "bovw", descriptor=Patches(stride=2), **SMALL).fit(images[6:])
     assert refit.fingerprint() != fingerprint  # same parameters, new codebook: new cache key
     bovw.projection_[0, 0] += 1e-3  # the fitted whitening counts too
     assert bovw.fingerprint() != fingerprint
@@ -54,7 +55,7 @@ def test_fitted_state_is_in_the_fingerprint_and_transform_never_refits(images):
     ("vlad", "sum", (1,), 8 * 108), ("soft_threshold_split", "sum", (2,), 16)])
 def test_encodings_and_pyramids_give_the_advertised_length(images, encoding, pooling, pyramid, per_cell):
     split = encoding.endswith("_split")
-    bovw = create_extractor("bovw", encoding=encoding.removesuffix("_split"), polarity_split=split, pooling=pooling,
+    bovw = create("extractor", "bovw", encoding=encoding.removesuffix("_split"), polarity_split=split, pooling=pooling,
                             pyramid=pyramid, **SMALL).fit(images)
     out = bovw.transform(images[:3])
     assert out.shape == (3, sum(g * g for g in pyramid) * per_cell) and np.isfinite(out).all()
@@ -64,7 +65,7 @@ def test_encodings_and_pyramids_give_the_advertised_length(images, encoding, poo
 
 
 def test_fisher_vectors_are_normalised_per_cell(images):
-    fisher = create_extractor("fisher", descriptor=SIFT(sizes=(8,)), n_components=8, n_gaussians=4,
+    fisher = create("extractor", "fisher", descriptor=SIFT(sizes=(8,)), n_components=8, n_gaussians=4,
                               n_samples=600, pyramid=(1, 2)).fit(images)
     out = fisher.transform(images[:3]).reshape(3, 5, 2 * 4 * 8)
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1, rtol=1e-5)
@@ -72,14 +73,14 @@ def test_fisher_vectors_are_normalised_per_cell(images):
 
 
 def test_pca_sift_defaults_to_pca_64_dense_sift(images):
-    model = create_extractor("pca_sift", n_words=8, n_samples=600, max_iter=5).fit(images)
+    model = create("extractor", "pca_sift", n_words=8, n_samples=600, max_iter=5).fit(images)
     assert model.projection_.shape == (128, 64)
     np.testing.assert_allclose(model.projection_.T @ model.projection_, np.eye(64), atol=1e-4)
     assert model.centroids_.shape == (8, 64) and model.transform(images[:2]).shape == (2, 40)
 
 
 def test_images_of_several_sizes(images):
-    bovw = create_extractor("bovw", descriptor=Patches(stride=3), **SMALL).fit(images)
+    bovw = create("extractor", "bovw", descriptor=Patches(stride=3), **SMALL).fit(images)
     mixed = [images[0], images[1, :20, :24], images[2]]
     np.testing.assert_allclose(bovw.transform(mixed), np.vstack([bovw.transform([im]) for im in mixed]),
                                rtol=1e-5, atol=1e-4)
@@ -88,15 +89,16 @@ def test_images_of_several_sizes(images):
 @pytest.mark.parametrize("name, param, value", [
     ("bovw", "encoding", "sparse"), ("bovw", "pooling", "mean"), ("bovw", "pyramid", (2, 3)),
     ("bovw", "n_samples", 100), ("bovw", "random_state", None), ("bovw", "init", "kmeans"),
-    ("bovw", "batch_size", 0), ("bovw", "normalize", "l3"), ("bovw", "descriptor", "patches"),
+    ("bovw", "batch_size", 0), ("bovw", "normalize", "l3"), ("bovw", "descriptor", "hog"),
+    ("bovw", "descriptor", {"patches": {"size": 0}}),
     ("bovw", "projection", "ica"), ("bovw", "n_components", 8), ("bovw", "polarity_split", True), ("pca_sift", "n_components", 129),
     ("fisher", "n_gaussians", 0), ("fisher", "pyramid", ()),
 ])
 def test_invalid_parameters_are_named(name, param, value):
-    with pytest.raises(ParamError, match=f"^{param}:"):
-        create_extractor(name, **{param: value})
+    with pytest.raises(ParamError, match=f"^{param}[:.]"):  # a nested part's own parameter: descriptor.size
+        create("extractor", name, **{param: value})
     with pytest.raises(ParamError, match="^pooling: must be 'sum' for vlad"):
-        create_extractor("bovw", encoding="vlad", pooling="max")
+        create("extractor", "bovw", encoding="vlad", pooling="max")
 
 
 def _digest(image):

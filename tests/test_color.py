@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from featurepipe.extractors import ParamError, create_extractor
+from featurepipe import create
+from featurepipe.extractors import ParamError
 
 
 def random_images(shape, seed=0):
@@ -46,7 +47,7 @@ def hsv_codes(images, bins):
 def test_color_hist_counts_every_pixel(bins, mode, grid):
     images = random_images((3, 9, 11, 3), seed=bins)
     codes, n_codes = rgb_codes(images, bins, mode)
-    counts = create_extractor("color_hist", bins=bins, mode=mode, grid=grid, norm=None).transform(images)
+    counts = create("extractor", "color_hist", bins=bins, mode=mode, grid=grid, norm=None).transform(images)
     np.testing.assert_array_equal(counts, reference_counts(codes, n_codes, grid))
 
 
@@ -55,13 +56,13 @@ def test_color_hist_counts_every_pixel(bins, mode, grid):
 def test_hsv_hist_counts_every_pixel(bins, grid):
     images = random_images((3, 9, 11, 3), seed=sum(bins))
     codes, n_codes = hsv_codes(images, bins)
-    counts = create_extractor("hsv_hist", bins=bins, grid=grid, norm=None).transform(images)
+    counts = create("extractor", "hsv_hist", bins=bins, grid=grid, norm=None).transform(images)
     np.testing.assert_array_equal(counts, reference_counts(codes, n_codes, grid))
 
 
 def test_joint_rgb_matches_calchist():
     images = random_images((40, 32, 32, 3), seed=1)
-    ours = create_extractor("color_hist", norm=None).transform(images)
+    ours = create("extractor", "color_hist", norm=None).transform(images)
     theirs = [cv2.calcHist([image], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3).ravel() for image in images]
     np.testing.assert_array_equal(ours, np.stack(theirs))
 
@@ -69,7 +70,7 @@ def test_joint_rgb_matches_calchist():
 def test_large_batches_span_several_calls():
     images = random_images((70, 16, 16, 3), seed=2)  # a 4x4 grid fits 16 images in one uint8 id plane
     for name, params in (("color_hist", {"bins": 4}), ("color_hist", {"mode": "channels"}), ("hsv_hist", {})):
-        extractor = create_extractor(name, grid=(4, 4), **params)
+        extractor = create("extractor", name, grid=(4, 4), **params)
         rows = extractor.transform(images)
         np.testing.assert_array_equal(rows[[0, 31, 69]], extractor.transform(images[[0, 31, 69]]))
 
@@ -81,7 +82,7 @@ def pixels(colours):
 
 def test_hue_is_circular_with_bins_centred_on_zero():
     """OpenCV hue is degrees / 2: 179 and 0 are both red; with 8 bins, bin 0 spans hues 169..179 and 0..11."""
-    extractor = create_extractor("hsv_hist", bins=(8, 1, 1), norm=None)
+    extractor = create("extractor", "hsv_hist", bins=(8, 1, 1), norm=None)
     hue_of = {0: (255, 0, 0), 11: (255, 90, 0), 12: (255, 98, 0), 168: (255, 0, 98), 169: (255, 0, 90),
               179: (255, 0, 5)}
     assert [cv2.cvtColor(pixels([c]), cv2.COLOR_RGB2HSV)[0, 0, 0] for c in hue_of.values()] == list(hue_of)
@@ -96,7 +97,7 @@ def test_grid_cells_hold_their_own_colours():
     image[:2, 3:] = (0, 255, 0)
     image[2:, :3] = (0, 0, 255)
     image[2:, 3:] = (255, 255, 255)
-    hist = create_extractor("color_hist", bins=2, grid=(2, 2)).transform(image[None])[0].reshape(4, 8)
+    hist = create("extractor", "color_hist", bins=2, grid=(2, 2)).transform(image[None])[0].reshape(4, 8)
     np.testing.assert_array_equal(np.argmax(hist, axis=1), [0b100, 0b010, 0b001, 0b111])
     np.testing.assert_allclose(hist.max(axis=1), 0.25)  # one row of the batch sums to 1
 
@@ -105,10 +106,10 @@ def test_grid_cells_hold_their_own_colours():
                                           ("hsv_hist", {"grid": (3, 1)})])
 def test_norms(name, params):
     images = random_images((5, 20, 20, 3), seed=3)
-    counts = create_extractor(name, norm=None, **params).transform(images)
-    l1 = create_extractor(name, norm="l1", **params).transform(images)
-    l2 = create_extractor(name, norm="l2", **params).transform(images)
-    hellinger = create_extractor(name, norm="hellinger", **params).transform(images)
+    counts = create("extractor", name, norm=None, **params).transform(images)
+    l1 = create("extractor", name, norm="l1", **params).transform(images)
+    l2 = create("extractor", name, norm="l2", **params).transform(images)
+    hellinger = create("extractor", name, norm="hellinger", **params).transform(images)
     for rows in (counts, l1, l2, hellinger):
         assert rows.dtype == np.float32
     np.testing.assert_allclose(l1.sum(axis=1), 1, rtol=1e-6)
@@ -125,4 +126,4 @@ def test_norms(name, params):
 ])
 def test_invalid_parameters_are_named(name, param, value):
     with pytest.raises(ParamError, match=f"^{param}:"):
-        create_extractor(name, **{param: value})
+        create("extractor", name, **{param: value})

@@ -10,13 +10,12 @@ import featurepipe
 from featurepipe.core import ParamError
 from featurepipe.errors import MixedSizeError
 
-create_extractor = featurepipe.create_extractor
 # The library's extractors (tests register spies of their own, which are not held to this contract).
 EXTRACTORS = [n for n in featurepipe.list("extractor")
               if featurepipe.catalog.get("extractor", n).__module__.startswith("featurepipe.")]
 # Parameters that make each extractor usable on a small batch; data-driven ones get a small model.
-SMALL = {"concat": lambda: {"extractors": [create_extractor("hog", cells_per_block=(2, 2)),
-                                           create_extractor("hsv_hist")]},
+SMALL = {"concat": lambda: {"extractors": [featurepipe.create("extractor", "hog", cells_per_block=(2, 2)),
+                                           featurepipe.create("extractor", "hsv_hist")]},
          "hog": lambda: {"cells_per_block": (2, 2)},
          "bovw": lambda: {"n_words": 8, "n_samples": 500, "max_iter": 5},
          "pca_sift": lambda: {"n_words": 8, "n_samples": 500, "max_iter": 5},
@@ -24,7 +23,7 @@ SMALL = {"concat": lambda: {"extractors": [create_extractor("hog", cells_per_blo
 
 
 def make(name):
-    return create_extractor(name, **SMALL.get(name, dict)())
+    return featurepipe.create("extractor", name, **SMALL.get(name, dict)())
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def batch():
 def test_registry_lists_the_core_extractors():
     assert {"raw", "color_hist", "hsv_hist", "hog", "concat"} <= set(EXTRACTORS)
     assert {"resize", "equalize", "hflip"} <= set(featurepipe.list("preprocess"))
-    assert featurepipe.list_extractors("h*") == featurepipe.list("extractor", "h*") == ["hog", "hsv_hist"]
+    assert featurepipe.list("extractor", "h*") == ["hog", "hsv_hist"]
 
 
 @pytest.mark.parametrize("name", EXTRACTORS)
@@ -52,7 +51,7 @@ def test_transform_gives_float32_rows(name, batch):
 # One changed, valid parameter per extractor: its fingerprint must move. A new extractor needs an entry.
 CHANGED = {"raw": {"grey": True}, "color_hist": {"bins": 4}, "hsv_hist": {"bins": (4, 2, 2)},
            "hog": {"orientations": 8},
-           "concat": {"extractors": [create_extractor("hog", cells_per_block=(2, 2))]},
+           "concat": {"extractors": [featurepipe.create("extractor", "hog", cells_per_block=(2, 2))]},
            "bovw": {"encoding": "hard"}, "pca_sift": {"n_words": 4}, "fisher": {"n_gaussians": 2}}
 
 
@@ -78,7 +77,7 @@ def test_invalid_parameter_is_named(name, param, value):
 
 
 def test_parameters_are_checked_once_per_fit_not_on_every_transform(batch, monkeypatch):
-    hog = create_extractor("hog", cells_per_block=(2, 2))
+    hog = featurepipe.create("extractor", "hog", cells_per_block=(2, 2))
     calls = []
     original = type(hog).validate_params
     monkeypatch.setattr(type(hog), "validate_params", lambda self: calls.append(1) or original(self))
@@ -98,21 +97,21 @@ def test_mixed_sizes_refused_by_size_dependent_extractors_and_grouped_otherwise(
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(32, 32), (48, 40), (32, 32)]]
     with pytest.raises(MixedSizeError, match="resize"):
-        create_extractor("hog").transform(images)
-    hist = create_extractor("hsv_hist")
+        featurepipe.create("extractor", "hog").transform(images)
+    hist = featurepipe.create("extractor", "hsv_hist")
     np.testing.assert_array_equal(hist.transform(images), np.vstack([hist.transform([im]) for im in images]))
 
 
 def test_rejects_non_rgb_input():
     with pytest.raises(ValueError, match="HxWx3 uint8"):
-        create_extractor("hsv_hist").transform([np.zeros((8, 8), np.uint8)])
+        featurepipe.create("extractor", "hsv_hist").transform([np.zeros((8, 8), np.uint8)])
 
 
 def test_works_inside_a_scikit_learn_pipeline(batch):
     rng = np.random.default_rng(2)
     X = np.concatenate([batch, rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8) // 4])
     y = np.repeat([0, 1], 6)
-    model = make_pipeline(create_extractor("hog", cells_per_block=(2, 2)), LogisticRegression(max_iter=200))
+    model = make_pipeline(featurepipe.create("extractor", "hog", cells_per_block=(2, 2)), LogisticRegression(max_iter=200))
     assert model.fit(X, y).score(X, y) == 1.0
     assert clone(model).get_params()["hog__orientations"] == 9
-    assert repr(create_extractor("hog", orientations=12)) == "HOG(orientations=12)"
+    assert repr(featurepipe.create("extractor", "hog", orientations=12)) == "HOG(orientations=12)"

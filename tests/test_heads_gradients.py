@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 import featurepipe
-from featurepipe.heads.activations import get_activation
-from featurepipe.heads.losses import get_loss
+from featurepipe import create
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
 from featurepipe.heads.regularization import Penalty
@@ -42,7 +41,7 @@ def assert_gradients_match(network, loss, penalty):
     params = network.init_params(rng, dtype=np.float64)
     for bias in params[1::2]:
         bias[:] = 0.1 * rng.standard_normal(bias.shape)
-    objective = Objective(network, get_loss(loss), penalty)
+    objective = Objective(network, create("loss", loss), penalty)
 
     # A freshly seeded generator per call fixes the dropout masks, so the objective is deterministic.
     def value():
@@ -60,7 +59,7 @@ def assert_gradients_match(network, loss, penalty):
 @pytest.mark.parametrize("activation", featurepipe.list("activation"))
 @pytest.mark.parametrize("loss", featurepipe.list("loss"))
 def test_mlp_gradients(loss, activation, penalty):
-    network = DenseNetwork([N_FEATURES, 4, 3, N_CLASSES], get_activation(activation))
+    network = DenseNetwork([N_FEATURES, 4, 3, N_CLASSES], create("activation", activation))
     assert_gradients_match(network, loss, PENALTIES[penalty])
 
 
@@ -72,5 +71,5 @@ def test_linear_gradients(loss, penalty):
 
 @pytest.mark.parametrize("activation", featurepipe.list("activation"))
 def test_mlp_gradients_with_dropout(activation):
-    network = DenseNetwork([N_FEATURES, 6, 5, N_CLASSES], get_activation(activation), dropout=0.4)
+    network = DenseNetwork([N_FEATURES, 6, 5, N_CLASSES], create("activation", activation), dropout=0.4)
     assert_gradients_match(network, "log_loss", PENALTIES["l2"])

@@ -4,10 +4,10 @@ import pytest
 from scipy.special import log_softmax
 
 import featurepipe
-from featurepipe.heads.activations import Maxout, get_activation
+from featurepipe import create
+from featurepipe.heads.activations import Maxout
 from featurepipe.heads.initializers import he_normal, xavier_uniform
 from featurepipe.heads.losses import (
-    get_loss,
     multiclass_hinge,
     softmax,
     softmax_cross_entropy,
@@ -53,13 +53,13 @@ def test_softmax_is_stable_for_huge_scores():
 @pytest.mark.parametrize("loss", featurepipe.list("loss"))
 def test_losses_keep_float32(loss):
     scores = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    _, dscores = get_loss(loss)(scores, np.array([0, 1, 2, 0, 1]))
+    _, dscores = create("loss", loss)(scores, np.array([0, 1, 2, 0, 1]))
     assert dscores.dtype == np.float32
 
 
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="'perceptron'"):
-        get_loss("perceptron")
+        create("loss", "perceptron")
 
 
 def test_penalty_value_and_gradient_skip_biases():
@@ -84,7 +84,7 @@ def test_penalty_value_and_gradient_skip_biases():
     ],
 )
 def test_activation_values(name, z, expected):
-    a, _ = get_activation(name).forward(np.array([z]))
+    a, _ = create("activation", name).forward(np.array([z]))
     np.testing.assert_allclose(a, [expected], atol=1e-12)
 
 
@@ -99,7 +99,7 @@ def test_maxout_takes_the_maximum_of_consecutive_groups():
 @pytest.mark.parametrize("name", featurepipe.list("activation"))
 def test_activations_keep_float32(name):
     z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
-    activation = get_activation(name)
+    activation = create("activation", name)
     a, cache = activation.forward(z.copy())
     assert a.dtype == np.float32
     assert activation.backward(np.ones_like(a), cache).dtype == np.float32
@@ -107,7 +107,7 @@ def test_activations_keep_float32(name):
 
 def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(ValueError, match="relu"):
-        get_activation("swish")
+        create("activation", "swish")
 
 
 def test_he_and_xavier_scales():

@@ -1,19 +1,14 @@
-"""Optimisers: one hand-computed step each, convergence on ridge regression, and the factory."""
+"""Optimisers: one hand-computed step each, convergence on ridge regression, and how a head builds its own."""
 import warnings
 
 import numpy as np
 import pytest
 
+import featurepipe
+from featurepipe.core import ParamError
 from featurepipe.heads import LinearClassifier, kernels, lbfgs
 from featurepipe.heads.lbfgs import LBFGS, stalled
-from featurepipe.heads.optimizers import (
-    SGD,
-    AdaGrad,
-    Adam,
-    RMSProp,
-    create_optimizer,
-    list_optimizers,
-)
+from featurepipe.heads.optimizers import SGD, AdaGrad, Adam, RMSProp
 from featurepipe.heads.schedules import CosineSchedule
 
 LR = 0.1
@@ -83,7 +78,7 @@ def test_adam_step_with_bias_correction(adam_route):
 
 def test_adamw_decays_weights_but_not_biases(adam_route):
     weights, bias = np.array([[2.0, -4.0]]), np.array([2.0, -4.0])
-    optimizer = create_optimizer("adamw", learning_rate=LR, weight_decay=0.5)
+    optimizer = featurepipe.create("optimizer", "adamw", learning_rate=LR, weight_decay=0.5)
     optimizer.step([weights, bias], [G1, G1[0]], optimizer.init_state([weights, bias]))
     adam_step = LR * np.sign(G1)
     np.testing.assert_allclose(weights, np.array([[2.0, -4.0]]) * (1 - LR * 0.5) - adam_step)
@@ -130,7 +125,7 @@ CONVERGENCE_SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("name", list_optimizers())
+@pytest.mark.parametrize("name", featurepipe.list("optimizer"))
 def test_every_optimizer_reaches_the_ridge_minimum(name):
     value, gradient, minimiser = ridge_problem()
     lam = 0.1
@@ -142,7 +137,7 @@ def test_every_optimizer_reaches_the_ridge_minimum(name):
         assert result.success
     else:
         settings, n_steps = CONVERGENCE_SETTINGS[name]
-        optimizer = create_optimizer(name, **settings)
+        optimizer = featurepipe.create("optimizer", name, **settings)
         # Annealing lets the sign-like steps of RMSProp and Adam settle instead of hovering.
         schedule = CosineSchedule(total_epochs=n_steps)
         state = optimizer.init_state([W])
@@ -163,36 +158,44 @@ def test_decoupled_weight_decay_on_sgd_is_ridge():
 
 
 def test_list_optimizers_with_wildcards():
-    assert list_optimizers() == sorted(
+    assert featurepipe.list("optimizer") == sorted(
         ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs"]
     )
-    assert list_optimizers("adam*") == ["adam", "adamw"]
+    assert featurepipe.list("optimizer", "adam*") == ["adam", "adamw"]
+
+
+def optimizer_of(**params):
+    """The optimiser a linear head with ``params`` trains with."""
+    return LinearClassifier(**params).parts()["optimizer"]
 
 
 def test_names_imply_their_settings():
-    assert create_optimizer("nesterov") == SGD(momentum=0.9, nesterov=True)
-    assert create_optimizer("adamw") == Adam(weight_decay=0.01)
+    assert featurepipe.create("optimizer", "nesterov").get_params() == SGD(momentum=0.9, nesterov=True).get_params()
+    assert featurepipe.create("optimizer", "adamw").get_params() == Adam(weight_decay=0.01).get_params()
 
 
-def test_factory_drops_settings_the_optimizer_does_not_take():
-    assert create_optimizer("adam", momentum=0.9, learning_rate=0.1) == Adam(learning_rate=0.1)
-    assert create_optimizer("lbfgs", learning_rate=0.1) == LBFGS()
-    assert create_optimizer("sgd", learning_rate=None) == SGD()
+def test_a_head_overrides_its_optimizer_with_the_settings_it_takes():
+    assert optimizer_of(optimizer="adam", learning_rate=0.1).get_params() == Adam(learning_rate=0.1).get_params()
+    assert optimizer_of(optimizer="lbfgs", learning_rate=0.1).get_params() == LBFGS().get_params()
+    assert optimizer_of(optimizer="sgd", learning_rate=None).get_params() == SGD().get_params()
+    assert optimizer_of(optimizer={"sgd": {"momentum": 0.5}}).momentum == 0.5  # the config's form
 
 
-def test_factory_copies_optimizer_objects():
+def test_a_head_copies_an_optimizer_object():
     original = SGD(learning_rate=0.5, momentum=0.8)
-    copy = create_optimizer(original, learning_rate=0.1)
-    assert copy == SGD(learning_rate=0.1, momentum=0.8)
-    assert original.learning_rate == 0.5
-    assert create_optimizer(original) is not original
+    copy = optimizer_of(optimizer=original, learning_rate=0.1)
+    assert copy.get_params() == SGD(learning_rate=0.1, momentum=0.8).get_params()
+    assert original.learning_rate == 0.5 and copy is not original
 
 
-def test_factory_rejects_unknown_names_and_types():
-    with pytest.raises(ValueError, match="adagrad"):
-        create_optimizer("adadelta")
-    with pytest.raises(TypeError, match="optimizer must be"):
-        create_optimizer(42)
+def test_a_head_refuses_unknown_optimizers_naming_the_parameter():
+    X, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(ParamError, match="optimizer: .*adagrad"):
+        LinearClassifier(optimizer="adadelta").fit(X, y)
+    with pytest.raises(ParamError, match="optimizer: must be"):
+        LinearClassifier(optimizer=42).fit(X, y)
+    with pytest.raises(ParamError, match="optimizer.momentum"):
+        LinearClassifier(optimizer={"sgd": {"momentum": 2.0}}).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -208,8 +211,8 @@ def test_factory_rejects_unknown_names_and_types():
     ],
 )
 def test_bad_settings_name_themselves(make, message):
-    with pytest.raises(ValueError, match=message):
-        make()
+    with pytest.raises(ParamError, match=message):
+        make().validate_params()
 
 
 def test_stalled_means_no_progress_at_the_objectives_precision():

@@ -1,13 +1,9 @@
-"""Learning-rate schedules: values at chosen epochs, composition with warm-up, the factory."""
+"""Learning-rate schedules: values at chosen epochs, composition with warm-up, how a head builds its own."""
 import pytest
 
-from featurepipe.heads.schedules import (
-    ConstantSchedule,
-    CosineSchedule,
-    LinearWarmup,
-    StepSchedule,
-    create_schedule,
-)
+from featurepipe.core import ParamError
+from featurepipe.heads import LinearClassifier
+from featurepipe.heads.schedules import ConstantSchedule, CosineSchedule, LinearWarmup, StepSchedule
 
 
 def test_constant():
@@ -35,23 +31,35 @@ def test_warmup_ramps_linearly_then_follows_the_wrapped_schedule():
     assert schedule(15) == pytest.approx(CosineSchedule(20)(15))
 
 
-def test_create_schedule_fits_named_schedules_to_the_training_length():
-    assert create_schedule("constant", total_epochs=30) == ConstantSchedule()
-    assert create_schedule("step", total_epochs=30) == StepSchedule(step_size=10)
-    assert create_schedule("cosine", total_epochs=30) == CosineSchedule(total_epochs=30)
+def schedule_of(**params):
+    """The schedule a linear head with ``params`` trains with (what ``fit`` uses)."""
+    return LinearClassifier(**params)._schedule()
 
 
-def test_create_schedule_adds_warmup_to_names_and_objects():
+def params_of(schedule):
+    return type(schedule), {k: params_of(v) if hasattr(v, "get_params") else v
+                            for k, v in schedule.get_params(deep=False).items()}
+
+
+def test_named_schedules_fit_the_training_length():
+    assert params_of(schedule_of(schedule="constant", max_iter=30)) == params_of(ConstantSchedule())
+    assert params_of(schedule_of(schedule="step", max_iter=30)) == params_of(StepSchedule(step_size=10))
+    assert params_of(schedule_of(schedule="cosine", max_iter=30)) == params_of(CosineSchedule(total_epochs=30))
+    assert params_of(schedule_of(schedule=CosineSchedule(12), max_iter=30)) == params_of(CosineSchedule(12))
+
+
+def test_warmup_wraps_names_and_objects():
     step = StepSchedule(step_size=5)
-    assert create_schedule(step, total_epochs=30, warmup_epochs=2) == LinearWarmup(step, 2)
-    assert create_schedule("cosine", 30, warmup_epochs=3) == LinearWarmup(CosineSchedule(30), 3)
+    assert params_of(schedule_of(schedule=step, max_iter=30, warmup_epochs=2)) == params_of(LinearWarmup(step, 2))
+    assert params_of(schedule_of(schedule="cosine", max_iter=30, warmup_epochs=3)) == params_of(
+        LinearWarmup(CosineSchedule(30), 3))
 
 
-def test_create_schedule_rejects_unknown_schedules():
+def test_unknown_schedules_are_refused_naming_the_parameter():
     with pytest.raises(ValueError, match="cosine"):
-        create_schedule("exponential", total_epochs=10)
-    with pytest.raises(TypeError, match="schedule"):
-        create_schedule(0.5, total_epochs=10)
+        schedule_of(schedule="exponential")
+    with pytest.raises(ParamError, match="schedule: must be"):
+        LinearClassifier(schedule=0.5).validate_params()
 
 
 @pytest.mark.parametrize(
@@ -64,5 +72,5 @@ def test_create_schedule_rejects_unknown_schedules():
     ],
 )
 def test_bad_settings_name_themselves(make, message):
-    with pytest.raises(ValueError, match=message):
-        make()
+    with pytest.raises(ParamError, match=message):
+        make().validate_params()

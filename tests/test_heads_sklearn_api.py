@@ -113,19 +113,20 @@ def test_predicting_before_fit_raises_not_fitted(blobs):
         MLPClassifier().predict(blobs[0])
 
 
-def test_optimizer_and_schedule_objects_are_plain_parameters():
+def test_optimizer_and_schedule_objects_are_nested_parameters():
     model = MLPClassifier(optimizer=SGD(momentum=0.5), schedule=CosineSchedule(10))
-    assert set(model.get_params()) == set(model.get_params(deep=False))
+    assert {"optimizer__momentum", "schedule__total_epochs"} <= set(model.get_params(deep=True))
+    assert model.set_params(optimizer__momentum=0.7).optimizer.momentum == 0.7
     copy = clone(model)
-    assert copy.optimizer == model.optimizer and copy.optimizer is not model.optimizer
-    assert copy.schedule == model.schedule
+    assert copy.optimizer.get_params() == model.optimizer.get_params() and copy.optimizer is not model.optimizer
+    assert copy.schedule.get_params() == model.schedule.get_params()
 
 
 def test_fit_leaves_an_optimizer_parameter_unchanged(blobs):
     optimizer = SGD(learning_rate=0.05, momentum=0.9)
     model = LinearClassifier(optimizer=optimizer, learning_rate=0.01, max_iter=3).fit(*blobs)
     assert model.optimizer is optimizer
-    assert optimizer == SGD(learning_rate=0.05, momentum=0.9)
+    assert optimizer.get_params() == SGD(learning_rate=0.05, momentum=0.9).get_params()
 
 
 @pytest.mark.parametrize(

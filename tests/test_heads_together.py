@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
+from featurepipe import create
 from featurepipe.heads import LinearClassifier, objective
-from featurepipe.heads.losses import get_loss
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective, evaluate_together
 from featurepipe.heads.lbfgs import LBFGS
@@ -88,7 +88,7 @@ def test_an_error_in_one_run_stops_the_others():
 
 def linear_objectives(n_features=12, n_classes=4):
     network = DenseNetwork([n_features, n_classes])
-    return [Objective(network, get_loss(loss), Penalty(l2=alpha, l1=l1))
+    return [Objective(network, create("loss", loss), Penalty(l2=alpha, l1=l1))
             for loss, alpha, l1 in [("squared_hinge", 1.0, 0.0), ("log_loss", 1e-2, 1e-3), ("hinge", 0.0, 0.0)]]
 
 
@@ -112,7 +112,7 @@ def test_linear_objectives_evaluated_together_equal_one_by_one():
 def test_networks_with_hidden_layers_are_evaluated_one_by_one(monkeypatch):
     rng = np.random.default_rng(0)
     network = DenseNetwork([6, 5, 3], activation=ReLU())
-    objectives = [Objective(network, get_loss("log_loss"), Penalty(l2=alpha)) for alpha in (1.0, 0.1)]
+    objectives = [Objective(network, create("loss", "log_loss"), Penalty(l2=alpha)) for alpha in (1.0, 0.1)]
     params_list = [network.init_params(rng) for _ in objectives]
     X, y = rng.standard_normal((20, 6)).astype(np.float32), rng.integers(0, 3, 20)
     together = evaluate_together(objectives, params_list, X, y)

@@ -17,6 +17,7 @@ from featurepipe.heads.losses import softmax_cross_entropy
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
 from featurepipe.heads.optimizers import SGD, Adam
+from featurepipe.heads.schedules import Schedule
 from featurepipe.heads.training import train_full_batch, train_minibatch
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -122,11 +123,14 @@ def test_the_schedule_sees_fractional_epochs(blobs):
     X, y = blobs
     seen = []
 
-    def schedule(t):
-        seen.append(t)
-        return 1.0
+    class Recording(Schedule):
+        """The constant factor 1, recording the times it is asked for."""
 
-    LinearClassifier(schedule=schedule, batch_size=100, max_iter=2, n_iter_no_change=10).fit(X, y)
+        def __call__(self, t):
+            seen.append(t)
+            return 1.0
+
+    LinearClassifier(schedule=Recording(), batch_size=100, max_iter=2, n_iter_no_change=10).fit(X, y)
     # One call before each of the 3 steps of each epoch.
     assert seen[:6] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])
 

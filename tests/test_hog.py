@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from skimage.feature import hog as skimage_hog
 
-from featurepipe.extractors import ParamError, create_extractor, hog_kernel
+from featurepipe import create
+from featurepipe.extractors import ParamError, hog_kernel
 from featurepipe.extractors import hog_votes as hog_module
 from featurepipe.extractors.hog import hog
 from featurepipe.imageops import to_grey
@@ -235,7 +236,7 @@ def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="15x40 pixels is smaller than one HOG block"):
         hog(random_images((15, 40, 3)), pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1)
     with pytest.raises(ValueError, match="smaller than one HOG block"):
-        create_extractor("hog").transform(random_images((2, 16, 16, 3)))
+        create("extractor", "hog").transform(random_images((2, 16, 16, 3)))
 
 
 @pytest.mark.parametrize("param, value", [
@@ -245,13 +246,13 @@ def test_too_small_image_is_refused():
 ])
 def test_invalid_parameters_are_named(param, value):
     with pytest.raises(ParamError, match=f"^{param}:"):
-        create_extractor("hog", **{param: value})
+        create("extractor", "hog", **{param: value})
 
 
 def test_extractor_matches_skimage_on_a_batch():
     images = random_images((10, 40, 32, 3), seed=9)
     params = dict(orientations=7, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L1-sqrt")
-    features = create_extractor("hog", **params).fit(images).transform(images)
+    features = create("extractor", "hog", **params).fit(images).transform(images)
     assert features.dtype == np.float32
     np.testing.assert_allclose(features, skimage_rows(images, channel_axis=-1, **params), atol=TOLERANCE)
 
@@ -259,9 +260,9 @@ def test_extractor_matches_skimage_on_a_batch():
 def test_grey_mode_uses_bt601_luma():
     images = random_images((6, 32, 32, 3), seed=10)
     params = dict(pixels_per_cell=(8, 8), cells_per_block=(2, 2))
-    grey = create_extractor("hog", channel_axis=None, **params).transform(images)
+    grey = create("extractor", "hog", channel_axis=None, **params).transform(images)
     np.testing.assert_allclose(grey, skimage_rows(to_grey(images), **params), atol=TOLERANCE)
-    colour = create_extractor("hog", **params).transform(images)
+    colour = create("extractor", "hog", **params).transform(images)
     assert np.abs(grey - colour).max() > 0.1
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from featurepipe.local import SIFT, Patches, create_descriptor, fit_pca, fit_zca, list_descriptors, project
+import featurepipe
+from featurepipe.local import SIFT, Patches, fit_pca, fit_zca, project
 from featurepipe.local.base import draw_samples
 from featurepipe.pipeline import SpecError, build_stage
 
@@ -122,10 +123,10 @@ def test_sampling_is_proportional_and_bounded():
 
 
 def test_descriptor_registry_and_nested_config():
-    assert list_descriptors() == ["patches", "sift"]
-    assert isinstance(create_descriptor("sift", root=True), SIFT)
+    assert featurepipe.list("descriptor") == ["patches", "sift"]
+    assert isinstance(featurepipe.create("descriptor", "sift", root=True), SIFT)
     with pytest.raises(ValueError, match="unknown descriptor 'hog'"):
-        create_descriptor("hog")
+        featurepipe.create("descriptor", "hog")
     stage = build_stage({"bovw": {"descriptor": {"sift": {"root": True, "sizes": [8, 12]}}, "projection": "pca",
                                   "n_components": 32}}, "pipeline.extractor")
     assert isinstance(stage.descriptor, SIFT) and stage.descriptor.sizes == (8, 12)

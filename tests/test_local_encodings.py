@@ -6,6 +6,7 @@ from sklearn.mixture import GaussianMixture
 from featurepipe.local import pooling
 from featurepipe.local.base import LocalFeatures
 from featurepipe.local.encodings import VLAD, Fisher, HardAssignment, Triangle, soft_threshold, triangle
+from featurepipe.local.pooling import MaxPooling, SumPooling
 from featurepipe.local.gmm import gmm_posteriors
 from featurepipe.local.pooling import normalise, pool_cells, pyramid
 
@@ -43,17 +44,17 @@ def test_polarity_split_adds_the_negative_responses_by_hand():
 def test_hard_assignment_counts_and_presence():
     X = np.array([[0.2], [0.9], [3.0], [0.1], [5.0]], np.float32)  # words 0, 1, 2 | 0, 2
     starts = np.array([0, 3])
-    np.testing.assert_array_equal(HardAssignment(CENTROIDS).pool(X, starts, "sum"), [[1, 1, 1], [1, 0, 1]])
+    np.testing.assert_array_equal(HardAssignment().bind(centroids=CENTROIDS).pool(X, starts, SumPooling()), [[1, 1, 1], [1, 0, 1]])
     X2 = np.array([[0.1], [0.2], [4.0]], np.float32)
-    np.testing.assert_array_equal(HardAssignment(CENTROIDS).pool(X2, np.array([0]), "sum"), [[2, 0, 1]])
-    np.testing.assert_array_equal(HardAssignment(CENTROIDS).pool(X2, np.array([0]), "max"), [[1, 0, 1]])
+    np.testing.assert_array_equal(HardAssignment().bind(centroids=CENTROIDS).pool(X2, np.array([0]), SumPooling()), [[2, 0, 1]])
+    np.testing.assert_array_equal(HardAssignment().bind(centroids=CENTROIDS).pool(X2, np.array([0]), MaxPooling()), [[1, 0, 1]])
 
 
 def test_vlad_residual_sums_by_hand():
     centroids = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
     X = np.array([[1, 2], [2, 0], [9, 9], [11, 13]], np.float32)
     # Run 0: (1, 2) + (2, 0) to word 0 -> (3, 2); nothing to word 1.  Run 1: (-1, -1) + (1, 3) -> (0, 2).
-    np.testing.assert_allclose(VLAD(centroids).pool(X, np.array([0, 2]), "sum"), [[3, 2, 0, 0], [0, 0, 0, 2]])
+    np.testing.assert_allclose(VLAD().bind(centroids=centroids).pool(X, np.array([0, 2]), SumPooling()), [[3, 2, 0, 0], [0, 0, 0, 2]])
 
 
 def test_gmm_posteriors_match_scikit_learn():
@@ -68,8 +69,8 @@ def test_fisher_vector_matches_its_definition():
     rng = np.random.default_rng(1)
     w, mu, var = np.array([0.3, 0.7]), rng.normal(size=(2, 4)), rng.uniform(0.5, 2, (2, 4))
     X = rng.normal(size=(50, 4)).astype(np.float32)
-    fisher = Fisher(w, mu, var)
-    got = fisher.finish(fisher.pool(X, np.array([0]), "sum"), np.array([50]))[0]
+    fisher = Fisher().bind(weights=w, means=mu, variances=var)
+    got = fisher.finish(fisher.pool(X, np.array([0]), SumPooling()), np.array([50]))[0]
     gamma = GaussianMixture(2, covariance_type="diag", weights_init=w, means_init=mu, precisions_init=1 / var)
     gamma._initialize(X.astype(np.float64), np.ones((50, 2)) / 2)  # set the parameters without fitting
     gamma.weights_, gamma.means_, gamma.covariances_ = w, mu, var
@@ -90,35 +91,35 @@ def test_quadrant_sum_and_max_pooling_by_hand():
     # the bottom-left. Hard assignment over CENTROIDS: words 0, 2, 1 | 1, 1.
     f = features([[0.0], [4.0], [1.0], [1.1], [0.9]], [3, 2],
                  [[0.1, 0.1], [0.2, 0.7], [0.9, 0.6], [0.8, 0.3], [0.6, 0.0]])
-    cells, counts = pool_cells(f, HardAssignment(CENTROIDS), 2, "sum")
+    cells, counts = pool_cells(f, HardAssignment().bind(centroids=CENTROIDS), 2, SumPooling())
     expected = np.zeros((2, 4, 3))
     expected[0, 0, 0] = expected[0, 1, 2] = expected[0, 3, 1] = 1
     expected[1, 2, 1] = 2
     np.testing.assert_array_equal(cells, expected)
     np.testing.assert_array_equal(counts, [[1, 1, 0, 1], [0, 0, 2, 0]])
-    levels, level_counts = pyramid(cells, counts, 2, (1, 2), "sum")
+    levels, level_counts = pyramid(cells, counts, 2, (1, 2), SumPooling())
     np.testing.assert_array_equal(levels[:, 0], [[1, 1, 1], [0, 2, 0]])  # the 1x1 level first
     np.testing.assert_array_equal(levels[:, 1:], expected)
     np.testing.assert_array_equal(level_counts[:, 0], [3, 2])
-    cells, _ = pool_cells(f, HardAssignment(CENTROIDS), 2, "max")
+    cells, _ = pool_cells(f, HardAssignment().bind(centroids=CENTROIDS), 2, MaxPooling())
     np.testing.assert_array_equal(cells[1, 2], [0, 1, 0])
-    np.testing.assert_array_equal(pyramid(cells, counts, 2, (1,), "max")[0][1, 0], [0, 1, 0])
+    np.testing.assert_array_equal(pyramid(cells, counts, 2, (1,), MaxPooling())[0][1, 0], [0, 1, 0])
 
 
 def test_pooling_does_not_depend_on_chunk_size(monkeypatch):
     rng = np.random.default_rng(2)
     counts = np.array([40, 0, 25])
     f = features(rng.normal(size=(65, 5)), counts, rng.uniform(0, 1, (65, 2)))
-    encoding = Triangle(rng.normal(size=(7, 5)).astype(np.float32))
-    whole = pool_cells(f, encoding, 4, "sum")[0]
+    encoding = Triangle().bind(centroids=rng.normal(size=(7, 5)).astype(np.float32))
+    whole = pool_cells(f, encoding, 4, SumPooling())[0]
     direct = np.zeros_like(whole)
     image = np.repeat(np.arange(3), counts)
-    np.add.at(direct, (image, pooling.cell_ids(f.positions, 4)), triangle(f.values, encoding.centroids))
+    np.add.at(direct, (image, pooling.cell_ids(f.positions, 4)), triangle(f.values, encoding.centroids_))
     np.testing.assert_allclose(whole, direct, rtol=1e-5, atol=1e-5)
-    largest = pool_cells(f, encoding, 4, "max")[0]
+    largest = pool_cells(f, encoding, 4, MaxPooling())[0]
     monkeypatch.setattr(pooling, "_CHUNK_BYTES", 4 * 7 * 3)  # three rows at a time: runs cross chunks
-    np.testing.assert_allclose(pool_cells(f, encoding, 4, "sum")[0], whole, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(pool_cells(f, encoding, 4, "max")[0], largest, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pool_cells(f, encoding, 4, SumPooling())[0], whole, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pool_cells(f, encoding, 4, MaxPooling())[0], largest, rtol=1e-5, atol=1e-5)
     assert (largest > 0).any() and (largest < whole - 1e-3).any()
 
 

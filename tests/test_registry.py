@@ -1,18 +1,17 @@
-"""The one registry: every kind lists, creates and names its unknown parameters; the contract is
-parametrised over every registered entry, so a new one is held to it automatically."""
+"""The one registry: every kind lists, creates and names its unknown parameters, and every entry is a
+``Stage`` with scikit-learn's parameter protocol; the contract is parametrised over every registered
+entry, so a new one is held to it automatically."""
 import inspect
 
 import pytest
 
 import featurepipe
 from featurepipe import catalog
-from featurepipe.core import REGISTRY, Registry
+from featurepipe.core import REGISTRY, Registry, Stage
 
 ENTRIES = [(kind, name) for kind in catalog.kinds() for name in featurepipe.list(kind)]
-# Entries that need arguments no default provides (fitted arrays, a schedule to wrap, extractors to concatenate).
-REQUIRED = {("encoding", n) for n in featurepipe.list("encoding")} | {("schedule", "linear_warmup"), ("extractor", "concat"),
-                                                                      ("schedule", "cosine"),
-                                                                      ("schedule", "step")}
+# Entries that need arguments no default provides (extractors to concatenate).
+REQUIRED = {("extractor", "concat")}
 
 
 def test_every_kind_has_entries():
@@ -38,13 +37,21 @@ def test_entry_is_created_with_its_defaults_and_names_unknown_parameters(kind, n
 
 
 @pytest.mark.parametrize("kind, name", [e for e in ENTRIES if e not in REQUIRED])
-def test_stage_like_entries_keep_their_parameters(kind, name):
+def test_every_entry_is_a_stage_that_keeps_its_parameters(kind, name):
     obj = featurepipe.create(kind, name)
-    params = obj.get_params(deep=False) if hasattr(obj, "get_params") else getattr(obj, "settings", dict)()
+    assert isinstance(obj, Stage) and obj.kind == kind and obj.name in featurepipe.list(kind)
+    params = obj.get_params(deep=False)
     signature = inspect.signature(type(obj).__init__).parameters.values()
     names = {p.name for p in signature if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     assert set(params) == names  # scikit-learn's convention: __init__ only stores its parameters
     assert all(params[n] is getattr(obj, n) for n in names)
+
+
+def test_the_old_per_kind_helpers_warn_and_delegate():
+    with pytest.warns(FutureWarning, match=r"featurepipe.list\('extractor'"):
+        assert featurepipe.list_extractors("h*") == ["hog", "hsv_hist"]
+    with pytest.warns(FutureWarning, match="create_extractor is deprecated"):
+        assert featurepipe.create_extractor("hog").name == "hog"
 
 
 def test_presets_and_unknown_names():

@@ -193,12 +193,16 @@ def check_constraints(obj, constraints: dict[str, Constraint]) -> None:
             raise ParamError(f"{name}: {constraint.message}, got {value!r}")
 
 
-class Registered(Constraint):
-    """A name registered under ``kind`` (and accepted by ``where(factory)``), as the registry holds it when
-    the value is checked, so names registered later by plug-ins are accepted too."""
+class Part(Constraint):
+    """A nested stage of ``kind``: a registered name, ``{name: {param: value}}`` (a config's form), or a stage
+    object of that kind; ``where(factory)``, when given, narrows which ones. Names are looked up as the
+    registry holds them when the value is checked, so plug-ins registered later are accepted too.
 
-    def __init__(self, kind: str, where=None, what: str | None = None):
-        self.kind, self.where, self.what = kind, where, what or kind
+    ``build`` turns any of these forms into a new stage object, so a parent never reaches a part through
+    a side door: what it computes with is what its parameters say."""
+
+    def __init__(self, kind: str, where=None, what: str | None = None, nullable: bool = False):
+        self.kind, self.where, self.what, self.nullable = kind, where, what or kind, nullable
         super().__init__()
 
     def _names(self) -> list[str]:
@@ -207,7 +211,42 @@ class Registered(Constraint):
 
     @property
     def message(self):
-        return f"must be a registered {self.what}: {', '.join(self._names())}"
+        null = "null, " if self.nullable else ""
+        return (f"must be {null}a registered {self.what} ({', '.join(self._names())}), "
+                f"{{name: {{parameters}}}} or a {self.kind} object")
+
+    def _named(self, value) -> tuple[str, dict] | None:
+        """``(name, params)`` of a name or a one-key mapping, None for anything else."""
+        if isinstance(value, str):
+            return value, {}
+        if isinstance(value, dict) and len(value) == 1:
+            name, params = next(iter(value.items()))
+            if isinstance(name, str) and (params is None or isinstance(params, dict)):
+                return name, dict(params or {})
+        return None
 
     def holds(self, value):
-        return isinstance(value, str) and value in self._names()
+        if value is None:
+            return self.nullable
+        named = self._named(value)
+        if named is not None:
+            return named[0] in self._names()
+        return getattr(value, "kind", None) == self.kind and hasattr(value, "get_params") and (
+            self.where is None or self.where(type(value)))
+
+    def build(self, value, **overrides):
+        """A new stage from ``value`` (None stays None), with ``overrides`` replacing its parameters; those
+        that are None or that the stage does not take are dropped, so a parent can pass one set of settings
+        whichever part is chosen. A stage object is copied, never changed."""
+        if value is None:
+            return None
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        named = self._named(value)
+        if named is not None:
+            name, params = named
+            known = REGISTRY.defaults(self.kind, name)
+            return REGISTRY.create(self.kind, name, **{**params, **{k: v for k, v in overrides.items() if k in known}})
+        params = value.get_params(deep=False)
+        part = type(value)(**{**params, **{k: v for k, v in overrides.items() if k in params}})
+        part.validate_params()
+        return part

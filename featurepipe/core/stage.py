@@ -1,16 +1,21 @@
-"""What every pipeline stage shares (preprocessing steps, extractors, descriptors, normalisers):
-scikit-learn's parameter protocol, declarative validation, fitted state and a stable fingerprint.
+"""What every registered part shares -- extractors, preprocessing steps, descriptors, encodings, poolings,
+normalisers, heads, losses, activations, optimisers and schedules: scikit-learn's parameter protocol,
+declarative validation, fitted state and an identity.
 
 Stages follow scikit-learn's estimator conventions (``__init__`` only stores parameters, validation
 happens once per fit, fitted attributes end in ``_``) and work inside its pipelines and ``clone``, but
 do not import scikit-learn: listing or building a pipeline stays fast.
+
+A stage's nested parts are its parameters: stage objects, or the names and ``{name: params}`` mappings
+a ``Part`` constraint declares. ``parts()`` builds them, so the identity (``describe``, ``code_version``,
+``fingerprint``) covers every stage a computation uses and the code that defines it.
 """
 from __future__ import annotations
 
 import inspect
 
-from ..fingerprint import digest, modules_code_version
-from .constraints import check_constraints
+from ..fingerprint import classes_code_version, digest
+from .constraints import ParamError, Part, check_constraints
 from .registry import REGISTRY
 
 
@@ -19,11 +24,13 @@ class Stage:
 
     Subclasses set ``kind``, declare ``_constraints`` (parameter name -> ``Constraint``) and, for rules
     that tie parameters together, override ``_check_combination``. Parameters that are stages themselves
-    (or lists of them) are validated with their owner.
+    (or lists of them) are validated with their owner. ``_default_parts`` names the part a ``Part``
+    parameter left at None stands for.
     """
 
     kind = "stage"
     _constraints: dict = {}
+    _default_parts: dict = {}
     #: Fitted attributes that describe the fit but do not change its output (timings): kept out of the
     #: fingerprint, so that a refit with the same result keeps its cache keys.
     _volatile_state = ("fit_timings_",)
@@ -82,11 +89,11 @@ class Stage:
     def validate_params(self) -> None:
         """Raise ``ParamError`` naming the first invalid parameter, of this stage or of a nested one."""
         check_constraints(self, self._constraints)
+        parts = self.parts()  # a part given as {name: params} is built, and so checked, here
         self._check_combination()
-        for value in self.get_params(deep=False).values():
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(item, Stage):
-                    item.validate_params()
+        for part in parts.values():
+            for item in part if isinstance(part, list) else [part]:
+                item.validate_params()
         self._validated = _snapshot(self)
 
     def _check_combination(self) -> None:
@@ -98,14 +105,36 @@ class Stage:
         if getattr(self, "_validated", None) != _snapshot(self):
             self.validate_params()
 
-    # -- fitting ---------------------------------------------------------------------------------------
-    def fit(self, X, y=None):
-        """Stateless by default: validate the parameters (data-driven stages learn here)."""
-        self.validate_params()
-        return self
+    # -- nested parts ----------------------------------------------------------------------------------
+    def _part(self, name: str):
+        """The stage parameter ``name`` stands for, built anew (``Part.build``) with this stage's overrides of
+        its settings (``_part_overrides``): what computations use, and what the identity describes."""
+        value = getattr(self, name)
+        if value is None:
+            value = self._default_parts.get(name)
+        return self._constraints[name].build(value, **self._part_overrides(name))
 
-    def fit_transform(self, X, y=None):
-        return self.fit(X, y).transform(X)
+    def _part_overrides(self, name: str) -> dict:
+        """Settings of the part ``name`` that parameters of this stage replace (a head's learning rate for its
+        optimiser); None values keep the part's own."""
+        return {}
+
+    def parts(self) -> dict:
+        """``name -> stage`` (or list of stages) for every parameter that is a nested stage."""
+        found = {}
+        for name, value in self.get_params(deep=False).items():
+            if isinstance(self._constraints.get(name), Part):
+                try:
+                    part = self._part(name)
+                except ParamError as e:
+                    raise ParamError(f"{name}.{e}") from None
+                if part is not None:
+                    found[name] = part
+            elif isinstance(value, Stage):
+                found[name] = value
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Stage) for v in value):
+                found[name] = list(value)
+        return found
 
     def fitted_state(self) -> dict:
         """Fitted attributes (public names ending in ``_``), which enter the fingerprint."""
@@ -113,13 +142,17 @@ class Stage:
                 if k.endswith("_") and not k.startswith("_") and k not in self._volatile_state}
 
     def describe(self) -> dict:
-        """JSON-able identity: registered name, parameters and fitted state (nested stages recurse)."""
-        return {"name": self.name, "params": self.get_params(deep=False), "state": self.fitted_state()}
+        """JSON-able identity: registered name, parameters with nested parts described in full (a part given
+        by name is described with its defaults filled), and fitted state."""
+        params = self.get_params(deep=False)
+        for name, part in self.parts().items():
+            params[name] = [p.describe() for p in part] if isinstance(part, list) else part.describe()
+        return {"name": self.name, "params": params, "state": self.fitted_state()}
 
     def code_version(self) -> str:
-        """The version of the code behind this stage and those nested in it: their classes' modules and
-        every featurepipe module those import (``fingerprint.modules_code_version``)."""
-        return modules_code_version(tuple(sorted({type(s).__module__ for _, s in iter_stages(self)})))
+        """The version of the code behind this stage and every stage nested in it: the modules that define
+        their classes (base classes included) and every featurepipe module those import."""
+        return classes_code_version(tuple(type(s) for _, s in iter_stages(self)))
 
     def fingerprint(self) -> str:
         """Stable hash of name, parameters, fitted state and the version of the code behind them."""
@@ -131,15 +164,24 @@ def _snapshot(stage: Stage) -> str:
     return repr(sorted(stage.get_params(deep=False).items(), key=lambda kv: kv[0]))
 
 
+class Transformer(Stage):
+    """A stage that maps data to data (``transform``): preprocessing steps, extractors, normalisers."""
+
+    def fit(self, X, y=None):
+        """Stateless by default: validate the parameters (data-driven stages learn here)."""
+        self.validate_params()
+        return self
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X, y).transform(X)
+
+
 def iter_stages(stage: Stage, prefix: str = ""):
-    """(dotted path, stage) of ``stage`` and every stage nested in its parameters, depth first."""
+    """(dotted path, stage) of ``stage`` and every stage nested in it (``Stage.parts``), depth first."""
     yield prefix, stage
-    for name, value in stage.get_params(deep=False).items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for i, item in enumerate(values):
-            if isinstance(item, Stage):
-                sub = f"{name}.{i}" if isinstance(value, (list, tuple)) else name
-                yield from iter_stages(item, f"{prefix}{sub}.")
+    for name, part in stage.parts().items():
+        for i, item in enumerate(part) if isinstance(part, list) else [(None, part)]:
+            yield from iter_stages(item, f"{prefix}{name}{'' if i is None else f'.{i}'}.")
 
 
 def stage_state(stage: Stage) -> tuple[dict, dict]:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Stage, as_batch
+from ..core import Transformer, as_batch
 from ..errors import MixedSizeError
 
 
-class Extractor(Stage):
+class Extractor(Transformer):
     """Base of every extractor.
 
     Subclasses implement ``_transform_batch(batch)`` for a stacked ``(n, H, W, C)`` uint8 batch (C = 3 for

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import NULL, Boolean, Instance, Integer, Options, Real, Satisfies, require, timed
-from ..local.base import Descriptor
+from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, require, timed
 from ..local.pooling import NORMS, encode_images, valid_pyramid
 from ..local.projections import PROJECTIONS, fit_projection, project
 from .base import Extractor
@@ -18,12 +17,14 @@ from .base import Extractor
 
 class LocalEncoding(Extractor):
     """Base: descriptors -> optional ZCA/PCA -> vocabulary fitted on a training sample -> encoding ->
-    spatial pyramid pooling. Subclasses define the vocabulary and its encoding."""
+    spatial pyramid pooling. The descriptor and the encoding are nested stages (parameters that take a
+    name, ``{name: {params}}`` or an object); subclasses fit the vocabulary the encoding is bound to."""
 
     requires_fit = True
     _vocabulary = ""  # the fitted attribute that marks a fitted extractor
     _constraints = {
-        "descriptor": Instance(Descriptor, "must be null or a descriptor such as {patches: {size: 6}}", nullable=True),
+        "descriptor": Part("descriptor", nullable=True),
+        "pooling": Part("pooling"),
         "projection": Options(*PROJECTIONS, message=f"must be one of {PROJECTIONS}"),
         "n_components": NULL | Integer(1),
         "whiten": Boolean(),
@@ -35,9 +36,11 @@ class LocalEncoding(Extractor):
         "random_state": Integer(0, message="must be an integer >= 0 (fits must be reproducible)"),
     }
 
-    def __init__(self, *, descriptor, projection, n_components, whiten, whiten_eps, pyramid, normalize, n_samples,
-                 max_iter, random_state):
+    def __init__(self, *, descriptor, projection, n_components, whiten, whiten_eps, encoding, pooling, pyramid,
+                 normalize, n_samples, max_iter, random_state):
         self.descriptor = descriptor
+        self.encoding = encoding
+        self.pooling = pooling
         self.projection = projection
         self.n_components = n_components
         self.whiten = whiten
@@ -48,23 +51,18 @@ class LocalEncoding(Extractor):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def _default_descriptor(self) -> Descriptor:
-        raise NotImplementedError
-
     def _fit_vocabulary(self, samples: np.ndarray, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
-    def _encoding(self):
+    def _vocabulary_arrays(self) -> dict:
+        """The fitted vocabulary as ``Encoding.bind`` takes it."""
         raise NotImplementedError
 
-    def _pooling(self) -> str:
-        return "sum"
-
-    def _descriptor(self) -> Descriptor:
-        return self.descriptor if self.descriptor is not None else self._default_descriptor()
-
     def _check_combination(self):
-        descriptor = self._descriptor()
+        encoding = self._part("encoding")
+        require(self._part("pooling").name == "sum" or not encoding.sum_only, "pooling",
+                f"must be 'sum' for {encoding.name}", self.pooling)
+        descriptor = self._part("descriptor")
         if self.projection == "pca":
             require(self.n_components is not None and self.n_components <= descriptor.n_features, "n_components",
                     f"must be an integer in [1, {descriptor.n_features}] for projection 'pca'", self.n_components)
@@ -79,7 +77,7 @@ class LocalEncoding(Extractor):
         rng = np.random.default_rng(self.random_state)
         timings = {}
         with timed(timings, "sample"):
-            samples = self._descriptor().sample(images, self.n_samples, rng)
+            samples = self._part("descriptor").sample(images, self.n_samples, rng)
         if self.projection == "pca":
             require(self.n_components <= samples.shape[1], "n_components",
                     f"must be at most the descriptors' length {samples.shape[1]}", self.n_components)
@@ -97,7 +95,7 @@ class LocalEncoding(Extractor):
 
     def _describe(self, batch):
         """Descriptors of a block, through the fitted projection."""
-        features = self._descriptor().compute(batch)
+        features = self._part("descriptor").compute(batch)
         if self.projection == "none":
             return features
         return features._replace(values=project(features.values, self.mean_, self.projection_))
@@ -107,5 +105,6 @@ class LocalEncoding(Extractor):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"{self.name}: the vocabulary is learnt from training images; call fit first")
-        return encode_images(self._describe, self._encoding(), batch, tuple(self.pyramid), self._pooling(),
+        encoding = self._part("encoding").bind(**self._vocabulary_arrays())
+        return encode_images(self._describe, encoding, batch, tuple(self.pyramid), self._part("pooling"),
                              self.normalize)

@@ -1,20 +1,13 @@
 """Classifiers trained on feature matrices, in numpy: a linear head and a multi-layer perceptron.
 
-Both are scikit-learn estimators. Losses, activations, optimisers and schedules are separate
-modules, so any head takes any optimiser by name (``list_optimizers()``) or as an object.
+Both are scikit-learn estimators and registered stages. Losses, activations, optimisers and schedules
+are registered stages of their own kinds, so any head takes any optimiser by name
+(``featurepipe.list("optimizer")``) or as an object.
 """
+from . import activations, lbfgs, losses, optimizers, schedules  # noqa: F401  (each registers its kind)
 from .linear import LinearClassifier
 from .mlp import MLPClassifier
-from .optimizers import create_optimizer, list_optimizers
 from .persistence import load_model, save_model
 from .training import DivergenceError
 
-__all__ = [
-    "DivergenceError",
-    "LinearClassifier",
-    "MLPClassifier",
-    "create_optimizer",
-    "list_optimizers",
-    "load_model",
-    "save_model",
-]
+__all__ = ["DivergenceError", "LinearClassifier", "MLPClassifier", "load_model", "save_model"]

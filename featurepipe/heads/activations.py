@@ -8,16 +8,26 @@ maxout), and ``init`` names the weight initialisation that keeps the activation'
 import numpy as np
 from scipy.special import expit
 
-from ..core import REGISTRY, register
-from ._hyperparameters import Hyperparameters
+from ..core import Integer, Real, Stage, register
+
+
+class Activation(Stage):
+    """Base of activations: ``forward`` and ``backward`` as above; ``pieces`` and ``init`` as above."""
+
+    kind = "activation"
+    pieces = 1
+    init = "he"
+
+    def forward(self, z):
+        raise NotImplementedError
+
+    def backward(self, da, cache):
+        raise NotImplementedError
 
 
 @register("activation", "relu")
-class ReLU(Hyperparameters):
+class ReLU(Activation):
     """``max(0, z)``."""
-
-    pieces = 1
-    init = "he"
 
     def forward(self, z):
         a = np.maximum(z, 0, out=z)
@@ -29,11 +39,10 @@ class ReLU(Hyperparameters):
 
 
 @register("activation", "leaky_relu")
-class LeakyReLU(Hyperparameters):
+class LeakyReLU(Activation):
     """``z`` for positive inputs, ``slope * z`` otherwise, so no unit stops learning."""
 
-    pieces = 1
-    init = "he"
+    _constraints = {"slope": Real(0, message="must be a number >= 0")}
 
     def __init__(self, slope=0.01):
         self.slope = slope
@@ -48,10 +57,9 @@ class LeakyReLU(Hyperparameters):
 
 
 @register("activation", "sigmoid")
-class Sigmoid(Hyperparameters):
+class Sigmoid(Activation):
     """``1 / (1 + exp(-z))``."""
 
-    pieces = 1
     init = "xavier"
 
     def forward(self, z):
@@ -64,10 +72,9 @@ class Sigmoid(Hyperparameters):
 
 
 @register("activation", "tanh")
-class Tanh(Hyperparameters):
+class Tanh(Activation):
     """``tanh(z)``."""
 
-    pieces = 1
     init = "xavier"
 
     def forward(self, z):
@@ -80,11 +87,10 @@ class Tanh(Hyperparameters):
 
 
 @register("activation", "elu")
-class ELU(Hyperparameters):
+class ELU(Activation):
     """``z`` for positive inputs, ``alpha * (exp(z) - 1)`` otherwise."""
 
-    pieces = 1
-    init = "he"
+    _constraints = {"alpha": Real(0, low_open=True, message="must be positive")}
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha
@@ -101,11 +107,8 @@ class ELU(Hyperparameters):
 
 
 @register("activation", "softplus")
-class Softplus(Hyperparameters):
+class Softplus(Activation):
     """``log(1 + exp(z))``, a smooth ReLU."""
-
-    pieces = 1
-    init = "he"
 
     def forward(self, z):
         return np.logaddexp(0, z), z
@@ -116,10 +119,10 @@ class Softplus(Hyperparameters):
 
 
 @register("activation", "maxout")
-class Maxout(Hyperparameters):
+class Maxout(Activation):
     """The maximum over groups of ``pieces`` consecutive pre-activation units (Goodfellow et al., 2013)."""
 
-    init = "he"
+    _constraints = {"pieces": Integer(1)}
 
     def __init__(self, pieces=2):
         self.pieces = pieces
@@ -135,8 +138,3 @@ class Maxout(Hyperparameters):
         dz = np.zeros((z_shape[0], z_shape[1] // self.pieces, self.pieces), dtype=da.dtype)
         np.put_along_axis(dz, winners, da[:, :, np.newaxis], axis=2)
         return dz.reshape(z_shape)
-
-
-def get_activation(name):
-    """A new activation registered as ``name``, with its default settings."""
-    return REGISTRY.create("activation", name)

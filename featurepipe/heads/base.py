@@ -16,12 +16,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import NULL, Boolean, Integer, Real, Registered, check_constraints, require
-from .losses import get_loss, softmax
+from ..core import NULL, Boolean, Integer, Part, Real, Stage, require
+from .losses import softmax
 from .objective import Objective
-from .optimizers import create_optimizer
 from .regularization import Penalty
-from .schedules import create_schedule
+from .schedules import LinearWarmup
 from .training import train_full_batch, train_full_batch_together, train_minibatch
 
 
@@ -60,16 +59,18 @@ def fit_together(heads, X, y, *, preconditioners=None):
     return [head._finish(setup, result) for head, setup, result in zip(heads, setups, results)]
 
 
-class BaseHead(ClassifierMixin, BaseEstimator):
+class BaseHead(ClassifierMixin, Stage, BaseEstimator):
     """Fit and predict for a classifier whose scores come from a ``DenseNetwork``.
 
-    Parameters are validated once per ``fit``, against ``_constraints``; the optimiser's and the
-    schedule's own settings when they are built.
+    A stage like every registered part (its loss, optimiser and schedule are nested parts), and a
+    scikit-learn estimator. Parameters are validated once per ``fit``, nested parts included.
     """
 
     kind = "head"
     _constraints = {
-        "loss": Registered("loss"),
+        "loss": Part("loss"),
+        "optimizer": Part("optimizer"),
+        "schedule": Part("schedule"),
         "alpha": Real(0),
         "l1": Real(0),
         "weight_decay": NULL | Real(0),
@@ -126,10 +127,8 @@ class BaseHead(ClassifierMixin, BaseEstimator):
                 f"got 1 class: {self.classes_[0]!r}"
             )
         self.validate_params()
-        loss = get_loss(self.loss)
-        optimizer = create_optimizer(
-            self.optimizer, learning_rate=self.learning_rate, weight_decay=self.weight_decay
-        )
+        loss = self._part("loss")
+        optimizer = self._part("optimizer")
         if preconditioner is None:
             space = self._row_space(X, optimizer.full_batch)
         else:
@@ -206,7 +205,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
             X,
             y,
             optimizer=optimizer,
-            schedule=create_schedule(self.schedule, self.max_iter, self.warmup_epochs),
+            schedule=self._schedule(),
             batch_size=min(self.batch_size, X.shape[0]),
             max_epochs=self.max_iter,
             tol=self.tol,
@@ -230,6 +229,16 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         scores = self._scores(X)
         return self.classes_[scores.argmax(axis=1)]
 
+    def _part_overrides(self, name):
+        if name == "optimizer":
+            return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay}
+        return {}
+
+    def _schedule(self):
+        """The learning-rate schedule of a training of ``max_iter`` epochs, with ``warmup_epochs`` in front."""
+        schedule = self._part("schedule").for_training(self.max_iter)
+        return LinearWarmup(schedule, self.warmup_epochs) if self.warmup_epochs else schedule
+
     def _has_probabilities(self):
         # Hinge losses train scores with a margin, not calibrated probabilities.
         return self.loss == "log_loss"
@@ -246,9 +255,7 @@ class BaseHead(ClassifierMixin, BaseEstimator):
         scores, _ = network.forward(self._network_params(), X)
         return scores
 
-    def validate_params(self):
-        """Raise ``ParamError`` (a ``ValueError``) naming the first invalid parameter."""
-        check_constraints(self, self._constraints)
+    def _check_combination(self):
         if self.early_stopping:
             require(Real(0, 1, low_open=True, high_open=True).holds(self.validation_fraction), "validation_fraction",
                     "must be in (0, 1) with early_stopping", self.validation_fraction)

@@ -6,25 +6,24 @@ from functools import partial
 
 import numpy as np
 
-from ..core import Integer, register
-from ._hyperparameters import Hyperparameters
+from ..core import Integer, Stage, register
 from .preconditioning import Preconditioner
 
 
 @register("optimizer", "lbfgs")
-class LBFGS(Hyperparameters):
+class LBFGS(Stage):
     """Full-batch limited-memory BFGS, through ``scipy.optimize.minimize(method="L-BFGS-B")``.
 
     It needs a deterministic objective over the whole training set, so no mini-batches, dropout,
     schedules or weight decay.
     """
 
+    kind = "optimizer"
     full_batch = True
     _constraints = {"max_corrections": Integer(1)}
 
     def __init__(self, max_corrections=10):
         self.max_corrections = max_corrections
-        self.validate_params()
 
     def minimize(self, fun, params, *, max_iter, tol, callback=None, preconditioner=None):
         """Minimise ``fun(params) -> (value, grads)``, updating ``params`` in place.

@@ -3,7 +3,6 @@ import numpy as np
 
 from ..core import Boolean, register
 from .base import BaseHead, fit_together
-from .losses import get_loss
 from .network import DenseNetwork
 from .preconditioning import OrthogonalPreconditioner, build_preconditioner
 from .row_space import RowSpace, applies
@@ -156,7 +155,7 @@ class LinearClassifier(BaseHead):
         ``orthogonal``: the columns of ``X`` are orthogonal (a ``RowSpace``'s features), so the
         preconditioner is diagonal but for the bias (``OrthogonalPreconditioner``)."""
         alpha = self.alpha if alpha is None else alpha
-        curvature = get_loss(self.loss).curvature
+        curvature = self._part("loss").curvature
         if orthogonal:
             return OrthogonalPreconditioner(X, n_classes, alpha=alpha, curvature=curvature)
         return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature)

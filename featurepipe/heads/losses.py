@@ -8,11 +8,21 @@ roughly, for the preconditioner of L-BFGS (``preconditioning.py``).
 """
 import numpy as np
 
-from ..core import REGISTRY, register
+from ..core import Stage, register
+
+
+class Loss(Stage):
+    """Base of losses: ``loss(scores, y) -> (mean loss, dscores)``; ``curvature`` as above."""
+
+    kind = "loss"
+    curvature = 0.1
+
+    def __call__(self, scores, y):
+        raise NotImplementedError
 
 
 @register("loss", "hinge")
-class MulticlassHinge:
+class MulticlassHinge(Loss):
     """Weston-Watkins multiclass hinge loss with margin 1.
 
     ``L_i = sum_{j != y_i} max(0, s_ij - s_iy_i + 1)``: every wrong class whose score comes within
@@ -27,7 +37,7 @@ class MulticlassHinge:
 
 
 @register("loss", "squared_hinge")
-class SquaredHinge:
+class SquaredHinge(Loss):
     """One-vs-rest squared hinge loss (the L2-SVM of LinearSVC).
 
     Each class is a binary problem with target ``t_ij = +1`` for the true class and ``-1`` otherwise:
@@ -42,7 +52,7 @@ class SquaredHinge:
 
 
 @register("loss", "log_loss")
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(Loss):
     """Cross-entropy of the softmax of the scores (multinomial logistic regression); its Hessian is at
     most ``x x^T / 4``, far less once fitted."""
 
@@ -105,8 +115,3 @@ def softmax(scores):
 multiclass_hinge = MulticlassHinge()
 squared_hinge = SquaredHinge()
 softmax_cross_entropy = SoftmaxCrossEntropy()
-
-
-def get_loss(name):
-    """A new loss registered as ``name``."""
-    return REGISTRY.create("loss", name)

@@ -1,6 +1,5 @@
 """The multi-layer perceptron head: ``f(x) = W2 act(W1 x + b1) + b2``, and deeper."""
-from ..core import Integer, Real, Registered, Satisfies, register
-from .activations import get_activation
+from ..core import Integer, Part, Real, Satisfies, register
 from .base import BaseHead
 from .network import DenseNetwork
 
@@ -91,7 +90,7 @@ class MLPClassifier(BaseHead):
         "hidden_layer_sizes": Satisfies(
             lambda v: len(_layer_sizes(v)) > 0 and all(Integer(1).holds(w) for w in _layer_sizes(v)),
             "must be a positive integer or a list of them, at least one layer (LinearClassifier has none)"),
-        "activation": Registered("activation"),
+        "activation": Part("activation"),
         "dropout": Real(0, 1, high_open=True),
     }
 
@@ -103,7 +102,7 @@ class MLPClassifier(BaseHead):
 
     def _build_network(self, n_features, n_classes):
         return DenseNetwork(
-            [n_features, *_layer_sizes(self.hidden_layer_sizes), n_classes], get_activation(self.activation),
+            [n_features, *_layer_sizes(self.hidden_layer_sizes), n_classes], self._part("activation"),
             self.dropout
         )
 

@@ -13,15 +13,14 @@ matrices, never to biases: ``W -= lr * weight_decay * W`` next to the gradient s
 penalty folded into the gradient. ``"adamw"`` is Adam with it switched on by default.
 
 L-BFGS, full-batch, is in ``lbfgs.py``.
-Each is registered (kind ``"optimizer"``), some names with preset settings (``"momentum"`` is SGD with
-momentum 0.9); ``create_optimizer`` builds any of them by name, in the manner of timm's factory.
+Each is a registered stage (kind ``"optimizer"``), some names with preset settings (``"momentum"`` is SGD
+with momentum 0.9); a head's ``optimizer`` parameter names one (``featurepipe.list("optimizer")``) or is an
+object, and the head's own ``learning_rate`` and ``weight_decay`` override its settings.
 """
 import numpy as np
 
-from ..core import REGISTRY, Boolean, Real, register, require
+from ..core import Boolean, Real, Stage, register, require
 from . import kernels
-from ._hyperparameters import Hyperparameters
-from .lbfgs import LBFGS
 from .regularization import is_weight
 
 _RATE = {"learning_rate": Real(0, low_open=True, message="must be positive"),
@@ -38,9 +37,10 @@ class OptimizerState:
         self.buffers = buffers
 
 
-class Optimizer(Hyperparameters):
+class Optimizer(Stage):
     """Base of the first-order optimisers; subclasses implement ``_update`` for one parameter."""
 
+    kind = "optimizer"
     full_batch = False
     #: Names of the per-parameter buffers ``_update`` receives, in order.
     buffer_names = ()
@@ -85,7 +85,6 @@ class SGD(Optimizer):
         super().__init__(learning_rate, weight_decay)
         self.momentum = momentum
         self.nesterov = nesterov
-        self.validate_params()
 
     def _check_combination(self):
         require(not self.nesterov or self.momentum > 0, "nesterov", "needs a momentum above 0", self.nesterov)
@@ -116,7 +115,6 @@ class AdaGrad(Optimizer):
     def __init__(self, learning_rate=0.01, epsilon=1e-8, weight_decay=0.0):
         super().__init__(learning_rate, weight_decay)
         self.epsilon = epsilon
-        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         (sum_sq,) = buffers
@@ -138,7 +136,6 @@ class RMSProp(Optimizer):
         super().__init__(learning_rate, weight_decay)
         self.rho = rho
         self.epsilon = epsilon
-        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         (mean_sq,) = buffers
@@ -177,7 +174,6 @@ class Adam(Optimizer):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.validate_params()
 
     def _update(self, param, grad, buffers, lr, steps):
         m, v, scratch = buffers
@@ -202,27 +198,3 @@ class Adam(Optimizer):
         for array in (param, m, v):
             np.abs(array, out=scratch)
             array[scratch < tiny] = 0
-
-
-def list_optimizers(pattern="*"):
-    """Sorted optimiser names matching the shell-style wildcard ``pattern``."""
-    return REGISTRY.names("optimizer", pattern)
-
-
-def create_optimizer(optimizer, **overrides):
-    """An optimiser from a name in ``list_optimizers()`` or from an optimiser object.
-
-    ``overrides`` replace the name's defaults (or the object's settings, on a copy: the object
-    itself is not changed). Overrides that are None, or that the optimiser does not take (say,
-    ``momentum`` for Adam or ``learning_rate`` for L-BFGS), are dropped, so a caller can pass one
-    set of settings whichever optimiser is chosen.
-    """
-    overrides = {name: value for name, value in overrides.items() if value is not None}
-    if isinstance(optimizer, str):
-        return REGISTRY.create("optimizer", optimizer, drop_unknown=True, **overrides)
-    if not isinstance(optimizer, (Optimizer, LBFGS)):
-        raise TypeError(
-            f"optimizer must be a name from {list_optimizers()} or an optimiser object, got {optimizer!r}"
-        )
-    accepted = optimizer.param_names()
-    return type(optimizer)(**{**optimizer.settings(), **{k: v for k, v in overrides.items() if k in accepted}})

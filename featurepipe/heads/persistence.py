@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._version import __version__
 from ..core import REGISTRY
-from . import linear, mlp, optimizers, schedules  # noqa: F401  (they register what this module saves)
+from . import activations, lbfgs, linear, losses, mlp, optimizers, schedules  # noqa: F401  (they register what this module saves)
 
 FORMAT = "featurepipe.head"
 FORMAT_VERSION = 1
@@ -29,8 +29,9 @@ def _estimators() -> dict:
 
 
 def _param_objects() -> dict:
-    """Classes of parameter values that are objects (optimisers, schedules): saved by class name and settings."""
-    return _classes("optimizer", "schedule")
+    """Classes of parameter values that are stage objects (losses, activations, optimisers, schedules): saved
+    by class name and parameters."""
+    return _classes("loss", "activation", "optimizer", "schedule")
 
 
 def save_model(model, path):
@@ -111,14 +112,14 @@ def _encode(name, value):
     if isinstance(value, (tuple, list)):
         return [_encode(name, item) for item in value]
     if type(value).__name__ in _param_objects():
-        settings = {key: _encode(name, item) for key, item in value.settings().items()}
+        settings = {key: _encode(name, item) for key, item in value.get_params(deep=False).items()}
         return {"class": type(value).__name__, "params": settings}
     if name == "random_state":
         # A RandomState instance is state, not a setting; a loaded model does not train again.
         return None
     raise TypeError(
         f"cannot save parameter {name}={value!r}: only numbers, strings, tuples and featurepipe "
-        "optimiser and schedule objects are saved"
+        "loss, activation, optimiser and schedule objects are saved"
     )
 
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core import REGISTRY, Stage, as_batch
+from ..core import Stage, as_batch
 
 
 class LocalFeatures(NamedTuple):
@@ -50,16 +50,6 @@ class Descriptor(Stage):
         """``count`` random descriptors of one stacked block (all of them when it has fewer)."""
         values = self.compute(batch).values
         return values[np.sort(rng.choice(len(values), min(count, len(values)), replace=False))]
-
-
-def list_descriptors(pattern: str = "*") -> list[str]:
-    """Registered descriptor names matching ``pattern`` (``featurepipe.list("descriptor", pattern)``)."""
-    return REGISTRY.names("descriptor", pattern)
-
-
-def create_descriptor(name: str, **params) -> Descriptor:
-    """A registered descriptor (``featurepipe.create("descriptor", name, **params)``)."""
-    return REGISTRY.create("descriptor", name, **params)
 
 
 def iter_blocks(images, max_images: int):
