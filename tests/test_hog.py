@@ -4,8 +4,9 @@ import pytest
 from skimage.feature import hog as skimage_hog
 
 from featurepipe import create
-from featurepipe.extractors import ParamError, hog_kernel
-from featurepipe.extractors import hog_votes as hog_module
+from featurepipe.extractors import ParamError
+from featurepipe.extractors.hog import kernel as hog_kernel
+from featurepipe.extractors.hog import votes as hog_module
 from featurepipe.extractors.hog import hog
 from featurepipe.imageops import to_grey
 

@@ -117,3 +117,33 @@ def test_a_comment_in_any_module_a_stage_computes_with_moves_its_key(case, monke
     for module in UNRELATED["head" if kind == "head" else "other"]:
         assert module not in reached
         assert key_with_comment(fresh, module, monkeypatch) == before, f"{module} moves the key of {kind} {name}"
+
+
+def test_configs_that_mean_the_same_stage_share_a_key():
+    plain = featurepipe.create("extractor", "bovw").fingerprint()
+    spelled_out = featurepipe.create("extractor", "bovw", n_words=1600, descriptor="patches", pooling={"sum": {}},
+                                     encoding={"triangle": {}}).fingerprint()
+    assert plain == spelled_out
+    assert featurepipe.create("extractor", "bovw", descriptor={"patches": {"size": 5}}).fingerprint() != plain
+
+
+def test_a_fitted_head_key_follows_the_fit_path_and_its_normalisers(monkeypatch):
+    from featurepipe.fitting import head_code_version
+
+    def version(module):
+        with monkeypatch.context() as patch:
+            if module:
+                target = pathlib.Path(sys.modules[module].__file__).resolve()
+                read_bytes = pathlib.Path.read_bytes
+                patch.setattr(pathlib.Path, "read_bytes", lambda path: read_bytes(path) + (
+                    b"\n# a comment\n" if path.resolve() == target else b""))
+            fingerprint.modules_code_version.cache_clear()
+            try:
+                return head_code_version("linear", {"alpha": "auto", "optimizer": "lbfgs"}, [["l1", "power"]])
+            finally:
+                fingerprint.modules_code_version.cache_clear()
+
+    before = version(None)
+    for module in ("featurepipe.selection", "featurepipe.matrix", "featurepipe.normalize", "featurepipe.heads.lbfgs"):
+        assert version(module) != before, module
+    assert version("featurepipe.extractors.hog") == before

@@ -3,7 +3,7 @@
 skimage loops over cells and orientation bins image by image. Here each step is one array operation
 over a part of the batch small enough to stay in the CPU cache: several small images, or a band of
 whole cell rows of a large one (read with one more row above and below, for its gradients). Each
-pixel's vote comes from ``hog_votes`` (an exact integer route for 8-bit images, see there); cell
+pixel's vote comes from ``votes`` (an exact integer route for 8-bit images, see there); cell
 histograms are one ``bincount`` per part; blocks are normalised as the columns of one float32 array.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ..core import Boolean, Integer, Options, Sequence, register
-from ..imageops import to_grey
-from .base import Extractor
-from . import hog_kernel
-from .hog_votes import float_votes, integer_votes, key_bins, parts
+from ...core import Boolean, Integer, Options, Sequence, register
+from ...imageops import to_grey
+from ..base import Extractor
+from . import kernel
+from .votes import float_votes, integer_votes, key_bins, parts
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _EPS = 1e-5  # skimage's block-normalisation epsilon
@@ -47,14 +47,14 @@ def _vote_slots(strips: int, rows: int, width: int, top: int, voting_rows: int, 
 def _cell_histograms(images, orientations, cell, n_cells, transform_sqrt):
     """Per-cell orientation histograms ``(n, cells_r, cells_c, orientations)``, float32, / cell area.
 
-    8-bit images go through ``hog_kernel`` when numba is installed. Otherwise each cell has
+    8-bit images go through ``kernel`` when numba is installed. Otherwise each cell has
     ``orientations + 1`` slots, the last for pixels in no bin, and each part of the batch (see ``parts``)
     is read with the rows just above and below it, for its gradients; those rows vote nowhere.
     """
     n, h, w, _ = images.shape
     integer = images.dtype == np.uint8 and not transform_sqrt
-    if integer and hog_kernel.available():
-        return hog_kernel.cell_histograms(images, cell, n_cells, key_bins(orientations, True), orientations)
+    if integer and kernel.available():
+        return kernel.cell_histograms(images, cell, n_cells, key_bins(orientations, True), orientations)
     slot_width = orientations + 1
     votes = np.empty((n, n_cells[0], n_cells[1], slot_width), np.float32)
     for first, end, top, bottom in parts(images.shape, cell, n_cells):

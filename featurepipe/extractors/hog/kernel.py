@@ -1,9 +1,9 @@
 """HOG's cell histograms of 8-bit images in one compiled pass, when numba is installed (``featurepipe[fast]``).
 
-The numpy route (``hog_votes``) makes about a dozen passes over every part of the batch (planes,
+The numpy route (``votes``) makes about a dozen passes over every part of the batch (planes,
 differences, energies, the strongest channel, keys, bins, magnitudes, ``bincount``); this loop reads each
 pixel once and adds its vote to its cell while the cell row is in cache. Its arithmetic is the integer
-route's, step by step (see ``hog_votes``): exact integer gradients and energies, the first channel of
+route's, step by step (see ``votes``): exact integer gradients and energies, the first channel of
 largest energy, orientation bins from the same key table, skimage's float64 ``hypot`` and ``argmax``
 for outranked keys, float32 magnitudes summed in float64, so the histograms equal the numpy route's to
 float32 rounding (the order of the float64 sums differs).
@@ -25,7 +25,7 @@ def available() -> bool:
 
 def _cell_histograms(images, channels, cell_rows, cell_cols, cells_down, cells_across, key_bins, orientations, out):
     """Fill ``out`` ``(n, cells_down, cells_across, orientations)`` float32 with the cell histograms of uint8
-    ``images`` ``(n, H, W * channels)``, divided by the cell area; ``key_bins`` is ``hog_votes``'s flagged
+    ``images`` ``(n, H, W * channels)``, divided by the cell area; ``key_bins`` is ``votes``'s flagged
     table.
 
     Row by row, in loops the compiler vectorises: every channel value's energy and key, then each pixel's
