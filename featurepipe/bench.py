@@ -7,25 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .api import config_dataset
 from .config import Config, ConfigError
-from .fitting import fit_and_score, head_key, load_head
+from .extract import config_dataset, training_data
+from .fitting import cached_head, fit_and_score, head_key, named_heads
 from .report import write_report
-from .train import check_heads, head_name, training_data
+
 
 def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
     """Run (or reuse) every cell of the matrix and write the report; returns one row per cell."""
     if cfg.bench is None:
         raise ConfigError("bench: missing (name the pipelines to compare under bench.pipelines)")
-    check_heads(cfg)
+    heads = named_heads(cfg)
     output = Path(output or cfg.output)
     dataset = config_dataset(cfg)
     if quick:
         dataset = dataset.take(cfg.bench.quick)
-    heads = [(head_name(spec, i), spec) for i, spec in enumerate(cfg.heads)]
-    cells = [(p, name, spec) for p, entry in cfg.bench.pipelines.items() for name, spec in heads
-             if entry.heads is None or name in entry.heads]
-    unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {n for n, _ in heads})
+    cells = [(p, head) for p, entry in cfg.bench.pipelines.items() for head in heads
+             if entry.heads is None or head.name in entry.heads]
+    unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {h.name for h in heads})
     if unknown:
         raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
     rows, total, done = [], len(cells), 0
@@ -36,19 +35,19 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
         summary = data.store.summary(data.key)
         rate = summary["computed"] / summary["seconds"] if summary.get("computed") else None
         extract_seconds = len(dataset) / rate if rate else 0.0
-        for _, name, spec in (c for c in cells if c[0] == pipeline_name):
+        for _, spec in (c for c in cells if c[0] == pipeline_name):
             done += 1
-            where = f"[{done}/{total}] {pipeline_name} x {name}"
-            head = {**spec.model_dump(), "name": name, "normalize": spec.normalize or entry.normalize}
-            key = head_key(data, head, sub.train.model_dump())
-            cached = load_head(data.store, key) is not None
+            where = f"[{done}/{total}] {pipeline_name} x {spec.name}"
+            head = spec.model_copy(update={"normalize": spec.normalize or entry.normalize})
+            key = head_key(data, head, sub.train)
+            cached = cached_head(data.store, key) is not None
             if not cached:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
-            record = fit_and_score(data, head, sub.train.model_dump()).record
+            record = fit_and_score(data, head, sub.train).record
             print(f"{where}: {'cached (' if cached else '    '}test {record['test']['accuracy']:.1%}"
                   f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s",
                   flush=True)
-            rows.append({"pipeline": pipeline_name, "head": name, "head_key": key, "feature_key": data.key,
+            rows.append({"pipeline": pipeline_name, "head": spec.name, "head_key": key, "feature_key": data.key,
                          "kind": _kind(pipeline_name in cfg.bench.learned, spec.model == "mlp"),
                          "feature_dim": record["feature_dim"], "extract_images_per_s": rate,
                          "extract_seconds": extract_seconds, "fit_seconds": record["fit_seconds"],

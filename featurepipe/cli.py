@@ -31,7 +31,7 @@ def _config(args):
 
 
 def cmd_extract(args) -> int:
-    from .api import extract_features
+    from .extract import extract_features
 
     result = extract_features(_config(args))
     source = "from the cache" if result.computed == 0 else f"{result.computed} computed"
@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .train import evaluate
+    from .evaluate import evaluate
 
     metrics = evaluate(args.model, args.split)
     print(f"{args.model}: {args.split} accuracy {metrics['accuracy']:.2%} on {metrics['n']} items")
@@ -133,7 +133,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .train import predict
+    from .predict import predict
 
     out, skipped, ledger = predict(args.model, args.images, args.out)
     print(f"predictions written to {out}" + (f"; {skipped} files skipped, see {ledger}" if skipped else ""))

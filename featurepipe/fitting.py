@@ -8,20 +8,22 @@ store's ``heads`` namespace, so a re-run fits nothing that did not change.
 """
 from __future__ import annotations
 
+import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import REGISTRY, iter_stages, restore_state, stage_state
-from .files import read_npz, write_npz_atomic
+from .config import Config, ConfigError, HeadConfig, TrainConfig
+from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import score_predictions
 from .normalize import Normalization
-from .selection import at_edge, choose, data_stats, expand_grid, extend_grid, is_grid, make_splits, normalization_options
-from .store import OK, FeatureStore
+from .selection import Search, is_grid, make_splits, normalization_options
+from .store import OK, DamagedEntryError, FeatureStore
+from .trained import TrainedFolderError, load_bundle, save_bundle
 
 
 #: How many times an ``auto`` grid is extended when the chosen value lies at its edge (two values each time).
@@ -74,12 +76,13 @@ class HeadResult:
     record: dict
 
 
-def head_key(data: TrainingData, spec: dict, settings: dict) -> str:
-    """The store key of a head fitted by ``fit_and_score`` (progress bars do not change it)."""
-    params = {k: v for k, v in spec.get("params", {}).items() if k != "verbose"}
-    code = head_code_version(spec["model"], params, normalization_options(spec.get("normalize") or settings["normalize"]))
+def head_key(data: TrainingData, head: HeadConfig, train: TrainConfig) -> str:
+    """The store key of a head fitted by ``fit_and_score`` (its name and progress bars do not change it)."""
+    params = {k: v for k, v in head.params.items() if k != "verbose"}
+    code = head_code_version(head.model, params, normalization_options(head.normalize or train.normalize))
     return FeatureStore.key("heads", features=data.key, augment=list(data.augment),
-                            head={**spec, "params": params, "name": None}, train=settings, code=code)
+                            head={**head.model_dump(), "params": params, "name": None}, train=train.model_dump(),
+                            code=code)
 
 
 def head_code_version(model: str, params: dict, options: list) -> str:
@@ -96,50 +99,41 @@ def head_code_version(model: str, params: dict, options: list) -> str:
     return modules_code_version(defining_modules(classes) + (__name__,))
 
 
-def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bool = False, log=None) -> HeadResult:
-    """Fit, select, refit and score the head ``spec`` (``{"model", "params", "normalize", "name"}``) on
-    ``data`` with the training ``settings`` (``TrainConfig`` as a dict); reuse the stored result if any.
-    ``log(split, n_splits, normalize, params, validation_accuracy)`` is called after each grid point."""
-    key = head_key(data, spec, settings)
-    stored = load_head(data.store, key)
+def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, verbose: bool = False,
+                  log=None) -> HeadResult:
+    """Fit, select, refit and score ``head`` on ``data`` with the ``train`` settings (``head.normalize``, when
+    set, instead of ``train.normalize``); reuse the stored result if any. ``log(split, n_splits, normalize,
+    params, validation_accuracy)`` is called after each grid point."""
+    key = head_key(data, head, train)
+    stored = cached_head(data.store, key)
     if stored is not None:
         return stored
     import featurepipe.heads  # noqa: F401  (registers the heads)
 
-    head_class = REGISTRY.get("head", spec["model"])
-    params = dict(spec.get("params") or {})
+    head_class = REGISTRY.get("head", head.model)
+    params = dict(head.params)
     params.setdefault("verbose", verbose)
-    y_train = data.labels[data.train_rows]
-    method, splits = make_splits(y_train, settings["selection"], settings["validation_fraction"], settings["folds"],
-                                 settings["seed"])
-    keep_for_refit = method == "holdout" and settings["refit"]
-    options = normalization_options(spec.get("normalize") or settings["normalize"])
+    method, splits = make_splits(data.labels[data.train_rows], train.selection, train.validation_fraction,
+                                 train.folds, train.seed)
     start = time.perf_counter()
-    grids, scores, todo, kept = {}, {}, {n: None for n in range(len(options))}, None
-    for extension in range(1 + MAX_EXTENSIONS):
-        kept = _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log, kept)
-        results = [{"normalize": options[n], "params": _plain(dict(point)), "val_accuracy": float(np.mean(accs)),
-                    "val_folds": accs} for (n, point), accs in scores.items()]
-        best = choose(results)
-        n_best = options.index(best["normalize"])
-        edges = at_edge([r for r in results if r["normalize"] == best["normalize"]], best, grids[n_best][1])
-        if not edges or extension == MAX_EXTENSIONS:
+    search = Search(data, head_class, params, splits, normalization_options(head.normalize or train.normalize),
+                    keep=method == "holdout" and train.refit, log=log)
+    search.run()
+    for _ in range(MAX_EXTENSIONS):
+        if not search.extend():
             break
-        todo = {n_best: extend_grid(grids[n_best][0], best["params"], edges)}  # beyond the edge, for the best option
-        grids[n_best][0].extend(todo[n_best])
+    best = search.best()
     search_seconds = time.perf_counter() - start
-    model, normalization, train_score, fit_seconds, peak = _refit(
-        data, head_class, params, best, options[n_best], splits, settings,
-        kept if kept is not None and kept.option == n_best and _frozen(best["params"]) in kept.models else None)
+    model, normalization, train_score, fit_seconds, peak = _refit(search, best, train.refit)
     test_score = score_rows(data.store, data.key, data.test_rows, data.labels[data.test_rows], model, normalization,
                             data.classes)
     record = {
-        "head": spec.get("name"), "model": head_class.__name__, "feature_key": data.key, "augment_keys": list(data.augment),
+        "head": head.name, "model": head_class.__name__, "feature_key": data.key, "augment_keys": list(data.augment),
         "feature_dim": int(data.store.dimension(data.key)), "input_dim": int(model.n_features_in_),
-        "selection": {"method": method, "splits": len(splits), "validation_fraction": settings["validation_fraction"],
-                      "folds": settings["folds"], "refit": settings["refit"]},
-        "grid": results, "chosen": {"normalize": best["normalize"], "params": best["params"]},
-        "at_edge": edges, "search_seconds": search_seconds,
+        "selection": {"method": method, "splits": len(splits), "validation_fraction": train.validation_fraction,
+                      "folds": train.folds, "refit": train.refit},
+        "grid": search.results(), "chosen": {"normalize": best["normalize"], "params": best["params"]},
+        "at_edge": search.edges(), "search_seconds": search_seconds,
         "fit_seconds": fit_seconds, "peak_fit_mib": peak / 2**20, "epochs": int(model.n_iter_),
         "history": model.history_, "train": train_score,
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
@@ -148,78 +142,26 @@ def fit_and_score(data: TrainingData, spec: dict, settings: dict, *, verbose: bo
     return save_head(data.store, key, HeadResult(model, normalization, to_json(record)))
 
 
-@dataclass
-class _Kept:
-    """A holdout search's matrix -- [fit rows, their copies, validation rows, their copies] -- with its
-    normalisation, labels, the number of fit rows (with copies) and the grid's (model, preconditioner) pairs."""
-
-    option: int
-    normalization: Normalization
-    matrix: np.ndarray
-    y: np.ndarray
-    n_fit: int
-    models: dict
-
-
-def _search(data, head_class, params, splits, options, grids, todo, scores, keep_for_refit, log, previous=None):
-    """Fit the grid points ``todo[option]`` (None: the option's whole grid, expanded on the first split's
-    fit rows) on every split and add their validation accuracies to ``scores``; returns the last matrix
-    built when a holdout refit may reuse it. ``previous``, the matrix an earlier round of a holdout search
-    kept, serves again when it has the option asked (a grid extension): same rows, same normalisation."""
-    kept = None
-    for s, split in enumerate(splits):
-        for n, points in todo.items():
-            option = options[n]
-            if previous is not None and previous.option == n:
-                kept, previous = previous, None
-                normalization, matrix, n_fit = kept.normalization, kept.matrix, kept.n_fit
-                y_fit, y_val = kept.y[:n_fit], kept.y[n_fit:]
-            else:
-                kept = None  # one matrix at a time
-                fit_segments, y_fit = data.segments(split.fit, augmented=True)
-                val_segments, y_val = data.segments(split.val, augmented=keep_for_refit)
-                normalization = fit_normalization(data.store, fit_segments, Normalization.from_spec(option))
-                matrix = build_matrix(data.store, fit_segments + val_segments, normalization)
-                if keep_for_refit:
-                    kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit), {})
-            X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
-            if n not in grids:
-                grids[n] = expand_grid(head_class, params, data_stats(X_fit))
-            for point, model, preconditioner in _fit_grid(head_class, grids[n][0] if points is None else points,
-                                                          X_fit, y_fit):
-                accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
-                scores.setdefault((n, _frozen(point)), []).append(accuracy)
-                if kept is not None:
-                    kept.models[_frozen(point)] = (model, preconditioner)
-                if log is not None:
-                    log(s, len(splits), option, _plain(point), accuracy)
-            del matrix, X_fit, X_val
-    return kept
-
-
-def _refit(data, head_class, params, best, option, splits, settings, kept):
-    """The final model -- the chosen setting refit on every training row, or with ``refit: false`` fitted on
+def _refit(search: Search, best: dict, refit: bool):
+    """The final model -- the chosen setting refit on every training row, or with ``refit`` false fitted on
     the first split's fit rows -- with its scores on the original training rows it saw, fit seconds and
-    peak traced memory. A holdout search's matrix is reused when it has the chosen normalisation, and an
-    L-BFGS refit starts from the search's solution, with its preconditioner."""
-    model = head_class(**{**params, **best["params"]})
-    if kept is not None:
-        split = splits[0]
-        init, preconditioner = kept.models[_frozen(best["params"])]
-        if getattr(init, "optimizer", None) != "lbfgs":
-            init = None
-        if getattr(preconditioner, "row_space", None) is not None:
-            preconditioner = None  # it is the search's fit rows' row space, not that of every training row
-        model, seconds, peak = _timed_fit(model, kept.matrix, kept.y, init=init, preconditioner=preconditioner)
+    peak traced memory. A holdout search's matrix is reused when it has the chosen normalisation, and the
+    refit is a warm start from the search's model at that setting."""
+    data, kept, model = search.data, search.kept, search.kept_model(best)
+    if model is not None:
+        split = search.splits[0]
+        model, seconds, peak = _timed_fit(model.set_params(warm_start=True), kept.matrix, kept.y)
+        model.set_params(warm_start=False)  # the head as configured, for whoever fits it next
         # The original rows are two slices (views): a fancy index would copy them, 6.4 GB at CIFAR-10's 32,000-d.
         originals = [slice(0, len(split.fit)), slice(kept.n_fit, kept.n_fit + len(split.val))]
         scored = score_predictions(np.concatenate([kept.y[rows] for rows in originals]),
                                    np.concatenate([model.predict(kept.matrix[rows]) for rows in originals]),
                                    data.classes)
         return model, kept.normalization, scored, seconds, peak
-    positions = np.arange(len(data.train_rows)) if settings["refit"] else splits[0].fit
+    model = search.head_class(**{**search.params, **best["params"]})
+    positions = np.arange(len(data.train_rows)) if refit else search.splits[0].fit
     segments, y = data.segments(positions, augmented=True)
-    normalization = fit_normalization(data.store, segments, Normalization.from_spec(option))
+    normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
     matrix = build_matrix(data.store, segments, normalization)
     model, seconds, peak = _timed_fit(model, matrix, y)
     originals = len(positions)
@@ -227,33 +169,15 @@ def _refit(data, head_class, params, best, option, splits, settings, kept):
     return model, normalization, scored, seconds, peak
 
 
-def _timed_fit(model, X, y, init=None, preconditioner=None):
+def _timed_fit(model, X, y):
     """Fit ``model``; also returns its seconds and the peak memory it allocated (tracemalloc, bytes)."""
     tracemalloc.start()
     start = time.perf_counter()
-    model.fit(X, y, init=init, preconditioner=preconditioner)
+    model.fit(X, y)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return model, seconds, peak
-
-
-def _fit_grid(head_class, points: list[dict], X, y):
-    """``(point, fitted model, preconditioner or None)`` for every grid point: points that differ only in
-    ``alpha`` go through the head's regularisation path when it has one (sharing one preconditioner), the
-    others are fitted one by one."""
-    if hasattr(head_class, "regularization_path") and all("alpha" in p for p in points):
-        groups: dict = {}
-        for point in points:
-            groups.setdefault(_frozen({k: v for k, v in point.items() if k != "alpha"}), []).append(point)
-        for group in groups.values():
-            head, alphas = head_class(**group[0]), [p["alpha"] for p in group]
-            preconditioner = head.path_preconditioner(X, y, alphas)
-            for point, model in zip(group, head.regularization_path(X, y, alphas, preconditioner=preconditioner)):
-                yield point, model, preconditioner
-        return
-    for point in points:
-        yield point, head_class(**point).fit(X, y), None
 
 
 def predict_rows(store, key, rows, model, normalization) -> np.ndarray:
@@ -269,42 +193,52 @@ def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
     return score_predictions(labels, predict_rows(store, key, rows, model, normalization), classes)
 
 
-def _frozen(point: dict) -> tuple:
-    """A grid point as a hashable key (``verbose`` does not make a point)."""
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in point.items() if k != "verbose"))
-
-
-def _plain(point: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in point.items() if k != "verbose"}
-
-
-# -- storage in the store's ``heads`` namespace ----------------------------------------------------------
+# -- storage in the store's ``heads`` namespace: head bundles (``trained.py``) ----------------------------
 def save_head(store: FeatureStore, key: str, result: HeadResult) -> HeadResult:
-    """Keep ``result`` under ``key``: the head's arrays, the normalisation's state and the record."""
-    from .heads import save_model
-
-    arrays, values = stage_state(result.normalization)
-    record = {**result.record, "normalization": {"spec": result.record["chosen"]["normalize"], "values": values},
-              "parents": [result.record["feature_key"], *result.record["augment_keys"]],
-              "what": f"{result.record['head']}: {result.record['model']} on {result.record['feature_key'][:8]}, "
-                      f"test {result.record['test']['accuracy']:.1%}"}
-
-    def write(folder):
-        save_model(result.model, folder / "head.npz")
-        write_npz_atomic(folder / "normalization.npz", arrays)
-
-    store.save_head(key, record, write)
-    return HeadResult(result.model, result.normalization, record)
+    """Keep ``result`` under ``key``: its bundle, and the record in the entry's own record."""
+    record = result.record
+    store.save_head(key, {"record": record, "parents": [record["feature_key"], *record["augment_keys"]],
+                          "what": f"{record['head']}: {record['model']} on {record['feature_key'][:8]}, "
+                                  f"test {record['test']['accuracy']:.1%}"},
+                    lambda folder: save_bundle(folder, result))
+    return result
 
 
 def load_head(store: FeatureStore, key: str) -> HeadResult | None:
+    """The head stored under ``key``, checked (``trained.load_bundle``), or None when there is none."""
     found = store.load_head(key)
     if found is None:
         return None
-    from .heads import load_model
+    entry, folder = found
+    bundle = load_bundle(folder)
+    return HeadResult(bundle.model, bundle.normalization, entry["record"])
 
-    record, folder = found
-    normalization = Normalization.from_spec(record["normalization"]["spec"])
-    restore_state(normalization, read_npz(folder / "normalization.npz"), record["normalization"]["values"], None,
-                  f"head {key}")
-    return HeadResult(load_model(folder / "head.npz"), normalization, record)
+
+def cached_head(store: FeatureStore, key: str) -> HeadResult | None:
+    """``load_head``; a damaged entry is removed, with one line saying so, and None returned: fit it again."""
+    try:
+        return load_head(store, key)
+    except (TrainedFolderError, DamagedEntryError, KeyError) as e:
+        print(f"featurepipe: cached head {key}: {str(e).strip(chr(39))}; fitting it again", file=sys.stderr,
+              flush=True)
+        store.remove(key)
+        return None
+
+
+# -- the heads a config names ----------------------------------------------------------------------------
+def named_heads(cfg: Config) -> list[HeadConfig]:
+    """The config's heads, each with its name (``<model><index>`` when it has none), refused before any
+    work when a model or a parameter is unknown (naming the config key)."""
+    from . import catalog
+
+    if not cfg.heads:
+        raise ConfigError("heads: name at least one head to train")
+    for i, head in enumerate(cfg.heads):
+        try:
+            cls = catalog.get("head", head.model)
+        except ValueError as e:
+            raise ConfigError(f"heads[{i}].model: {e}") from None
+        bad = sorted(set(head.params) - set(cls().get_params()))
+        if bad:
+            raise ConfigError(f"heads[{i}].params.{bad[0]}: unknown parameter of {cls.__name__}")
+    return [head.model_copy(update={"name": head.name or f"{head.model}{i}"}) for i, head in enumerate(cfg.heads)]

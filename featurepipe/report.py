@@ -7,14 +7,16 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import plots
-from .api import fitted_pipeline
 from .config import Config
 from .core import iter_stages
 from .datasets import read_image
+from .extract import fitted_pipeline
 from .files import write_csv_atomic
 from .fitting import load_head
-from .store import FeatureStore
+from .store import OK, FeatureStore
 
 COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "fit_seconds", "train_accuracy",
            "val_accuracy", "test_accuracy", "peak_fit_mib"]
@@ -40,8 +42,7 @@ def _patch_words(stage):
 def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:
     """Pictures of what the features see: HOG glyphs, an HSV histogram, visual words, MLP templates."""
     figures = {}
-    ok_ids = store.read(rows[0]["feature_key"], "test" if dataset.splits else None).ids  # files that decoded
-    image = read_image(dataset.root / ok_ids[0])
+    image = read_image(dataset.root / _first_decoded(store, rows[0]["feature_key"], "test" if dataset.splits else None))
     figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
     from .catalog import create
 
@@ -64,6 +65,16 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
                                                                  folder / "mlp_templates.png",
                                                                  "first-layer weights of the MLP on raw pixels")
     return figures
+
+
+def _first_decoded(store: FeatureStore, key: str, split: str | None) -> str:
+    """The id of the first item of entry ``key`` (of ``split``, when given) whose features were computed: its
+    item list and status only, no features read."""
+    items = store.items(key)
+    usable = store.status(key) == OK
+    if split is not None:
+        usable &= np.asarray(items["splits"]) == split
+    return items["ids"][int(np.flatnonzero(usable)[0])]
 
 
 HEADER = ("pipeline", "head", "kind", "dim", "extract img/s", "fit s", "train", "val", "test", "peak fit MiB")

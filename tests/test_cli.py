@@ -126,16 +126,16 @@ def test_option_values_are_taken_literally(config, image_folder, tmp_path, capsy
 
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))
 def test_every_shipped_config_builds_its_pipeline(name):
-    from featurepipe.api import build_config_pipeline
+    from featurepipe.extract import build_config_pipeline
     from featurepipe.config import load_config
 
-    from featurepipe.train import check_heads
+    from featurepipe.fitting import named_heads
 
     cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
     pipelines = [cfg.pipeline] if cfg.pipeline is not None else [p.pipeline() for p in cfg.bench.pipelines.values()]
     for pipeline in pipelines:  # extract, and the features of every bench cell
         build_config_pipeline(cfg.model_copy(update={"pipeline": pipeline})).extractor.validate_params()
-    check_heads(cfg)  # train (and bench): every config names heads, with known models and parameters
+    named_heads(cfg)  # train (and bench): every config names heads, with known models and parameters
     for spec in cfg.heads:
         from featurepipe.normalize import Normalization
         from featurepipe.selection import normalization_options

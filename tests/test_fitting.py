@@ -7,6 +7,7 @@ import pytest
 from helpers import make_image_folder
 
 from featurepipe import matrix
+from featurepipe.config import HeadConfig, TrainConfig
 from featurepipe.datasets import open_dataset
 from featurepipe.fitting import TrainingData, fit_and_score, head_key
 from featurepipe.heads import LinearClassifier
@@ -16,10 +17,9 @@ from featurepipe.pipeline import build_pipeline
 from featurepipe.runner import extract
 from featurepipe.store import FeatureStore
 
-SETTINGS = {"selection": "holdout", "validation_fraction": 0.25, "folds": 3, "refit": True, "normalize": "standardize",
-            "augment": [], "seed": 0}
-HEAD = {"model": "linear", "params": {"loss": "squared_hinge", "optimizer": "lbfgs", "alpha": "auto", "random_state": 0},
-        "name": "svm"}
+SETTINGS = TrainConfig(selection="holdout", validation_fraction=0.25, folds=3)
+HEAD = HeadConfig(name="svm", model="linear",
+                  params={"loss": "squared_hinge", "optimizer": "lbfgs", "alpha": "auto", "random_state": 0})
 
 
 def make_folder(root, rng):
@@ -53,7 +53,7 @@ def test_poisoned_test_labels_change_nothing_the_selection_sees(data, tmp_path):
 def test_refit_uses_every_training_row_and_can_be_skipped(data):
     training, _, _ = data
     refit = fit_and_score(training, HEAD, SETTINGS).record
-    kept = fit_and_score(training, HEAD, {**SETTINGS, "refit": False}).record
+    kept = fit_and_score(training, HEAD, SETTINGS.model_copy(update={"refit": False})).record
     assert refit["train"]["n"] == 36 and kept["train"]["n"] == 27 and refit["val"]["n"] == 9
     assert refit["chosen"] == kept["chosen"]
 
@@ -61,9 +61,9 @@ def test_refit_uses_every_training_row_and_can_be_skipped(data):
 def test_results_are_kept_in_the_store(data):
     training, _, _ = data
     first = fit_and_score(training, HEAD, SETTINGS)
-    again = fit_and_score(training, {**HEAD, "params": {**HEAD["params"], "verbose": True}}, SETTINGS)
+    again = fit_and_score(training, HEAD.model_copy(update={"params": {**HEAD.params, "verbose": True}}), SETTINGS)
     np.testing.assert_array_equal(first.model.coef_, again.model.coef_)
-    assert head_key(training, HEAD, SETTINGS) != head_key(training, HEAD, {**SETTINGS, "seed": 1})
+    assert head_key(training, HEAD, SETTINGS) != head_key(training, HEAD, SETTINGS.model_copy(update={"seed": 1}))
     assert training.store.load_head(head_key(training, HEAD, SETTINGS)) is not None
 
 
@@ -97,7 +97,7 @@ def test_normaliser_fitted_on_blocks_equals_one_fitted_on_the_array(data, monkey
 
 
 def test_augmented_rows_fit_but_never_validate(tmp_path):
-    from featurepipe.api import extract_features
+    from featurepipe.extract import extract_features
     from featurepipe.config import load_config
     import yaml
 
@@ -121,3 +121,47 @@ def test_augmented_rows_fit_but_never_validate(tmp_path):
     assert record["val"]["n"] == 9 and record["train"]["n"] == 36  # originals only are scored
     segments, labels = training.segments(np.arange(4), augmented=True)
     assert [s.key for s in segments] == [plain.key, flipped.key] and len(labels) == 8
+
+
+def test_a_damaged_cached_head_is_fitted_again_with_one_line(data, capsys):
+    training, _, _ = data
+    first = fit_and_score(training, HEAD, SETTINGS)
+    folder = training.store.entry_path("heads", head_key(training, HEAD, SETTINGS))
+    assert sorted(p.name for p in folder.iterdir()) == ["entry.json", "head.npz", "manifest.json", "normalization.npz"]
+    damaged = bytearray((folder / "head.npz").read_bytes())
+    damaged[-100] ^= 1
+    (folder / "head.npz").write_bytes(bytes(damaged))
+    capsys.readouterr()
+    again = fit_and_score(training, HEAD, SETTINGS)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "head.npz was changed after training" in err[0] and err[0].endswith("fitting it again")
+    np.testing.assert_array_equal(again.model.coef_, first.model.coef_)
+    assert again.record["chosen"] == first.record["chosen"]
+    assert fit_and_score(training, HEAD, SETTINGS).record == again.record  # stored whole again
+
+
+def test_the_holdout_refit_starts_from_the_search_model(data, monkeypatch):
+    """The refit on every training row is a warm start of the search's model at the chosen setting."""
+    training, _, _ = data
+    fits = []
+    real = LinearClassifier.fit
+
+    def recording(self, X, y):
+        fits.append((self.warm_start, hasattr(self, "coef_"), len(X)))
+        return real(self, X, y)
+
+    monkeypatch.setattr(LinearClassifier, "fit", recording)
+    record = fit_and_score(training, HEAD, SETTINGS).record
+    assert fits == [(True, True, 36)] and record["train"]["n"] == 36  # the grid went through fit_path
+
+
+def test_the_api_module_is_a_deprecated_alias_of_extract():
+    import importlib
+    import sys
+
+    sys.modules.pop("featurepipe.api", None)
+    with pytest.warns(DeprecationWarning, match="featurepipe.extract"):
+        api = importlib.import_module("featurepipe.api")
+    from featurepipe import extract
+
+    assert api.extract_features is extract.extract_features

@@ -110,7 +110,7 @@ def test_wide_features_get_the_low_rank_form_and_fit_as_without_it():
     X = rng.standard_normal((120, 400)).astype(np.float32)
     y = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 1)
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.05, tol=1e-7, max_iter=2000)
-    assert isinstance(head.build_preconditioner(X, 3), LowRankPreconditioner)
+    assert isinstance(head._build_preconditioner(X, 3, None, head.alpha), LowRankPreconditioner)
     with_it = head.fit(X, y)
     without = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.05, tol=1e-7, max_iter=5000,
                                precondition=False).fit(X, y)

@@ -44,13 +44,12 @@ def test_row_space_fit_reaches_the_minimum_of_the_fit_on_x(loss, monkeypatch):
     assert (through_rows.predict(X) == direct.predict(X)).all()
 
 
-def test_regularization_path_shares_one_row_space_and_matches_single_fits(monkeypatch):
+def test_fit_path_shares_one_row_space_and_matches_single_fits(monkeypatch):
     X, y = wide()
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", max_iter=3000, tol=1e-6, random_state=0)
     alphas = [1e-1, 1e-2, 1e-3]
-    preconditioner = head.path_preconditioner(X, y, alphas)
-    assert isinstance(preconditioner.row_space, RowSpace)
-    path = head.regularization_path(X, y, alphas, preconditioner=preconditioner)
+    assert isinstance(head._path_preconditioner(X, y, alphas).row_space, RowSpace)
+    path = head.fit_path(X, y, alphas)
     in_features(monkeypatch)
     for alpha, model in zip(alphas, path):
         single = LinearClassifier(**{**head.get_params(), "alpha": alpha}).fit(X, y)
@@ -72,6 +71,6 @@ def test_a_preconditioner_built_on_other_rows_is_refused():
     """A refit on more rows than the search fitted must not reuse the search's row space."""
     X, y = wide()
     head = LinearClassifier(optimizer="lbfgs", max_iter=50)
-    preconditioner = head.path_preconditioner(X[:100], y[:100], [1e-2])
+    preconditioner = head._path_preconditioner(X[:100], y[:100], [1e-2])
     with pytest.raises(ValueError, match="row space of 100 rows, not of these 120"):
-        head.fit(X, y, preconditioner=preconditioner)
+        head._fit(X, y, preconditioner=preconditioner)

@@ -121,7 +121,7 @@ def test_networks_with_hidden_layers_are_evaluated_one_by_one(monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(400, 30), (60, 200)])  # Gram factor shared; the row space's arrow per alpha
-def test_a_regularization_path_fits_its_alphas_together_to_each_ones_minimum(shape, monkeypatch):
+def test_a_path_fits_its_alphas_together_to_each_ones_minimum(shape, monkeypatch):
     rng = np.random.default_rng(0)
     n, d = shape
     X = (rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.2).astype(np.float32)
@@ -136,7 +136,7 @@ def test_a_regularization_path_fits_its_alphas_together_to_each_ones_minimum(sha
     monkeypatch.setattr("featurepipe.heads.training.evaluate_together", counting)
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", max_iter=2000, tol=1e-6, random_state=0)
     alphas = [1e-1, 1e-3, 1.0]
-    path = head.regularization_path(X, y, alphas)
+    path = head.fit_path(X, y, alphas)
     assert [m.alpha for m in path] == alphas and max(shared_rounds) == 3
     monkeypatch.setattr("featurepipe.heads.training.evaluate_together", real)
     for alpha, model in zip(alphas, path):

@@ -233,3 +233,28 @@ def test_preconditioned_lbfgs_reaches_the_same_minimum_in_far_fewer_iterations(l
     assert fast.n_iter_ * 5 < plain.n_iter_
     assert fast.loss_curve_[-1] <= plain.loss_curve_[-1] * (1 + 1e-5)
     assert np.mean(fast.predict(X) == plain.predict(X)) > 0.99
+
+
+def test_warm_start_continues_an_lbfgs_fit_and_reuses_its_preconditioner(blobs):
+    X, y = blobs
+    head = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.01, tol=1e-6, max_iter=500, random_state=0)
+    cold = LinearClassifier(**head.get_params()).fit(X, y)
+    first = head.set_params(warm_start=True).fit(X[:200], y[:200])
+    kept = first._kept_preconditioner
+    assert kept is not None and kept.row_space is None
+    warm = head.fit(X, y)  # more rows, same features and classes: starts where the first fit ended
+    assert warm._kept_preconditioner is kept and warm.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(warm.loss_curve_[-1], cold.loss_curve_[-1], rtol=1e-4)
+    assert LinearClassifier(**{**head.get_params(), "warm_start": False}).fit(X, y)._kept_preconditioner is None
+
+
+def test_warm_start_starts_afresh_when_the_classes_change_or_the_fit_is_minibatch(blobs):
+    X, y = blobs
+    params = {"optimizer": "lbfgs", "alpha": 0.01, "max_iter": 500, "random_state": 0, "warm_start": True}
+    three = y < 3
+    head = LinearClassifier(**params).fit(X, y)
+    refit = head.fit(X[three], y[three])
+    np.testing.assert_array_equal(refit.coef_, LinearClassifier(**params).fit(X[three], y[three]).coef_)
+    mlp = MLPClassifier((8,), max_iter=5, random_state=0, warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(mlp.fit(X, y).coefs_[0],
+                                  MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y).coefs_[0])

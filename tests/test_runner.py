@@ -177,7 +177,7 @@ def test_fit_sees_the_training_split_only(image_folder, cache_dir):
 def test_fitted_state_round_trips_and_a_fit_is_reused(image_folder, tmp_path):
     import yaml
 
-    from featurepipe.api import extract_features, fitted_pipeline
+    from featurepipe.extract import extract_features, fitted_pipeline
     from featurepipe.config import load_config
     from featurepipe.core import restore_state, stage_state
 

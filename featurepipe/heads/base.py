@@ -40,8 +40,25 @@ class _FitSetup:
     seed: int
 
 
+@dataclass
+class Start:
+    """Where a fit may start: a fitted head's parameters and classes, and the preconditioner its fit kept."""
+
+    params: list
+    classes: np.ndarray
+    preconditioner: object = None
+
+    @classmethod
+    def of(cls, head):
+        """The start ``head`` offers, or None when it is not fitted."""
+        if not hasattr(head, "classes_"):
+            return None
+        return cls([np.array(p, np.float32) for p in head._network_params()], head.classes_,
+                   getattr(head, "_kept_preconditioner", None))
+
+
 def fit_together(heads, X, y, *, preconditioners=None):
-    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head.fit(X, y, preconditioner=)``
+    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head._fit(X, y, preconditioner=)``
     would: their runs are evaluated together (``train_full_batch_together``), so that a grid of alphas reads
     ``X`` once per round for all of them. ``preconditioners``: one per head (None builds its own), shared
     objects change variables in one solve. The heads must fit the same rows: the same ``RowSpace``, if any."""
@@ -82,6 +99,7 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         "n_iter_no_change": Integer(1),
         "shuffle": Boolean(),
         "early_stopping": Boolean(),
+        "warm_start": Boolean(),
     }
 
     def _build_network(self, n_features, n_classes):
@@ -96,16 +114,20 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         """Set the fitted attributes from the network's trained parameters."""
         raise NotImplementedError
 
-    def fit(self, X, y, *, init=None, preconditioner=None):
+    def fit(self, X, y):
         """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``.
 
-        ``init``: a fitted head of the same shape (features, classes, layers) whose parameters start this
-        fit instead of a random initialisation: a warm start, as for a refit from a search's solution.
-        ``preconditioner``: for L-BFGS, a change of variables built beforehand (``LinearClassifier.
-        build_preconditioner``) to use instead of building one, e.g. for several fits on the same rows; one
-        built on a ``RowSpace`` of ``X`` (its ``row_space``) makes the fit go through that row space.
+        With ``warm_start`` and a full-batch optimiser (L-BFGS), the fit starts from the previous fit's
+        parameters when their shapes and classes match this fit's, and reuses the preconditioner that fit
+        built when it applies (see ``warm_start``); else it starts from a random initialisation.
         """
-        setup = self._set_up(X, y, init, preconditioner)
+        return self._fit(X, y)
+
+    def _fit(self, X, y, start=None, preconditioner=None):
+        """``fit``, starting from ``start`` (a ``Start``) when given, and for L-BFGS with ``preconditioner``
+        (built beforehand, e.g. for several fits on the same rows; one built on a ``RowSpace`` of ``X`` makes
+        the fit go through that row space) instead of building one."""
+        setup = self._set_up(X, y, start, preconditioner)
         if setup.optimizer.full_batch:
             result = train_full_batch(
                 setup.objective, setup.params, setup.X, setup.y, optimizer=setup.optimizer, max_iter=self.max_iter,
@@ -116,8 +138,9 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
                                            optimizer=setup.optimizer, rng=setup.rng, seed=setup.seed)
         return self._finish(setup, result)
 
-    def _set_up(self, X, y, init, preconditioner):
+    def _set_up(self, X, y, start, preconditioner):
         """Validate the data and parameters and build what training needs (``_FitSetup``)."""
+        warm = Start.of(self) if self.warm_start else None  # read before this fit replaces it
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         self.classes_, y = np.unique(y, return_inverse=True)
@@ -129,10 +152,14 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         self.validate_params()
         loss = self._part("loss")
         optimizer = self._part("optimizer")
+        if not optimizer.full_batch:
+            warm = None  # a mini-batch fit restarts its schedule: it starts afresh (see warm_start)
         if preconditioner is None:
             space = self._row_space(X, optimizer.full_batch)
+            if warm is not None and space is None and _applies(warm.preconditioner, X, self.classes_):
+                preconditioner = warm.preconditioner
         else:
-            space = getattr(preconditioner, "row_space", None)
+            space = preconditioner.row_space
             if space is not None and space.features.shape[0] != X.shape[0]:
                 raise ValueError(f"the preconditioner was built on the row space of {space.features.shape[0]} "
                                  f"rows, not of these {X.shape[0]}")
@@ -145,15 +172,19 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = np.random.default_rng(seed)
-        params = network.init_params(rng) if init is None else self._initial_params(init, network, space)
+        params = self._initial_params(start or warm, network, space)
+        if params is None:
+            params = network.init_params(rng)
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch and preconditioner is None:
             preconditioner = self._preconditioner(X_fit, len(self.classes_), space)
         return _FitSetup(X_fit, y, optimizer, objective, params, preconditioner, space, rng, seed)
 
     def _finish(self, setup, result):
-        """Set the fitted attributes from the trained parameters and warn if training did not converge."""
+        """Set the fitted attributes from the trained parameters and warn if training did not converge.
+        With ``warm_start``, keep the preconditioner for the next fit, unless it belongs to a row space."""
         self._store_network_params(setup.params if setup.space is None else setup.space.expand(setup.params))
+        self._kept_preconditioner = setup.preconditioner if self.warm_start and setup.space is None else None
         self.n_iter_ = result.n_iter
         self.history_ = result.history
         self.loss_curve_ = result.history["loss"]
@@ -178,18 +209,18 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         """The ``RowSpace`` this head fits ``X`` in, or None to fit on ``X`` itself."""
         return None
 
-    def _initial_params(self, init, network, space=None):
-        """Copies of the parameters of the fitted head ``init`` (taken into ``space`` when given), which must
-        fit ``network`` and the classes."""
-        check_is_fitted(init)
-        params = [np.array(p, np.float32) for p in init._network_params()]
+    def _initial_params(self, start, network, space=None):
+        """Copies of the parameters of ``start`` (a ``Start``; taken into ``space`` when given), or None when
+        there is none or they do not fit ``network`` and the classes."""
+        if start is None:
+            return None
+        params = start.params
         if space is not None and params[0].shape[0] == space.basis.shape[0]:
             params = space.reduce(params)
         shapes = [p.shape for p in network.init_params(np.random.default_rng(0))]
-        if [p.shape for p in params] != shapes or not np.array_equal(init.classes_, self.classes_):
-            raise ValueError(f"init: the head to start from has other shapes or classes than this fit "
-                             f"({[p.shape for p in params]} vs {shapes})")
-        return params
+        if [p.shape for p in params] != shapes or not np.array_equal(start.classes, self.classes_):
+            return None
+        return [np.array(p, np.float32) for p in params]
 
     def _train_minibatch(self, objective, params, *, X, y, optimizer, rng, seed):
         """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""
@@ -259,3 +290,11 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         if self.early_stopping:
             require(Real(0, 1, low_open=True, high_open=True).holds(self.validation_fraction), "validation_fraction",
                     "must be in (0, 1) with early_stopping", self.validation_fraction)
+
+
+def _applies(preconditioner, X, classes) -> bool:
+    """Whether ``preconditioner``, kept by a previous fit, serves a fit of ``X`` on ``classes``: built on
+    features (not a row space) of the same width, for as many classes. It only has to be close: built on
+    other rows of the same features (a holdout search's fit rows, for the refit on every row), it serves."""
+    return (preconditioner is not None and preconditioner.row_space is None
+            and preconditioner.shape == (X.shape[1] + 1, len(classes)))

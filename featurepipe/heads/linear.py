@@ -1,8 +1,10 @@
 """The linear head: class scores ``s = W x + b``."""
 import numpy as np
 
+from sklearn.base import clone
+
 from ..core import Boolean, register
-from .base import BaseHead, fit_together
+from .base import BaseHead, Start, fit_together
 from .network import DenseNetwork
 from .preconditioning import OrthogonalPreconditioner, build_preconditioner
 from .row_space import RowSpace, applies
@@ -60,6 +62,13 @@ class LinearClassifier(BaseHead):
         ``alpha I + (c / n) [X 1]^T [X 1]`` over all the rows: tens of iterations instead of
         hundreds on correlated features, for one Gram matrix and one Cholesky factorisation
         (``n_features ** 2`` floats). Same minimum either way. Only L-BFGS uses it.
+    warm_start : bool, default=False
+        With L-BFGS, start ``fit`` from the previous fit's coefficients when the features and classes match,
+        and reuse the preconditioner that fit built (kept on the head until the next fit: ``n_features ** 2``
+        floats) unless either fit goes through the row space: it only has to be close, so one built on other
+        rows of the same features (a holdout search's, for the refit on every row) serves and its cost is
+        saved. Mini-batch fits start afresh, as scikit-learn's LogisticRegression ignores ``warm_start`` for
+        some solvers: their schedule restarts, and a warm start would add epochs to another fit's.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
@@ -105,6 +114,7 @@ class LinearClassifier(BaseHead):
         early_stopping=False,
         validation_fraction=0.1,
         precondition=True,
+        warm_start=False,
         random_state=None,
         verbose=False,
     ):
@@ -124,6 +134,7 @@ class LinearClassifier(BaseHead):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.precondition = precondition
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
 
@@ -146,47 +157,39 @@ class LinearClassifier(BaseHead):
     def _preconditioner(self, X, n_classes, space=None):
         if not self.precondition:
             return None
-        return self.build_preconditioner(X, n_classes, orthogonal=space is not None)
+        return self._build_preconditioner(X, n_classes, space, self.alpha)
 
-    def build_preconditioner(self, X, n_classes, *, alpha=None, orthogonal=False):
-        """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` (this
-        head's by default) from the rows of ``X``. One serves several fits on the same rows (``fit(...,
-        preconditioner=)``), even at other alphas: it only has to be close.
-        ``orthogonal``: the columns of ``X`` are orthogonal (a ``RowSpace``'s features), so the
-        preconditioner is diagonal but for the bias (``OrthogonalPreconditioner``)."""
-        alpha = self.alpha if alpha is None else alpha
+    def _build_preconditioner(self, X, n_classes, space, alpha):
+        """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` from the
+        rows of ``X``, or on the features of ``space`` (a ``RowSpace``: orthogonal columns, so the factor is
+        diagonal but for the bias, ``OrthogonalPreconditioner``). One serves several fits on the same rows,
+        even at other alphas: it only has to be close."""
         curvature = self._part("loss").curvature
-        if orthogonal:
-            return OrthogonalPreconditioner(X, n_classes, alpha=alpha, curvature=curvature)
+        if space is not None:
+            return OrthogonalPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature,
+                                            row_space=space)
         return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature)
 
-    def path_preconditioner(self, X, y, alphas):
+    def _path_preconditioner(self, X, y, alphas):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
         when this head's optimiser does not use one. With fewer rows than features it is built on their
-        ``RowSpace`` (its ``row_space``), which the fits then share too."""
+        ``RowSpace``, which the fits then share too."""
         if self.optimizer != "lbfgs" or not self.precondition:
             return None
         middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
         X = np.asarray(X, np.float32)
-        space = self._row_space(X, full_batch=True)
-        preconditioner = self.build_preconditioner(X if space is None else space.features, len(np.unique(y)),
-                                                   alpha=middle, orthogonal=space is not None)
-        preconditioner.row_space = space
-        return preconditioner
+        return self._build_preconditioner(X, len(np.unique(y)), self._row_space(X, full_batch=True), middle)
 
-    def regularization_path(self, X, y, alphas, preconditioner=None):
+    def fit_path(self, X, y, alphas):
         """Fitted copies of this head, one per value of ``alpha``, in the order given.
 
-        With L-BFGS and its preconditioner (``path_preconditioner``, unless given; with its ``RowSpace`` when
-        there are fewer rows than features) the fits run together (``fit_together``): one pass over ``X``
-        per round evaluates every alpha still running, so the grid costs a small multiple of its slowest fit.
-        Otherwise they are fitted from the largest alpha down, each starting from the previous solution.
+        With L-BFGS and its preconditioner (shared by the path; with its ``RowSpace`` when there are fewer rows
+        than features) the fits run together (``fit_together``): one pass over ``X`` per round evaluates every
+        alpha still running, so the grid costs a small multiple of its slowest fit. Otherwise they are fitted
+        from the largest alpha down, each starting from the previous solution.
         """
-        from sklearn.base import clone
-
         alphas = [float(a) for a in alphas]
-        if preconditioner is None:
-            preconditioner = self.path_preconditioner(X, y, alphas)
+        preconditioner = self._path_preconditioner(X, y, alphas)
         distinct = sorted(set(alphas), reverse=True)
         models = [clone(self).set_params(alpha=alpha) for alpha in distinct]
         if preconditioner is not None:
@@ -196,7 +199,7 @@ class LinearClassifier(BaseHead):
         else:
             previous = None
             for model in models:
-                previous = model.fit(X, y, init=previous)
+                previous = model._fit(X, y, start=Start.of(previous) if previous is not None else None)
         fitted = dict(zip(distinct, models))
         return [fitted[a] for a in alphas]
 

@@ -26,7 +26,12 @@ class Preconditioner:
     """A change of variables for L-BFGS: ``variables(params)`` gives the flat variables of the parameters,
     ``params(v, out)`` writes the parameters of variables ``v`` into ``out``, ``gradient(grads)`` takes
     gradients into the variables. The ``_together`` forms serve several problems sharing one preconditioner
-    (``LBFGS.minimize_together``); a subclass overrides them where one call for all is cheaper."""
+    (``LBFGS.minimize_together``); a subclass overrides them where one call for all is cheaper.
+
+    ``row_space``: the ``RowSpace`` whose features it was built on, which the fits it serves go through, or
+    None when it was built on the features themselves (set by its constructor)."""
+
+    row_space = None
 
     def params_together(self, vs, outs):
         """``params`` for each of ``vs``, written into the matching ``outs``."""
@@ -204,10 +209,12 @@ class OrthogonalPreconditioner(Preconditioner):
     (``Z^T Z`` diagonal): ``alpha I + (c / n) [Z 1]^T [Z 1]`` is then an arrow matrix, a diagonal with a
     last row and column for the bias, and so is its Cholesky factor: a diagonal ``R`` and a last row
     ``[u^T, l]``. Applying it costs ``O(r k)`` instead of ``O(r^2 k)``, and another ``alpha`` is exact and
-    free (``for_alpha``), so every fit of a regularisation path gets its own.
+    free (``for_alpha``), so every fit of a regularisation path gets its own. ``row_space``: the ``RowSpace``
+    whose features ``Z`` are, if any.
     """
 
-    def __init__(self, Z, n_classes, *, alpha, curvature):
+    def __init__(self, Z, n_classes, *, alpha, curvature, row_space=None):
+        self.row_space = row_space
         scale = curvature / len(Z)
         self.squares = scale * np.einsum("ij,ij->j", Z, Z, dtype=np.float64)  # diagonal of (c / n) Z^T Z
         self.sums = scale * Z.sum(axis=0, dtype=np.float64)                  # (c / n) Z^T 1

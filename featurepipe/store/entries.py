@@ -3,7 +3,8 @@
 - ``aliases/<recipe>.json``: a run's recipe (config as written + data set + code version) -> feature key,
   so a warm run finds its entry without building the pipeline;
 - ``pipelines/<key>/``: a fitted pipeline's state (``state.npz`` arrays, ``state.json`` the rest);
-- ``heads/<key>/``: a head fitted and scored on stored features (``record.json`` and its arrays);
+- ``heads/<key>/``: a head fitted and scored on stored features: its checked bundle (``trained.py``), its record
+  in ``entry.json``;
 - ``datasets/<name>/``: data sets the library writes itself (the built-in demo).
 
 Each entry records the entries it was made from (``parents``), which ``cache rm`` and ``cache gc`` follow.

@@ -1,0 +1,32 @@
+"""What ``featurepipe evaluate`` does: score a trained-head folder on a split of the data set it was trained
+for, with the features from the cache (recomputed if missing)."""
+from __future__ import annotations
+
+from .config import ConfigError
+from .extract import config_dataset, fitted_pipeline, training_data
+from .fitting import score_rows
+from .selection import make_splits
+from .trained import check_features, load_trained
+
+
+def evaluate(folder, split: str = "test") -> dict:
+    """Score a trained head on a split of the data set it was trained for (features from the cache)."""
+    trained = load_trained(folder)
+    cfg = trained.config
+    dataset = config_dataset(cfg)
+    data = training_data(cfg, dataset)
+    pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
+    check_features(trained, pipeline, data.store.dimension(data.key))
+    if split == "test":
+        rows = data.test_rows
+    else:
+        settings = cfg.train
+        method, splits = make_splits(data.labels[data.train_rows], settings.selection, settings.validation_fraction,
+                                     settings.folds, settings.seed)
+        if split == "val" and (method != "holdout" or settings.refit):
+            raise ConfigError("train: the head was refit on every training row after its selection"
+                              if settings.refit else f"train.selection: the head was chosen by {method}; "
+                              "there is no single validation split")
+        rows = data.train_rows[splits[0].val] if split == "val" else data.train_rows
+    return score_rows(data.store, data.key, rows, data.labels[rows], trained.model, trained.normalization,
+                      trained.manifest["classes"])

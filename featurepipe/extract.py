@@ -1,0 +1,138 @@
+"""What ``featurepipe extract`` does, callable from Python: config in, features in the store out; and the
+training rows of a config (its features with those of its augmented training images) that heads fit on."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .config import Config, ConfigError
+from .datasets.sources import Dataset, open_dataset
+from .errors import ExtractError
+from .store import ExtractResult, FeatureStore
+
+
+def config_dataset(cfg: Config) -> Dataset:
+    """The config's data set, materialising the built-in one into the cache on first use."""
+    if cfg.dataset.builtin:
+        from .datasets.builtin import write_demo
+
+        path = FeatureStore(cfg.run.cache_dir).dataset(cfg.dataset.builtin, write_demo)
+    else:
+        path = Path(cfg.dataset.path).expanduser()
+    try:
+        return open_dataset(path, cfg.dataset.kind, cfg.dataset.hash)
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the root itself is a symbolic link loop
+        raise ConfigError(f"dataset.path: {e}") from None
+
+
+def _require_pipeline(cfg: Config):
+    if cfg.pipeline is None:
+        raise ConfigError("pipeline: missing (this command needs a pipeline: preprocess steps and an extractor)")
+    return cfg.pipeline
+
+
+def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
+    """The alias key of a run: everything that decides its feature entry without fitting the pipeline (the
+    unfitted pipeline's identity -- its description and the code behind it --, the data set's identity, the
+    decoding limit, and the augmentation of the training images, if any)."""
+    parts = {"augment": augment} if augment is not None else {}
+    return FeatureStore.key("aliases", pipeline=build_config_pipeline(cfg).fingerprint(), dataset=dataset.identity(),
+                            max_pixels=cfg.run.max_pixels, **parts)
+
+
+def build_config_pipeline(cfg: Config):
+    from .pipeline import SpecError, build_pipeline
+
+    try:
+        return build_pipeline(_require_pipeline(cfg).model_dump())
+    except SpecError as e:
+        raise ConfigError(str(e)) from None
+
+
+def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
+    """(pipeline, fit key or None, fit timings): the config's pipeline, fitted on the training split when
+    it is data-driven.
+
+    A fit is stored in the store's ``pipelines`` namespace, keyed by the unfitted pipeline's identity (its
+    description and the code behind it, as every stage keys) and the training items' identity, and reused
+    from there: extraction never refits silently, and a changed setting or training set gets a new fit.
+    """
+    from .core import restore_state, stage_state
+    from .runner import fit_pipeline
+
+    pipeline = build_config_pipeline(cfg)
+    if not pipeline.requires_fit:
+        return pipeline, None, {}
+    train = dataset.subset("train") if dataset.splits is not None else dataset
+    fit_key = FeatureStore.key("pipelines", pipeline=pipeline.fingerprint(), train=train.identity(),
+                               max_pixels=cfg.run.max_pixels)
+    saved = store.load_fitted(fit_key)
+    if saved is not None:
+        arrays, values, record = saved
+        restore_state(pipeline, arrays, values, record["fingerprint"], f"fitted pipeline {fit_key}")
+        return pipeline, fit_key, record["timings"]
+    timings = fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error,
+                           max_pixels=cfg.run.max_pixels, chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress)
+    arrays, values = stage_state(pipeline)
+    store.save_fitted(fit_key, arrays, values, {"fingerprint": pipeline.fingerprint(), "timings": timings,
+                                                "what": f"{pipeline.extractor.name} fitted on {len(train)} images"})
+    return pipeline, fit_key, timings
+
+
+def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) -> ExtractResult:
+    """Extract (or resume, or reuse) the config's features; returns a ``store.ExtractResult``.
+
+    With ``augment`` (a preprocessing step spec such as ``"hflip"``), the features of the training images
+    transformed by that step, through the same fitted pipeline: an entry of its own, whose rows follow
+    the training items. A warm run whose recipe is already complete in the cache, with every chunk
+    passing its checks, answers from the store's alias without importing the extractors.
+    """
+    start = time.perf_counter()  # a warm run's time is its listing and checks
+    dataset = dataset or config_dataset(cfg)
+    store = FeatureStore(cfg.run.cache_dir)
+    items = dataset if augment is None else dataset.subset("train")
+    run_recipe = recipe(cfg, items, augment)
+    key = store.resolve(run_recipe)
+    if key is not None and not store.damaged_chunks(key):
+        s = store.summary(key)
+        if s["failed"] and cfg.run.on_error == "fail":
+            path, reason = store.ledger(key)[0]
+            raise ExtractError(f"{path}: {reason}")
+        return ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv",
+                            time.perf_counter() - start, 0)
+    from .runner import extract, warm_up_workers
+
+    warm_up_workers(cfg.run.jobs, cfg.run.backend)
+    pipeline, fit_key, timings = fitted_pipeline(cfg, dataset, store)
+    if augment is not None:
+        pipeline = augmented(pipeline, augment)
+    result = extract(items, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
+                     backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,
+                     max_pixels=cfg.run.max_pixels, progress=cfg.run.progress,
+                     parents=[fit_key] if fit_key else [], fit=timings)
+    store.alias(run_recipe, result.key)
+    return result
+
+
+def training_data(cfg: Config, dataset: Dataset | None = None):
+    """Extract (or reuse) the config's features and those of its augmented training images: a
+    ``fitting.TrainingData``."""
+    from .fitting import TrainingData
+
+    dataset = dataset or config_dataset(cfg)
+    if dataset.splits is None:
+        raise ConfigError("dataset: training needs train/ and test/ splits (or a CSV split column)")
+    key = extract_features(cfg, dataset).key
+    augment = [extract_features(cfg, dataset, augment=spec).key for spec in cfg.train.augment]
+    return TrainingData(FeatureStore(cfg.run.cache_dir), key, augment)
+
+
+def augmented(pipeline, spec, where: str = "train.augment"):
+    """``pipeline`` with the preprocessing step ``spec`` (a name or ``{name: params}``) in front."""
+    from .pipeline import FeaturePipeline, SpecError, build_stage
+
+    try:
+        step = build_stage({spec: {}} if isinstance(spec, str) else spec, where, "preprocess")
+    except SpecError as e:
+        raise ConfigError(str(e)) from None
+    return FeaturePipeline(pipeline.extractor, (step, *pipeline.preprocess))
