@@ -1,6 +1,6 @@
 """Wall time of a data-driven pipeline on a data set: fitting (on the training split) and encoding every image.
 
-    python scripts/bench_kmeans_features.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar \\
+    python benchmarks/bench_kmeans_features.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar \\
         --cache-dir /tmp/fpcache-kmeans [--set key=value ...] [--jobs 2]
 
 Runs ``featurepipe extract`` (``featurepipe.api.extract_features``) into an empty cache and reports the

@@ -1,7 +1,7 @@
 """featurepipe's heads against scikit-learn's on CIFAR-10 features: same objective, same stopping rule,
 same model selection, fits timed alternately in one process.
 
-    python scripts/bench_heads.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads] [--features hog_hsv,raw]
+    python benchmarks/bench_heads.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads] [--features hog_hsv,raw]
                                   [--blas-threads 1] [--extra-threads 2] [--repeats 3] [--quick]
 
 Features come through the product (``extract_features`` on ``configs/cifar10-hog-hsv.yaml``, 396-d, and

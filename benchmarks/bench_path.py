@@ -1,6 +1,6 @@
 """What a grid of C costs against one fit: a linear head's regularisation path against a single fit.
 
-    python scripts/bench_path.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar --cache-dir CACHE \\
+    python benchmarks/bench_path.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar --cache-dir CACHE \\
         [--head 0] [--rounds 2] [--cold]
 
 Extracts (or reuses) the config's features, builds the matrix a holdout selection fits on (the fit rows

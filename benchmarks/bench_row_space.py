@@ -1,6 +1,6 @@
 """Linear heads on fewer rows than features: a single fit and a 6-alpha path, three ways.
 
-    python scripts/bench_row_space.py [--rows 2000] [--features 4000] [--classes 10] [--rounds 2]
+    python benchmarks/bench_row_space.py [--rows 2000] [--features 4000] [--classes 10] [--rounds 2]
 
 On a synthetic wide problem (rectified low-rank features, standardised, one informative column per
 class), an L2-SVM (squared hinge, L-BFGS, tol 1e-4) is fitted at the middle alpha and along the

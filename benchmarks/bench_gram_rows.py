@@ -1,6 +1,6 @@
 """Why the L-BFGS preconditioner's Gram matrix is built on every row: one fit, Gram on all rows or a sample.
 
-    python scripts/bench_gram_rows.py --config configs/cifar10-pca-sift.yaml --data /tmp/cifar \\
+    python benchmarks/bench_gram_rows.py --config configs/cifar10-pca-sift.yaml --data /tmp/cifar \\
         --cache-dir CACHE [--head 0] [--alpha A] [--rows 10000,32000]
 
 On the matrix a holdout selection fits the config's head on (see ``bench_path.py``), fits the head at

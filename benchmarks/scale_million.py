@@ -1,6 +1,6 @@
 """featurepipe at a million items: cold and warm extracts, ``cache ls`` and ``cache verify``.
 
-    python scripts/scale_million.py ROOT [--items 1000000] [--distinct 500] [--jobs 2]
+    python benchmarks/scale_million.py ROOT [--items 1000000] [--distinct 500] [--jobs 2]
 
 Builds ``ROOT/data``: ``--items`` small PNG files in train/test class folders, hard links to ``--distinct``
 generated 32x32 images (so a million items cost a directory's worth of disk). Then runs, each as its own
