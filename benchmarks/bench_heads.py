@@ -41,16 +41,13 @@ Prints Markdown: the mapping check, per-C detail tables, the results tables, loa
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import harness
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.svm import LinearSVC
@@ -59,7 +56,6 @@ from threadpoolctl import threadpool_limits
 from featurepipe.api import extract_features
 from featurepipe.config import load_config
 from featurepipe.heads import LinearClassifier, MLPClassifier
-from featurepipe.machine import describe
 from featurepipe.normalize import Standardize
 from featurepipe.selection import make_splits
 from featurepipe.store import FeatureStore
@@ -73,7 +69,6 @@ TARGET = 1e-3  # relative suboptimality at which fits are timed
 INTERCEPT_SCALING = 100.0
 MAX_ITER = 100_000  # never the stopping reason: tol is
 MLP_BATCH = 200
-MLP_LAMBDAS = (500.0, 50.0, 5.0)  # MLPClassifier.auto_grid: alpha = lambda / n
 
 
 # --- the common objectives, float64 ---------------------------------------------------------------
@@ -158,11 +153,7 @@ def theirs_mlp(alpha, epochs):
 
 def timed_fit(model, X, y):
     """``(model, seconds)`` of one fit; convergence warnings are the ladder's business, not printed."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        model.fit(X, y)
-        return model, time.perf_counter() - start
+    return harness.timed(harness.fit_quietly, model, X, y)
 
 
 def best_of(fits, seconds, repeats):
@@ -331,16 +322,15 @@ def linear_detail(result, log):
 
 # --- MLP ------------------------------------------------------------------------------------------
 
-def compare_mlp(data, epochs, lambdas, log):
-    """Both MLPs at each alpha of the grid, alternately; per-epoch time and validation accuracy; each side keeps
+def compare_mlp(data, epochs, alphas, log):
+    """Both MLPs at each of ``alphas``, alternately; per-epoch time and validation accuracy; each side keeps
     its best alpha, scored on test, with the objective it reached."""
     (X, y), (X_val, y_val), (X_test, y_test) = data
-    n = len(y)
     fits = []
     log(f"### MLP(500): ours vs scikit-learn, {epochs} epochs\n")
     log("```")
-    for lam in lambdas:
-        alpha, row = lam / n, []
+    for alpha in alphas:
+        row = []
         for who, make in (("ours", ours_mlp), ("sklearn", theirs_mlp)):
             model, seconds = timed_fit(make(alpha, epochs), X, y)
             assert model.n_iter_ == epochs, f"{who} ran {model.n_iter_} epochs, not {epochs}"
@@ -385,12 +375,8 @@ def load_features(kind, cifar_dir, cache_dir, fit_fraction=1.0):
         part(test.X, test.labels), key
 
 
-def load_text():
-    return ", ".join(f"{x:.2f}" for x in describe()["load"])
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("cifar_dir", type=Path)
     parser.add_argument("--cache-dir", default="/tmp/fpcache-heads")
     parser.add_argument("--features", default="hog_hsv,raw",
@@ -408,12 +394,12 @@ def main():
 
     log = lambda line="": print(line, flush=True)  # noqa: E731
     started = datetime.datetime.now()
-    info = describe()
+    info = harness.describe()
     log(f"# featurepipe heads vs scikit-learn, {started:%Y-%m-%d %H:%M:%S}\n")
     log(f"    {Path(sys.executable).name} {' '.join(sys.argv)}\n")
-    log(f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, " +
+    log(f"{harness.cpu_and_cores()}, {info['memory_gib']} GiB; Python {info['python']}, " +
         ", ".join(f"{k} {info[k]}" for k in ("featurepipe", "numpy", "scipy", "scikit-learn") if k in info) +
-        f"; {args.blas_threads} BLAS/OpenMP thread(s); load average {load_text()} at the start\n")
+        f"; {args.blas_threads} BLAS/OpenMP thread(s); load average {harness.load_text()} at the start\n")
 
     linear, mlps = [], []
     with threadpool_limits(limits=args.blas_threads):
@@ -432,9 +418,10 @@ def main():
                     result = compare_linear(pair, data, grid, args.repeats, log)
                     linear_detail(result, log)
                     linear.append((title, result))
-            mlp = compare_mlp(data, epochs[kind], MLP_LAMBDAS[:2] if args.quick else MLP_LAMBDAS, log)
+            alphas = MLPClassifier.auto_grid({"n_samples": len(y)})["alpha"]  # what `alpha: auto` searches
+            mlp = compare_mlp(data, epochs[kind], alphas[:2] if args.quick else alphas, log)
             mlps.append((title, mlp))
-            log(f"(load average {load_text()})\n")
+            log(f"(load average {harness.load_text()})\n")
 
     if args.extra_threads:
         with threadpool_limits(limits=args.extra_threads):
@@ -445,7 +432,7 @@ def main():
                 seconds = best_of(mlp["retime"], [[], []], args.repeats)
                 mlp["extra"] = [s / mlp["retime_epochs"] for s in seconds]
 
-    log(f"## Results ({args.blas_threads} thread(s); load average {load_text()} at the end; "
+    log(f"## Results ({args.blas_threads} thread(s); load average {harness.load_text()} at the end; "
         f"{datetime.datetime.now() - started} in all)\n")
     log("Linear heads: each side's C chosen on validation; fit time at its chosen C, at the loosest tol of its own "
         f"that reaches rel. suboptimality {TARGET:g} (best of {args.repeats}, alternating), with the objective it "

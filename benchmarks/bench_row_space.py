@@ -14,14 +14,12 @@ Prints seconds, L-BFGS iterations and the objective each reached; the best round
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import time
 
+import harness
 import numpy as np
 
-from featurepipe import machine
 from featurepipe.heads import LinearClassifier
 
 
@@ -52,12 +50,7 @@ def variant(name):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--features", type=int, default=4000)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = harness.parser(__doc__, rows=2000, features=4000, classes=10, rounds=2).parse_args()
     X, y = wide_problem(args.rows, args.features, args.classes)
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", max_iter=500, tol=1e-4, random_state=0)
     alphas = list(np.logspace(-4, 1, 6))
@@ -65,12 +58,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in ("features", "row space, Gram", "row space, arrow"):
             with variant(name):
-                start = time.perf_counter()
-                single = LinearClassifier(**{**head.get_params(), "alpha": alphas[3]}).fit(X, y)
-                single_seconds = time.perf_counter() - start
-                start = time.perf_counter()
-                path = head.regularization_path(X, y, alphas)
-                path_seconds = time.perf_counter() - start
+                single, single_seconds = harness.timed(LinearClassifier(**{**head.get_params(), "alpha": alphas[3]}).fit,
+                                                       X, y)
+                path, path_seconds = harness.timed(head.regularization_path, X, y, alphas)
             row = {"single_seconds": round(single_seconds, 2), "single_iterations": single.n_iter_,
                    "single_objective": float(single.loss_curve_[-1]), "path_seconds": round(path_seconds, 2),
                    "path_iterations": [m.n_iter_ for m in path], "path_objective_at_middle": float(path[3].loss_curve_[-1]),
@@ -78,7 +68,7 @@ def main() -> None:
             print(json.dumps({"variant": name, **row}), flush=True)
             if name not in best or single_seconds + path_seconds < best[name]["single_seconds"] + best[name]["path_seconds"]:
                 best[name] = row
-    print(json.dumps({"machine": machine.describe(), "shape": [args.rows, args.features], "alphas": alphas,
+    print(json.dumps({"machine": harness.describe(), "shape": [args.rows, args.features], "alphas": alphas,
                       "best": best}))
 
 
