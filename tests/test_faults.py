@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import struct
@@ -293,17 +294,29 @@ def alive(pid: int) -> bool:
         return False
 
 
+SLOW_HOG = {"hog": {"pixels_per_cell": [4, 4], "transform_sqrt": True}}
+
+
+def slow_config(root: Path, train_per_class=60, extractor=SLOW_HOG) -> Path:
+    """A config whose extract takes several seconds whatever the machine: HOG's floating-point route
+    (transform_sqrt), never the compiled one, on 256x256 images (186 by default), 2 per chunk, 2 workers."""
+    data = make_data(root / "data", size=256, per_class=(train_per_class, 2))
+    return config(root, data, extractor=extractor, heads=False,
+                  run={"cache_dir": str(root / "cache"), "progress": False, "chunk_size": 2, "jobs": 2})
+
+
+def extract_process(cfg: Path, cache=None, **pipes) -> subprocess.Popen:
+    """``featurepipe extract`` of ``cfg`` (into ``cache`` if given) in a new process group."""
+    argv = [sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(cfg)]
+    return subprocess.Popen(argv + (["--cache-dir", str(cache)] if cache else []), start_new_session=True, **pipes)
+
+
 def started_extract(root: Path):
-    """A slow ``featurepipe extract`` subprocess, once its worker processes exist (and half a second more:
-    while they start, the hardest moment to stop a run), with their pids. A signal sent sooner could reach
-    the child before it runs featurepipe at all (between fork and exec it is lost) and prove nothing.
-    Slow whatever the machine: HOG's floating-point route (transform_sqrt), never the compiled one, over 186
-    images of 256x256 takes several seconds on 2 cores."""
-    data = make_data(root / "data", size=256, per_class=(60, 2))
-    cfg = config(root, data, extractor={"hog": {"pixels_per_cell": [4, 4], "transform_sqrt": True}}, heads=False,
-                 run={"cache_dir": str(root / "cache"), "progress": False, "chunk_size": 2, "jobs": 2})
-    process = subprocess.Popen([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(cfg)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    """The slow extract (``slow_config``) in a subprocess, once its worker processes exist (and half a
+    second more: while they start, the hardest moment to stop a run), with their pids. A signal sent sooner
+    could reach the child before it runs featurepipe at all (between fork and exec it is lost) and prove
+    nothing."""
+    process = extract_process(slow_config(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and len(children(process.pid)) < 2:  # the workers (and loky's resource tracker)
         time.sleep(0.1)
@@ -331,3 +344,35 @@ def test_an_early_interrupt_is_one_line(tmp_path):
     os.kill(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode != 0 and len(lines(err)) == 1 and "interrupted" in err, err
+
+
+def committed_chunks(cache: Path) -> int:
+    return sum(1 for _ in cache.glob("features/*/chunks/*.json"))
+
+
+@pytest.mark.slow
+def test_resume_after_repeated_sigkills_is_bit_identical(tmp_path):
+    """SIGKILL to the whole process group (the main process and its workers) at random moments while chunks
+    are written, three times; the next run resumes from the committed chunks, and its features are those of
+    an uninterrupted run, bit for bit."""
+    kills, moments = 3, random.Random(0)
+    cfg = slow_config(tmp_path, train_per_class=30, extractor={"concat": {"extractors": [SLOW_HOG, {"hsv_hist": {}}]}})
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    start = time.perf_counter()
+    assert extract_process(cfg, clean).wait() == 0
+    full = time.perf_counter() - start
+    for _ in range(kills):
+        process, before = extract_process(cfg, killed), committed_chunks(killed)
+        while committed_chunks(killed) == before and process.poll() is None:  # this run has committed a chunk
+            time.sleep(0.01)
+        time.sleep(moments.uniform(0, full / (kills + 2)))
+        assert process.poll() is None, "the run finished before the kill"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert extract_process(cfg, killed).wait() == 0
+    a, b = FeatureStore(clean), FeatureStore(killed)
+    [key] = [e["key"] for e in a.entries(("features",))]
+    assert [e["key"] for e in b.entries(("features",))] == [key]
+    fa, fb = a.read(key), b.read(key)
+    assert fa.X.tobytes() == fb.X.tobytes() and np.array_equal(fa.ids, fb.ids) and np.array_equal(fa.labels, fb.labels)
+    assert b.verify(key) == []
