@@ -140,6 +140,13 @@ def cmd_predict(args) -> int:
     return EXIT_SKIPPED if skipped else EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare_heads, compare_text
+
+    print(compare_text(compare_heads(args.first, args.second)))
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
     from .report import table_markdown
@@ -192,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", help="folder of images (searched recursively)")
     p.add_argument("--out", help="CSV to write (default: MODEL/predictions.csv)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("compare", help="whether two trained heads differ on the same test images (paired, McNemar)")
+    p.add_argument("first", help="a trained head's folder (RUN/HEAD, written by train)")
+    p.add_argument("second", help="another, trained on the same data set")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("list", help="list what configs can name: extractors, preprocessing steps, heads...")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
     p.add_argument("--kind", help="one kind (extractor, head, optimizer...) or 'all' (default: the feature side)")

@@ -9,14 +9,22 @@ from .selection import make_splits
 from .trained import check_features, load_trained
 
 
-def evaluate(folder, split: str = "test") -> dict:
-    """Score a trained head on a split of the data set it was trained for (features from the cache)."""
+def trained_with_its_data(folder):
+    """The trained head in ``folder`` and the rows of the data set it was trained for (features from the cache,
+    recomputed if missing), checked to be the features the head was trained on."""
     trained = load_trained(folder)
     cfg = trained.config
     dataset = config_dataset(cfg)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
     check_features(trained, pipeline, data.store.dimension(data.key))
+    return trained, data
+
+
+def evaluate(folder, split: str = "test") -> dict:
+    """Score a trained head on a split of the data set it was trained for (features from the cache)."""
+    trained, data = trained_with_its_data(folder)
+    cfg = trained.config
     if split == "test":
         rows = data.test_rows
     else:

@@ -50,7 +50,7 @@ class LBFGS(Stage):
         gathers the next point of every problem still running and hands them to ``fun`` together. A linear
         head's grid of alphas then reads its matrix once per round for all of them (``evaluate_together``):
         the products with a 45,000 x 8,000 matrix cost 1.3 times as much for 60 columns as for 10, not 6 times
-        (``scripts/bench_columns.py``).
+        (``benchmarks/bench_columns.py``).
         Problems that share a ``preconditioners`` object also change variables together, in one solve.
         """
         n = len(params_list)

@@ -174,7 +174,7 @@ class LinearClassifier(BaseHead):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
         when this head's optimiser does not use one. With fewer rows than features it is built on their
         ``RowSpace``, which the fits then share too."""
-        if self.optimizer != "lbfgs" or not self.precondition:
+        if not self._part("optimizer").full_batch or not self.precondition:
             return None
         middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
         X = np.asarray(X, np.float32)

@@ -1,6 +1,6 @@
 """featurepipe at a million items: cold and warm extracts, ``cache ls`` and ``cache verify``.
 
-    python scripts/scale_million.py ROOT [--items 1000000] [--distinct 500] [--jobs 2]
+    python benchmarks/scale_million.py ROOT [--items 1000000] [--distinct 500] [--jobs 2]
 
 Builds ``ROOT/data``: ``--items`` small PNG files in train/test class folders, hard links to ``--distinct``
 generated 32x32 images (so a million items cost a directory's worth of disk). Then runs, each as its own
@@ -16,17 +16,14 @@ previous run builds a new folder.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
-
-from featurepipe import machine
 
 CONFIG = """dataset: {{path: {data}}}
 pipeline: {{extractor: {{hsv_hist: {{bins: [8, 3, 3]}}}}}}
@@ -57,28 +54,24 @@ def build(folder: Path, items: int, distinct: int) -> None:
 
 def measure(argv: list[str]) -> dict:
     """Run ``featurepipe ARGV``: wall seconds, peak tree RSS (MiB), exit code, last output line."""
-    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", *argv])
+    result = harness.run_measured([sys.executable, "-m", "featurepipe.cli", *argv])
     return {"command": " ".join(argv[:2]), "seconds": round(result["seconds"], 2),
             "peak_rss_mib": round(result["peak_rss_mib"]), "exit": result["exit"],
             "output": result["output"].splitlines()[-1] if result["output"] else ""}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, items=1_000_000, distinct=500, jobs=2)
     parser.add_argument("root", type=Path)
-    parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--distinct", type=int, default=500)
-    parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
 
     data = args.root / f"data-{args.items}"
-    start = time.perf_counter()
-    build(data, args.items, args.distinct)
-    print(json.dumps({"step": "build", "items": args.items, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+    seconds = harness.timed(build, data, args.items, args.distinct)[1]
+    print(json.dumps({"step": "build", "items": args.items, "seconds": round(seconds, 1)}), flush=True)
     cache = args.root / f"cache-{args.items}"
     config = args.root / f"config-{args.items}.yaml"
     config.write_text(CONFIG.format(data=data, jobs=args.jobs, cache=cache))
-    results = {"machine": machine.describe(), "items": args.items}
+    results = {"machine": harness.describe(), "items": args.items}
     for step, argv in (("cold extract", ["extract", "--config", str(config)]),
                        ("warm extract", ["extract", "--config", str(config)]),
                        ("cache ls", ["cache", "ls", "--cache-dir", str(cache)]),

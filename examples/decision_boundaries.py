@@ -3,7 +3,7 @@
 Top row: the linear head, then MLPs with 3, 6 and 20 hidden units. Bottom row: the 20-unit MLP
 with L2 strengths 0.001, 0.01 and 0.1. Writes docs/decision_boundaries.png by default.
 
-    python scripts/decision_boundaries.py [--output PATH]
+    python examples/decision_boundaries.py [--output PATH]
 """
 import argparse
 from pathlib import Path

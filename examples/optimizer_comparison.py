@@ -1,11 +1,11 @@
 """The eight optimisers on one head and one feature set: training-loss curves, measured.
 
-    nice -n 10 python scripts/optimizer_comparison.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads]
-                                                      [--epochs 30] [--output docs/optimizers.png]
+    nice -n 10 python examples/optimizer_comparison.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads]
+                                                       [--epochs 30] [--output docs/optimizers.png]
 
 Head: ``MLPClassifier((100,))`` with L2 ``alpha=1e-3``, on HOG + HSV features of CIFAR-10
-(``configs/cifar10-hog-hsv.yaml``; 45,000 training images to fit, 5,000 to validate, split and
-standardised as in ``bench_heads.py``). Every optimiser gets the same epochs, batch size (256), seed and
+(``configs/cifar10-hog-hsv.yaml``, extracted into the cache or reused; 45,000 training images to fit,
+5,000 to validate: a stratified holdout split, seed 0, standardised with the fit rows' mean and std). Every optimiser gets the same epochs, batch size (256), seed and
 a constant learning rate, so the curves show the optimisers and not a schedule. Each first-order
 optimiser tries the learning rates in ``LEARNING_RATES`` and keeps the one with the best validation
 accuracy; L-BFGS has no learning rate and runs as many full-batch iterations as the others run epochs
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import platform
 import time
 import warnings
 from pathlib import Path
@@ -34,9 +35,15 @@ import numpy as np  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from bench_heads import ROOT, load_features, machine  # noqa: E402
+from featurepipe.extract import extract_features  # noqa: E402
+from featurepipe.config import load_config  # noqa: E402
 from featurepipe.heads import MLPClassifier  # noqa: E402
 from featurepipe.heads.training import DivergenceError  # noqa: E402
+from featurepipe.normalize import Standardize  # noqa: E402
+from featurepipe.selection import make_splits  # noqa: E402
+from featurepipe.store import FeatureStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ALPHA = 1e-3
 LEARNING_RATES = {
@@ -51,6 +58,17 @@ LEARNING_RATES = {
 }
 
 
+def holdout_features(cifar_dir, cache_dir, jobs):
+    """(X_fit, y_fit), (X_val, y_val): HOG + HSV features of the training images, split 90% / 10% (stratified,
+    seed 0) and standardised with the fit rows' mean and std."""
+    cfg = load_config(ROOT / "configs/cifar10-hog-hsv.yaml",
+                      [f"dataset.path={cifar_dir}", f"run.cache_dir={cache_dir}", f"run.jobs={jobs}"])
+    train = FeatureStore(cache_dir).read(extract_features(cfg).key, split="train")
+    _, [split] = make_splits(train.labels, "holdout", 0.1, 5, seed=0)
+    scale = Standardize().fit(train.X[split.fit])
+    return [(scale.transform(train.X[rows]), train.labels[rows]) for rows in (split.fit, split.val)]
+
+
 def objective(model, X, y):
     """Mean cross-entropy + 0.5 alpha ||W||^2 of a fitted head on all of ``(X, y)``."""
     proba = model.predict_proba(X)
@@ -61,7 +79,7 @@ def objective(model, X, y):
 
 def train(optimizer, lr, epochs, data):
     """Fit one head; (model, validation accuracy, seconds), or (None, nan, seconds) if it diverged."""
-    (X, y), (X_val, y_val), _ = data
+    (X, y), (X_val, y_val) = data
     model = MLPClassifier((100,), alpha=ALPHA, optimizer=optimizer, learning_rate=lr, schedule="constant",
                           batch_size=256, max_iter=epochs, n_iter_no_change=epochs + 1, random_state=0)
     start = time.perf_counter()
@@ -115,14 +133,14 @@ def main():
     parser.add_argument("--cache-dir", default="/tmp/fpcache-heads")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--blas-threads", type=int, default=1, help="see bench_heads.py")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs/optimizers.png")
     args = parser.parse_args()
     threadpool_limits(args.blas_threads, user_api="blas")
 
-    data = load_features("hog_hsv", args.cifar_dir, args.cache_dir, args.jobs)
+    data = holdout_features(args.cifar_dir, args.cache_dir, args.jobs)
     print(f"# Optimisers, {datetime.datetime.now():%Y-%m-%d %H:%M}\n")
-    print(f"{machine()}; {args.blas_threads} BLAS thread(s); load average "
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {args.blas_threads} BLAS thread(s); load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
     results = {}
     for name, rates in LEARNING_RATES.items():
@@ -133,7 +151,7 @@ def main():
     kept = {name: max(((lr, results[name, lr]) for lr in rates if results[name, lr][0] is not None),
                       key=lambda item: item[1][1])
             for name, rates in LEARNING_RATES.items()}
-    (X, y), _, _ = data
+    (X, y), _ = data
     final_loss = {key: objective(model, X, y) if model else float("nan") for key, (model, _, _) in results.items()}
     plot(results, kept, final_loss, args.epochs, args.output)
 

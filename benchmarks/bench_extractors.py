@@ -1,6 +1,6 @@
 """Throughput of featurepipe's HOG and colour histograms against scikit-image and OpenCV 4.
 
-    python scripts/bench_extractors.py CIFAR_DIR [--images 2000] [--repeats 7]
+    python benchmarks/bench_extractors.py CIFAR_DIR [--images 2000] [--repeats 7]
 
 CIFAR_DIR is any folder of 32x32 images (searched recursively); our HOG takes them as one stacked batch.
 The 320x240 and 640x480 sets are scikit-image's sample photographs, resized; every method, ours included,
@@ -14,23 +14,22 @@ With numba installed our HOG takes its compiled loop; the numpy route it replace
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
-import subprocess
-import time
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
 import skimage
-import skimage.data
+from problems import image_paths, sample_photos
 from skimage.feature import hog as skimage_hog
 from threadpoolctl import threadpool_limits
 
 import featurepipe
-from featurepipe.extractors import create_extractor, hog_kernel
+from featurepipe import create
+from featurepipe.extractors.hog import kernel as hog_kernel
 from featurepipe.extractors.hog import hog
 
 HOG_PARAMS = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys",
@@ -40,28 +39,8 @@ SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "
 
 def load_folder(root: Path, limit: int) -> np.ndarray:
     """The first ``limit`` images under ``root`` (sorted paths) as an RGB uint8 stack."""
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
-    if not paths:
-        raise SystemExit(f"no .jpg or .png images under {root}")
+    paths = image_paths(root)[:limit]
     return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths])
-
-
-def samples(width: int, height: int) -> np.ndarray:
-    """scikit-image's colour samples resized to ``width`` x ``height``, each also mirrored."""
-    images = [cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA)
-              for name in SAMPLES]
-    return np.stack(images + [im[:, ::-1] for im in images])
-
-
-def best_times(methods: dict, repeats: int) -> dict:
-    """Best wall time of each zero-argument callable over ``repeats`` interleaved rounds."""
-    best = dict.fromkeys(methods, float("inf"))
-    for _ in range(repeats):
-        for name, run in methods.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def hog_methods(images: np.ndarray, skimage_count: int, batch: bool) -> dict:
@@ -94,7 +73,7 @@ def numpy_route(run):
 
 
 def colour_methods(images: np.ndarray) -> dict:
-    rgb, hsv = create_extractor("color_hist"), create_extractor("hsv_hist")
+    rgb, hsv = create("extractor", "color_hist"), create("extractor", "hsv_hist")
     ranges = [0, 256] * 3
     return {"color_hist": (len(images), lambda: rgb.transform(images)),
             "hsv_hist": (len(images), lambda: hsv.transform(images)),
@@ -107,7 +86,7 @@ def colour_methods(images: np.ndarray) -> dict:
 
 
 def per_image_us(methods: dict, repeats: int) -> dict:
-    seconds = best_times({name: run for name, (_, run) in methods.items()}, repeats)
+    seconds = harness.best_times({name: run for name, (_, run) in methods.items()}, repeats)
     return {name: seconds[name] / count * 1e6 for name, (count, _) in methods.items()}
 
 
@@ -119,18 +98,8 @@ def hog_parity(images: np.ndarray, count: int) -> float:
                          np.abs(hog(images[i], **HOG_PARAMS) - ours[i]).max()) for i in range(count)))
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return f"{model}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores"
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("cifar_dir", type=Path, help="folder of 32x32 images, searched recursively")
     parser.add_argument("--images", type=int, default=2000, help="32x32 images to time (default 2000)")
     parser.add_argument("--skimage-images", type=int, default=200,
@@ -141,7 +110,7 @@ def main(argv=None):
     threadpool_limits(1)
 
     small = load_folder(args.cifar_dir, args.images)
-    large = {size: samples(*size) for size in ((320, 240), (640, 480))}
+    large = {size: sample_photos(SAMPLES, *size) for size in ((320, 240), (640, 480))}
     load_before = os.getloadavg()
     hog_small = per_image_us(hog_methods(small, min(args.skimage_images, len(small)), True), args.repeats)
     hog_large = {size: per_image_us(hog_methods(images, len(images), False), args.repeats)
@@ -151,7 +120,7 @@ def main(argv=None):
     parity = max([hog_parity(small, min(args.skimage_images, len(small)))] +
                  [hog_parity(images, len(images)) for images in large.values()])
 
-    print(f"- machine: {machine()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"- machine: {harness.cpu_and_cores()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"- Python {platform.python_version()}, numpy {np.__version__}, scikit-image {skimage.__version__}, "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} thread), featurepipe {featurepipe.__version__}")
     print(f"- load averages (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_before)} before the timings, "

@@ -1,6 +1,6 @@
 """What the chunk checksums cost: reading a feature entry with and without CRC-32C, side by side.
 
-    python scripts/bench_checksums.py CACHE_DIR KEY [--rounds 7]
+    python benchmarks/bench_checksums.py CACHE_DIR KEY [--rounds 7]
 
 Copies the entry's features into two scratch zarr arrays with the store's chunking and zstd compression,
 one with the CRC-32C codec the store writes (``zarr.codecs.Crc32cCodec``) and one without, then times in
@@ -10,25 +10,22 @@ its CRC-32C computed, nothing decompressed). Prints the best round of each and t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
-import time
 
+import harness
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from featurepipe import machine
 from featurepipe.store import FeatureStore
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, rounds=7)
     parser.add_argument("cache_dir")
     parser.add_argument("key")
-    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     store = FeatureStore(args.cache_dir)
     source = store.feature_array(args.key)
@@ -42,19 +39,19 @@ def main() -> None:
                                       dtype="float32", compressors=compressors, zarr_format=3)
             array[:] = data
             arrays[name] = array
-        best = {name: float("inf") for name in [*arrays, "damaged_chunks"]}
-        for _ in range(args.rounds):
-            for name, array in arrays.items():
-                start = time.perf_counter()
-                assert np.array_equal(array[:], data)
-                best[name] = min(best[name], time.perf_counter() - start)
-            start = time.perf_counter()
+
+        def read(array):
+            assert np.array_equal(array[:], data)
+
+        def check():
             assert store.damaged_chunks(args.key) == {}
-            best["damaged_chunks"] = min(best["damaged_chunks"], time.perf_counter() - start)
+
+        reads = {name: (lambda array=array: read(array)) for name, array in arrays.items()}
+        best = harness.best_times({**reads, "damaged_chunks": check}, args.rounds)
     finally:
         shutil.rmtree(folder)
     mib = data.nbytes / 2**20
-    print(json.dumps({"machine": machine.describe(), "entry": args.key, "shape": data.shape, "mib": round(mib, 1),
+    print(json.dumps({"machine": harness.describe(), "entry": args.key, "shape": data.shape, "mib": round(mib, 1),
                       "seconds": {k: round(v, 4) for k, v in best.items()},
                       "read_overhead": round(best["with CRC-32C"] / best["without"] - 1, 3),
                       "check_mib_per_s": round(mib / best["damaged_chunks"])}))

@@ -4,11 +4,10 @@ cold (an empty cache), the baseline, then featurepipe warm (the same command aga
 noisy machine slows every method alike. Also the peak memory of the whole process tree on 2,000 vs 60,000
 images, and where a warm run's time goes.
 
-    python scripts/bench_extract.py CIFAR_DIR [--jobs 2] [--rounds 3] [--skip-baseline]
+    python benchmarks/bench_extract.py CIFAR_DIR [--jobs 2] [--rounds 3] [--skip-baseline]
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import shutil
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from featurepipe import machine
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cifar10-hog-hsv.yaml"
@@ -44,14 +43,12 @@ def baseline_features(paths):
 def run_baseline(paths, jobs) -> float:
     from joblib import Parallel, delayed
 
-    start = time.perf_counter()
     chunks = [paths[i:i + 1000] for i in range(0, len(paths), 1000)]
-    Parallel(n_jobs=jobs)(delayed(baseline_features)(c) for c in chunks)
-    return time.perf_counter() - start
+    return harness.timed(Parallel(n_jobs=jobs), (delayed(baseline_features)(c) for c in chunks))[1]
 
 
 def extract(data, cache, jobs) -> dict:
-    result = machine.run_measured([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG),
+    result = harness.run_measured([sys.executable, "-m", "featurepipe.cli", "extract", "--config", str(CONFIG),
                                    "--data", str(data), "--cache-dir", str(cache), "--jobs", str(jobs),
                                    "--no-progress"])
     if result["exit"] != 0:
@@ -64,7 +61,7 @@ def warm_breakdown(data, cache):
     code = f"""
 import time; t0 = time.perf_counter()
 from featurepipe.config import load_config
-from featurepipe.api import config_dataset, recipe
+from featurepipe.extract import config_dataset, recipe
 from featurepipe.store import FeatureStore
 t1 = time.perf_counter()
 cfg = load_config({str(CONFIG)!r}, ["dataset.path={data}", "run.cache_dir={cache}"])
@@ -96,16 +93,14 @@ def subset(data: Path, n: int, into: Path) -> Path:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, jobs=2, rounds=3)
     parser.add_argument("data", type=Path)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     paths = sorted(str(p) for p in args.data.glob("*/*/*.jpg"))
     print(f"# featurepipe extract vs skimage loop, {datetime.datetime.now():%Y-%m-%d %H:%M}, {len(paths)} images, "
-          f"--jobs {args.jobs}\n{json.dumps(machine.describe())}\n")
+          f"--jobs {args.jobs}\n{json.dumps(harness.describe())}\n")
     rounds = []
     for r in range(args.rounds):
         cache = work / f"cache-{r}"
@@ -115,7 +110,7 @@ def main():
         rounds.append((cold, base, warm))
         print(f"round {r + 1}: featurepipe cold {cold['seconds']:.1f} s (peak RSS {cold['peak_rss_mib']:.0f} MiB), "
               f"baseline {base and f'{base:.1f} s'}, warm {warm['seconds']:.2f} s (peak RSS "
-              f"{warm['peak_rss_mib']:.0f} MiB); load {machine.describe()['load']}", flush=True)
+              f"{warm['peak_rss_mib']:.0f} MiB); load {harness.describe()['load']}", flush=True)
         shutil.rmtree(cache) if r < args.rounds - 1 else None
     print(f"- last warm run: {rounds[-1][2]['output']}")
     print(f"- warm breakdown: {warm_breakdown(args.data, work / f'cache-{args.rounds - 1}')}")

@@ -1,6 +1,6 @@
 """Linear heads on fewer rows than features: a single fit and a 6-alpha path, three ways.
 
-    python scripts/bench_row_space.py [--rows 2000] [--features 4000] [--classes 10] [--rounds 2]
+    python benchmarks/bench_row_space.py [--rows 2000] [--features 4000] [--classes 10] [--rounds 2]
 
 On a synthetic wide problem (rectified low-rank features, standardised, one informative column per
 class), an L2-SVM (squared hinge, L-BFGS, tol 1e-4) is fitted at the middle alpha and along the
@@ -14,15 +14,14 @@ Prints seconds, L-BFGS iterations and the objective each reached; the best round
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import time
 
+import harness
 import numpy as np
 
-from featurepipe import machine
 from featurepipe.heads import LinearClassifier
+from featurepipe.heads.preconditioning import build_preconditioner
 
 
 def wide_problem(rows, features, classes, seed=0):
@@ -38,26 +37,27 @@ def wide_problem(rows, features, classes, seed=0):
 @contextlib.contextmanager
 def variant(name):
     """Switch the row space or its arrow-shaped preconditioner off for the ``with`` block."""
-    saved = LinearClassifier._row_space, LinearClassifier.build_preconditioner
+    saved = LinearClassifier._row_space, LinearClassifier._build_preconditioner
     if name == "features":
         LinearClassifier._row_space = lambda self, X, full_batch: None
     elif name == "row space, Gram":
-        build = saved[1]
-        LinearClassifier.build_preconditioner = lambda self, X, n, alpha=None, orthogonal=False: build(
-            self, X, n, alpha=alpha)
+        LinearClassifier._build_preconditioner = _gram_on_the_row_space
     try:
         yield
     finally:
-        LinearClassifier._row_space, LinearClassifier.build_preconditioner = saved
+        LinearClassifier._row_space, LinearClassifier._build_preconditioner = saved
+
+
+def _gram_on_the_row_space(head, X, n_classes, space, alpha):
+    """The Gram preconditioner of the row space's features instead of its diagonal one."""
+    features = X if space is None else space.features
+    preconditioner = build_preconditioner(features, n_classes, alpha=alpha, curvature=head.parts()["loss"].curvature)
+    preconditioner.row_space = space
+    return preconditioner
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--features", type=int, default=4000)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = harness.parser(__doc__, rows=2000, features=4000, classes=10, rounds=2).parse_args()
     X, y = wide_problem(args.rows, args.features, args.classes)
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", max_iter=500, tol=1e-4, random_state=0)
     alphas = list(np.logspace(-4, 1, 6))
@@ -65,12 +65,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in ("features", "row space, Gram", "row space, arrow"):
             with variant(name):
-                start = time.perf_counter()
-                single = LinearClassifier(**{**head.get_params(), "alpha": alphas[3]}).fit(X, y)
-                single_seconds = time.perf_counter() - start
-                start = time.perf_counter()
-                path = head.regularization_path(X, y, alphas)
-                path_seconds = time.perf_counter() - start
+                single, single_seconds = harness.timed(LinearClassifier(**{**head.get_params(), "alpha": alphas[3]}).fit,
+                                                       X, y)
+                path, path_seconds = harness.timed(head.fit_path, X, y, alphas)
             row = {"single_seconds": round(single_seconds, 2), "single_iterations": single.n_iter_,
                    "single_objective": float(single.loss_curve_[-1]), "path_seconds": round(path_seconds, 2),
                    "path_iterations": [m.n_iter_ for m in path], "path_objective_at_middle": float(path[3].loss_curve_[-1]),
@@ -78,7 +75,7 @@ def main() -> None:
             print(json.dumps({"variant": name, **row}), flush=True)
             if name not in best or single_seconds + path_seconds < best[name]["single_seconds"] + best[name]["path_seconds"]:
                 best[name] = row
-    print(json.dumps({"machine": machine.describe(), "shape": [args.rows, args.features], "alphas": alphas,
+    print(json.dumps({"machine": harness.describe(), "shape": [args.rows, args.features], "alphas": alphas,
                       "best": best}))
 
 

@@ -1,9 +1,9 @@
 """Wall time of a data-driven pipeline on a data set: fitting (on the training split) and encoding every image.
 
-    python scripts/bench_kmeans_features.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar \\
+    python benchmarks/bench_kmeans_features.py --config configs/cifar10-kmeans.yaml --data /tmp/cifar \\
         --cache-dir /tmp/fpcache-kmeans [--set key=value ...] [--jobs 2]
 
-Runs ``featurepipe extract`` (``featurepipe.api.extract_features``) into an empty cache and reports the
+Runs ``featurepipe extract`` (``featurepipe.extract.extract_features``) into an empty cache and reports the
 phase timings the library records in the entry's summary: the fit (decoding the training images,
 sampling descriptors, the projection, the vocabulary) and the encoding of every image across ``--jobs``
 worker processes. Before that it measures this machine's SGEMM rate (float32, this process's BLAS
@@ -13,14 +13,13 @@ Prints one JSON object.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
+import harness
 import numpy as np
 
-from featurepipe import machine
-from featurepipe.api import extract_features
+from featurepipe.extract import extract_features
 from featurepipe.config import load_config
 from featurepipe.store import FeatureStore
 
@@ -41,26 +40,24 @@ def sgemm_rates(dim: int, words: int, seconds: float = 3.0) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, jobs=2)
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", required=True, help="data set folder (train/ and test/ class folders)")
     parser.add_argument("--cache-dir", required=True, help="an empty folder: the whole recipe is timed")
-    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
     cfg = load_config(args.config, [*args.set, f"dataset.path={args.data}", f"run.cache_dir={args.cache_dir}",
                                     f"run.jobs={args.jobs}", "run.progress=false"])
-    report = {"config": args.config, "overrides": args.set, "jobs": args.jobs, "machine": machine.describe()}
+    report = {"config": args.config, "overrides": args.set, "jobs": args.jobs, "machine": harness.describe()}
     extractor = cfg.pipeline.extractor
     params = next(iter(extractor.values())) if isinstance(extractor, dict) else {}
     size = params.get("descriptor", {}).get("patches", {}).get("size", 6)
     report["sgemm_gflops"] = sgemm_rates(size * size * 3, params.get("n_words", 1600))
-    start = time.perf_counter()
-    result = extract_features(cfg)
+    result, seconds = harness.timed(extract_features, cfg)
     summary = FeatureStore(cfg.run.cache_dir).summary(result.key)
-    report.update(wall_seconds=round(time.perf_counter() - start, 1), images=result.n_items,
-                  encoded_now=result.computed, key=result.key, load_after=machine.describe()["load"],
+    report.update(wall_seconds=round(seconds, 1), images=result.n_items,
+                  encoded_now=result.computed, key=result.key, load_after=harness.describe()["load"],
                   fit_seconds={k: round(v, 1) for k, v in summary["fit"].items()},
                   encode_seconds=round(summary["seconds"], 1))
     print(json.dumps(report))

@@ -1,7 +1,7 @@
 """featurepipe's heads against scikit-learn's on CIFAR-10 features: same objective, same stopping rule,
 same model selection, fits timed alternately in one process.
 
-    python scripts/bench_heads.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads] [--features hog_hsv,raw]
+    python benchmarks/bench_heads.py CIFAR_DIR [--cache-dir /tmp/fpcache-heads] [--features hog_hsv,raw]
                                   [--blas-threads 1] [--extra-threads 2] [--repeats 3] [--quick]
 
 Features come through the product (``extract_features`` on ``configs/cifar10-hog-hsv.yaml``, 396-d, and
@@ -41,25 +41,21 @@ Prints Markdown: the mapping check, per-C detail tables, the results tables, loa
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import harness
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
-from featurepipe.api import extract_features
+from featurepipe.extract import extract_features
 from featurepipe.config import load_config
 from featurepipe.heads import LinearClassifier, MLPClassifier
-from featurepipe.machine import describe
 from featurepipe.normalize import Standardize
 from featurepipe.selection import make_splits
 from featurepipe.store import FeatureStore
@@ -73,7 +69,6 @@ TARGET = 1e-3  # relative suboptimality at which fits are timed
 INTERCEPT_SCALING = 100.0
 MAX_ITER = 100_000  # never the stopping reason: tol is
 MLP_BATCH = 200
-MLP_LAMBDAS = (500.0, 50.0, 5.0)  # MLPClassifier.auto_grid: alpha = lambda / n
 
 
 # --- the common objectives, float64 ---------------------------------------------------------------
@@ -158,11 +153,7 @@ def theirs_mlp(alpha, epochs):
 
 def timed_fit(model, X, y):
     """``(model, seconds)`` of one fit; convergence warnings are the ladder's business, not printed."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        model.fit(X, y)
-        return model, time.perf_counter() - start
+    return harness.timed(harness.fit_quietly, model, X, y)
 
 
 def best_of(fits, seconds, repeats):
@@ -183,8 +174,7 @@ def check_mapping(X, y, log, n_rows=3000, C=1e-2):
     gets float64 rows here, so its side is exact), and scikit-learn's MLP loss is ours at ``alpha_sk =
     batch_size alpha`` (its first epoch at a learning rate of 1e-12, which leaves the weights where they
     started). Raises ``AssertionError`` otherwise."""
-    from featurepipe.heads.activations import get_activation
-    from featurepipe.heads.losses import get_loss
+    from featurepipe import create
     from featurepipe.heads.network import DenseNetwork
     from featurepipe.heads.objective import Objective
     from featurepipe.heads.regularization import Penalty
@@ -222,9 +212,9 @@ def check_mapping(X, y, log, n_rows=3000, C=1e-2):
                          shuffle=False, random_state=0)
     sk = timed_fit(sk, Xs, ys)[0]
     f_eval = mlp_objective(sk.coefs_, sk.intercepts_, Xs, ys, a)
-    network = DenseNetwork([Xs.shape[1], 50, len(np.unique(ys))], get_activation("relu"))
+    network = DenseNetwork([Xs.shape[1], 50, len(np.unique(ys))], create("activation", "relu"))
     params = [p for layer in zip(sk.coefs_, sk.intercepts_) for p in layer]
-    f_ours = Objective(network, get_loss("log_loss"), Penalty(l2=a))(params, Xs, ys)[0]
+    f_ours = Objective(network, create("loss", "log_loss"), Penalty(l2=a))(params, Xs, ys)[0]
     d_sk, d_ours = abs(sk.loss_curve_[0] - f_eval) / f_eval, abs(f_ours - f_eval) / f_eval
     log(f"| MLP penalty, 5 batches of {MLP_BATCH}, alpha = {a:g} vs alpha_sk = {MLP_BATCH * a:g} | {f_ours:.8f} | "
         f"{sk.loss_curve_[0]:.8f} | {d_sk:.1e} | | our Objective vs `mlp_objective`: {d_ours:.1e} |")
@@ -331,16 +321,15 @@ def linear_detail(result, log):
 
 # --- MLP ------------------------------------------------------------------------------------------
 
-def compare_mlp(data, epochs, lambdas, log):
-    """Both MLPs at each alpha of the grid, alternately; per-epoch time and validation accuracy; each side keeps
+def compare_mlp(data, epochs, alphas, log):
+    """Both MLPs at each of ``alphas``, alternately; per-epoch time and validation accuracy; each side keeps
     its best alpha, scored on test, with the objective it reached."""
     (X, y), (X_val, y_val), (X_test, y_test) = data
-    n = len(y)
     fits = []
     log(f"### MLP(500): ours vs scikit-learn, {epochs} epochs\n")
     log("```")
-    for lam in lambdas:
-        alpha, row = lam / n, []
+    for alpha in alphas:
+        row = []
         for who, make in (("ours", ours_mlp), ("sklearn", theirs_mlp)):
             model, seconds = timed_fit(make(alpha, epochs), X, y)
             assert model.n_iter_ == epochs, f"{who} ran {model.n_iter_} epochs, not {epochs}"
@@ -385,12 +374,8 @@ def load_features(kind, cifar_dir, cache_dir, fit_fraction=1.0):
         part(test.X, test.labels), key
 
 
-def load_text():
-    return ", ".join(f"{x:.2f}" for x in describe()["load"])
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("cifar_dir", type=Path)
     parser.add_argument("--cache-dir", default="/tmp/fpcache-heads")
     parser.add_argument("--features", default="hog_hsv,raw",
@@ -408,12 +393,12 @@ def main():
 
     log = lambda line="": print(line, flush=True)  # noqa: E731
     started = datetime.datetime.now()
-    info = describe()
+    info = harness.describe()
     log(f"# featurepipe heads vs scikit-learn, {started:%Y-%m-%d %H:%M:%S}\n")
     log(f"    {Path(sys.executable).name} {' '.join(sys.argv)}\n")
-    log(f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, " +
+    log(f"{harness.cpu_and_cores()}, {info['memory_gib']} GiB; Python {info['python']}, " +
         ", ".join(f"{k} {info[k]}" for k in ("featurepipe", "numpy", "scipy", "scikit-learn") if k in info) +
-        f"; {args.blas_threads} BLAS/OpenMP thread(s); load average {load_text()} at the start\n")
+        f"; {args.blas_threads} BLAS/OpenMP thread(s); load average {harness.load_text()} at the start\n")
 
     linear, mlps = [], []
     with threadpool_limits(limits=args.blas_threads):
@@ -432,9 +417,10 @@ def main():
                     result = compare_linear(pair, data, grid, args.repeats, log)
                     linear_detail(result, log)
                     linear.append((title, result))
-            mlp = compare_mlp(data, epochs[kind], MLP_LAMBDAS[:2] if args.quick else MLP_LAMBDAS, log)
+            alphas = MLPClassifier.auto_grid({"n_samples": len(y)})["alpha"]  # what `alpha: auto` searches
+            mlp = compare_mlp(data, epochs[kind], alphas[:2] if args.quick else alphas, log)
             mlps.append((title, mlp))
-            log(f"(load average {load_text()})\n")
+            log(f"(load average {harness.load_text()})\n")
 
     if args.extra_threads:
         with threadpool_limits(limits=args.extra_threads):
@@ -445,7 +431,7 @@ def main():
                 seconds = best_of(mlp["retime"], [[], []], args.repeats)
                 mlp["extra"] = [s / mlp["retime_epochs"] for s in seconds]
 
-    log(f"## Results ({args.blas_threads} thread(s); load average {load_text()} at the end; "
+    log(f"## Results ({args.blas_threads} thread(s); load average {harness.load_text()} at the end; "
         f"{datetime.datetime.now() - started} in all)\n")
     log("Linear heads: each side's C chosen on validation; fit time at its chosen C, at the loosest tol of its own "
         f"that reaches rel. suboptimality {TARGET:g} (best of {args.repeats}, alternating), with the objective it "

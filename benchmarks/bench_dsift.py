@@ -1,8 +1,8 @@
 """Dense SIFT: featurepipe's batched ``dense_sift`` against ``cv2.SIFT.compute`` on the same grid.
 
-    python scripts/bench_dsift.py [CIFAR_DIR] [--images 2000] [--opencv-images 200] [--rounds 5]
+    python benchmarks/bench_dsift.py [CIFAR_DIR] [--images 2000] [--opencv-images 200] [--rounds 5]
 
-(from a checkout that is not the installed one: ``PYTHONPATH=. python scripts/bench_dsift.py ...``; the
+(from a checkout that is not the installed one: ``PYTHONPATH=. python benchmarks/bench_dsift.py ...``; the
 header names the featurepipe that ran.)
 
 Two settings, the grid and keypoint sizes of the SIFT descriptor (``sizes`` are OpenCV keypoint
@@ -22,44 +22,29 @@ our default (PHOW) smoothing and with OpenCV's (sigma 1.6 at every size).
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
-import time
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
-import skimage.data
+from problems import image_paths, sample_photos
 from threadpoolctl import threadpool_limits
 
 import featurepipe
 from featurepipe.local.dsift import BIN_WIDTH_PER_SIZE, dense_sift
 from featurepipe.local.sift import SIFT
-from featurepipe.machine import describe
 
 BLOCK_PIXELS = 1 << 16  # featurepipe.local.pooling describes images in blocks of about this many pixels
 SAMPLES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "brick",
            "grass", "gravel")
 
 
-def samples(size: int) -> np.ndarray:
-    """scikit-image's sample photographs as grey ``size`` x ``size`` images, and their mirror images."""
-    images = []
-    for name in SAMPLES:
-        image = getattr(skimage.data, name)()
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        images.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
-    return np.stack(images + [im[:, ::-1] for im in images])
-
-
 def load_folder(root: Path, count: int) -> np.ndarray:
     """``count`` grey images evenly spaced over the sorted image paths under ``root``."""
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not paths:
-        raise SystemExit(f"no .jpg or .png images under {root}")
+    paths = image_paths(root)
     chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
     return np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in chosen])
 
@@ -83,19 +68,18 @@ def compare(grey: np.ndarray, n_opencv: int, step: int, sizes, rounds: int) -> d
     """Per-image seconds of both methods over interleaved rounds, and the cosine similarities."""
     widths = [BIN_WIDTH_PER_SIZE * s for s in sizes]
     subset, block = grey[:n_opencv], max(1, BLOCK_PIXELS // (grey.shape[1] * grey.shape[2]))
-    ours, theirs = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
+
+    def ours_in_blocks():
         for first in range(0, len(grey), block):
             dense_sift(grey[first:first + block], step, widths)
-        ours.append((time.perf_counter() - start) / len(grey))
-        start = time.perf_counter()
-        reference = opencv(subset, step, sizes)
-        theirs.append((time.perf_counter() - start) / len(subset))
+
+    seconds = harness.timed_rounds({"ours": ours_in_blocks, "opencv": lambda: opencv(subset, step, sizes)}, rounds)
+    ours, theirs = np.array(seconds["ours"]) / len(grey), np.array(seconds["opencv"]) / len(subset)
+    reference = opencv(subset, step, sizes)
     per_size = reference.shape[1] // len(sizes)
     matched = np.concatenate([dense_sift(subset, step, [w], smoothing=1.6) for w in widths], axis=1)
     return {"ours": min(ours), "opencv": min(theirs),
-            "median_ratio": float(np.median(np.array(theirs) / np.array(ours))),
+            "median_ratio": float(np.median(theirs / ours)),
             "cosine": mean_cosine(dense_sift(subset, step, widths), reference),
             "cosine_per_size": [mean_cosine(dense_sift(subset, step, [w]),
                                             reference[:, i * per_size:(i + 1) * per_size])
@@ -105,7 +89,7 @@ def compare(grey: np.ndarray, n_opencv: int, step: int, sizes, rounds: int) -> d
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("cifar_dir", type=Path, nargs="?", help="folder of 32x32 images, searched recursively")
     parser.add_argument("--images", type=int, default=2000, help="32x32 images for ours (default 2000)")
     parser.add_argument("--opencv-images", type=int, default=200, help="32x32 images for OpenCV (default 200)")
@@ -115,11 +99,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
 
-    large = samples(256)
+    large = sample_photos(SAMPLES, 256, 256, grey=True)
     if args.cifar_dir is not None:
         small, source = load_folder(args.cifar_dir, args.images), str(args.cifar_dir)
     else:
-        small, source = samples(32), "scikit-image samples"
+        small, source = sample_photos(SAMPLES, 32, 32, grey=True), "scikit-image samples"
         small = small[np.arange(args.images) % len(small)]
     with threadpool_limits(1):
         results = {
@@ -127,7 +111,7 @@ def main(argv=None):
             "(b) 32x32, step 2, sizes 8, 16": compare(small, args.opencv_images, 2, (8, 16), args.rounds)}
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    print(f"- {describe()['cpu']}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {now:%Y-%m-%d %H:%M} UTC; "
+    print(f"- {harness.cpu_and_cores()}, load average {os.getloadavg()[0]:.1f}; {now:%Y-%m-%d %H:%M} UTC; "
           f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
           f"featurepipe {featurepipe.__version__} ({Path(featurepipe.__file__).parent}); one thread each")
     print(f"- (a): {len(large)} scikit-image samples at 256x256 for ours, the first {args.large_opencv_images} for "
