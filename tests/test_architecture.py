@@ -103,3 +103,19 @@ def test_a_plugin_stage_version_follows_its_source(tmp_path, monkeypatch):
     fingerprint.modules_code_version.cache_clear()
     assert module.Plugin().code_version() != first
     sys.modules.pop("fp_plugin")
+
+
+def test_the_architecture_page_names_every_module_and_only_modules_that_exist():
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w./]+(?:\.py|/))`", page))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    packages = {str(p.parent.relative_to(PACKAGE)) + "/" for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
+    unnamed = sorted(m for m in modules if m not in named
+                     and not (m.endswith("/__init__.py") and m.removesuffix("__init__.py") in named)
+                     and m != "__init__.py")
+    assert not unnamed, f"docs/architecture.md does not name {unnamed}"
+    missing = sorted(n for n in named if n not in modules | packages
+                     and not (PACKAGE.parent / n).exists())
+    assert not missing, f"docs/architecture.md names what does not exist: {missing}"
