@@ -44,7 +44,7 @@ def build_config_pipeline(cfg: Config):
     from .pipeline import SpecError, build_pipeline
 
     try:
-        return build_pipeline(_require_pipeline(cfg).model_dump())
+        return build_pipeline(_require_pipeline(cfg))
     except SpecError as e:
         raise ConfigError(str(e)) from None
 

@@ -99,10 +99,13 @@ def build_stage(spec, path: str, kind: str | None = None) -> Stage:
         raise SpecError(f"{path}.{name}: {e}") from None
 
 
-def build_pipeline(spec: dict, path: str = "pipeline") -> FeaturePipeline:
-    """``{"preprocess": [{name: params}, ...], "extractor": {name: params}}`` -> ``FeaturePipeline``."""
-    steps = [build_stage(s, f"{path}.preprocess[{i}]", "preprocess") for i, s in enumerate(spec.get("preprocess") or [])]
-    extractor = build_stage(spec.get("extractor"), f"{path}.extractor", "extractor")
+def build_pipeline(spec, path: str = "pipeline") -> FeaturePipeline:
+    """``{"preprocess": [{name: params}, ...], "extractor": {name: params}}``, or a config's pipeline section
+    (an object with those two attributes) -> ``FeaturePipeline``."""
+    preprocess, extractor = ((spec.get("preprocess"), spec.get("extractor")) if isinstance(spec, dict)
+                             else (spec.preprocess, spec.extractor))
+    steps = [build_stage(s, f"{path}.preprocess[{i}]", "preprocess") for i, s in enumerate(preprocess or [])]
+    extractor = build_stage(extractor, f"{path}.extractor", "extractor")
     return FeaturePipeline(extractor, tuple(steps))
 
 
