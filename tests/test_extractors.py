@@ -102,9 +102,20 @@ def test_mixed_sizes_refused_by_size_dependent_extractors_and_grouped_otherwise(
     np.testing.assert_array_equal(hist.transform(images), np.vstack([hist.transform([im]) for im in images]))
 
 
-def test_rejects_non_rgb_input():
+def test_rejects_what_is_not_an_image_and_grey_where_colour_is_needed():
     with pytest.raises(ValueError, match="HxWx3 uint8"):
+        featurepipe.create("extractor", "hsv_hist").transform([np.zeros((8, 8, 2), np.uint8)])
+    with pytest.raises(ValueError, match="needs colour"):
         featurepipe.create("extractor", "hsv_hist").transform([np.zeros((8, 8), np.uint8)])
+
+
+@pytest.mark.parametrize("name", ["raw", "hog"])
+def test_a_grey_batch_is_n_by_h_by_w(name):
+    grey = np.random.default_rng(3).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    extractor = featurepipe.create("extractor", name)
+    expected = extractor.transform(grey[..., None])
+    np.testing.assert_array_equal(extractor.transform(grey), expected)
+    np.testing.assert_array_equal(extractor.transform(list(grey)), expected)
 
 
 def test_works_inside_a_scikit_learn_pipeline(batch):

@@ -131,6 +131,9 @@ def hog(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), 
     """
     images = np.asarray(images)
     single = images.ndim == (2 if channel_axis is None else 3)
+    if images.ndim != (3 if channel_axis is None else 4) and not single:
+        raise ValueError(f"hog: images of shape {images.shape} with channel_axis={channel_axis}: give grey images "
+                         "(H, W) or (n, H, W), or colour ones with channel_axis=-1")
     if single:
         images = images[None]
     if channel_axis is None:
