@@ -6,13 +6,16 @@ their whole run, so several of them may fill the same entry at once; ``cache rm`
 exclusive without waiting, and say the entry is in use instead of removing it under a writer.
 
 What the lock guarantees: between processes that use these locks, an entry is never removed while a
-writer holds it, and a writer never starts on an entry while it is being removed. The locks are POSIX
-advisory locks (``fcntl.flock``): on a local file system they hold between any processes of the host; on
-NFS, Linux emulates them with byte-range locks, which hold between hosts when the server runs a lock
-manager (NFSv4, or NFSv3 with lockd). A file system that offers no locks makes taking one fail
-(``OSError``, one line) rather than pass silently. Programs that ignore the locks (``rm -rf``) are not
-stopped; a stub they leave is rebuilt by the next ``extract`` (see ``features.py``). A lock dies with its
-process, so a killed writer never leaves an entry locked.
+writer holds it, and a writer never starts on an entry while it is being removed (it waits for the
+removal, then builds the entry afresh). The locks are advisory (``fcntl.flock``): on a local file system
+they hold between all processes of the host; on NFS, Linux emulates them with POSIX byte-range locks,
+which hold between hosts when the server runs a lock manager (NFSv4, or NFSv3 with lockd). A file system
+that offers no locks makes taking one fail (``OSError``, one line) rather than pass silently; one that
+keeps them local to a host (some SMB or FUSE mounts) guarantees nothing across hosts. Programs that
+ignore the locks (``rm -rf``) are not stopped; a stub they leave is rebuilt by the next ``extract`` (see
+``features.py``). A lock dies with its process (or, on NFS, with its host's lease), so a killed writer
+never leaves an entry locked. A lock file stays while its entry does; removal deletes it, and a process
+that locked the deleted file sees so and locks the new one.
 """
 from __future__ import annotations
 
