@@ -75,7 +75,8 @@ def flip_byte(path: Path, at: int = -100) -> None:
 # -- one cache, several users ----------------------------------------------------------------------------
 @case
 def rm_while_extract_writes_the_entry_is_refused(root, monkeypatch):
-    """``cache rm`` of an entry an extract is writing (paused after its first chunk) says it is in use."""
+    """``cache rm`` of an entry an extract is writing (paused after its first chunk) says it is in use and
+    removes nothing; ``gc`` keeps it, even as an orphan; the extract then finishes a consistent entry."""
     from featurepipe.config import load_config
     from featurepipe.extract import extract_features
 
@@ -96,10 +97,12 @@ def rm_while_extract_writes_the_entry_is_refused(root, monkeypatch):
     assert paused.wait(60)
     key = keys(root, "features")[0]
     code, out, err = run("cache", "rm", key, "--cache-dir", root / "cache")
+    FeatureStore(root / "cache").set_attrs(key, parents=["f" * 32])  # now an orphan too, for gc
     gc_code, gc_out, _ = run("cache", "gc", "--cache-dir", root / "cache")
     resume.set()
     writer.join(60)
-    assert code == 1 and not out and "is in use" in one_line(err) and gc_code == 0
+    assert code == 1 and not out and "is in use" in one_line(err)
+    assert gc_code == 0 and f"features {key}: kept: " in gc_out and "0 orphan(s) removed" in gc_out
     assert results and results[0].n_ok == 24 and (root / "cache" / "features" / key).is_dir()
     verified(root)
     assert run("cache", "rm", key, "--cache-dir", root / "cache")[0] == 0  # once the writer is done

@@ -20,6 +20,7 @@ from ..fingerprint import digest
 from . import locks
 from .entries import DONE, ObjectEntries
 from .features import FAILED, OK, DamagedEntryError, FeatureEntries
+from .locks import EntryInUseError
 from .records import ExtractResult, FeatureSet
 
 NAMESPACES = ("features", "pipelines", "heads", "aliases", "datasets")
@@ -147,7 +148,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
                 try:
                     with locks.exclusive(self.root, [(entry["namespace"], entry["key"])]):
                         self._delete(entry)
-                except locks.EntryInUseError as e:
+                except EntryInUseError as e:
                     kept.add((entry["namespace"], entry["key"]))
                     entry = {**entry, "kept": str(e)}
                 removed.append(entry)
@@ -183,6 +184,5 @@ def _dead_writer(path: Path) -> bool:
     return False
 
 
-EntryInUseError = locks.EntryInUseError
-
-__all__ = ["FAILED", "EntryInUseError", "NAMESPACES", "OK", "DamagedEntryError", "ExtractResult", "FeatureSet", "FeatureStore"]
+__all__ = ["FAILED", "NAMESPACES", "OK", "DamagedEntryError", "EntryInUseError", "ExtractResult", "FeatureSet",
+           "FeatureStore"]
