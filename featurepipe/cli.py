@@ -214,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("cache", help="inspect, check and clean the cache")
     p.add_argument("action", choices=["ls", "verify", "rm", "gc"],
-                   help="ls: every entry of every namespace; verify: check entries (features, fitted pipelines, heads); "
-                        "rm: remove entries and what depends on them (refused while an extract writes one); "
+                   help="ls: every entry of every namespace; verify: check entries (features, fitted pipelines, "
+                        "heads); rm: remove entries and what depends on them (refused while an extract writes one); "
                         "gc: remove orphans and dead writers' temporary files")
     p.add_argument("keys", nargs="*", help="entry keys (verify: every entry when none given)")
     p.add_argument("--cache-dir", dest="cache_dir", default=None, help="feature cache folder")

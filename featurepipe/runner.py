@@ -283,7 +283,8 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
         if pending:
             tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels,
                                             unchecked, _chunk_listed_hashes(dataset, c, rows)) for c in pending)
-            bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
+            bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract",
+                       disable=not progress)
             with bar, parallel_backend(backend, jobs, scheduler):
                 for index, features, status, errors, shape, hashes in _parallel(jobs)(tasks):
                     _check_same_size(store, key, index, features, shape)

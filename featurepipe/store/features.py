@@ -6,12 +6,15 @@ Layout of an entry ``<root>/features/<key>/``:
   per chunk; status 0 = not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with
   its CRC-32C (zarr's ``crc32c`` codec), written with the chunk, so damage is found on every read.
 - ``items.json``: ids, labels and splits of every item, its SHA-256 in the group's attributes.
-- ``chunks/<index>.json``: the failed items of a committed chunk; ``errors.csv`` gathers them.
+- ``chunks/<index>.json``: the failed items of a committed chunk (``errors.csv`` gathers them) and, with
+  ``--hash``, each row's content hash as decoded and as listed: a chunk where they differ is recomputed.
 
 A chunk is committed in three atomic steps -- features, then its json, then its status rows -- so a
 chunk counts as done exactly when its status rows are set. A killed run leaves at most features without
 status, which the next run recomputes and overwrites with the same values. ``complete.json`` marks an
-entry whose every chunk is done and whose ledger is written.
+entry whose every chunk is done and whose ledger is written. A writer holds the entry's lock (``writing``,
+``locks.py``); an entry lacking what every entry has from its creation on is a stub, rebuilt by the next
+writer.
 """
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ import os
 from pathlib import Path
 
 
-class EntryInUseError(RuntimeError):
-    """An entry another process is writing: it was left in place."""
+class EntryInUseError(OSError):
+    """An entry another process is writing: it was left in place (an ``OSError``, as a busy resource is)."""
 
 
 def _lock_path(root: Path, namespace: str, key: str) -> Path:
