@@ -80,36 +80,52 @@ def cmd_cache(args) -> int:
     if args.action == "gc":
         removed = store.gc()
         for e in removed:
-            print(f"{e['namespace']} {e['key']}: removed ({e.get('what') or 'orphan'})")
-        print(f"{len(removed)} orphan(s) removed from {store.root}")
+            print(f"{e['namespace']} {e['key']}: " + (f"kept: {e['kept']}" if "kept" in e else
+                                                       f"removed ({e.get('what') or 'orphan'})"))
+        print(f"{sum('kept' not in e for e in removed)} orphan(s) removed from {store.root}")
         return EXIT_OK
     if args.action == "verify":
-        keys = args.keys or [e["key"] for e in store.entries(("features",))]
-        if not keys:
-            print(f"no feature entries in {store.root}")
-            return EXIT_OK
-    elif not args.keys:
+        return _cache_verify(store, args.keys)
+    if not args.keys:
         print("featurepipe: cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
         return EXIT_USAGE
-    else:
-        keys = args.keys
+    return max(_cache_rm(store, key) for key in [store.check_key(key) for key in args.keys])
+
+
+def _cache_rm(store, key: str) -> int:
+    """Remove one entry and its dependents; one line when it is missing or in use (a writer holds it)."""
+    from .store import EntryInUseError
+
+    if store.find(key) is None:
+        print(f"{key}: no such entry in {store.root}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        removed = store.remove(key)
+    except EntryInUseError as e:
+        print(f"featurepipe: cache rm {key}: nothing removed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for e in removed:
+        print(f"{e['namespace']} {e['key']}: removed")
+    return EXIT_OK
+
+
+def _cache_verify(store, keys) -> int:
+    """Check the named entries (default: every feature entry, fitted pipeline, head and data set): one line each."""
+    entries = [store.find(store.check_key(key)) or {"key": key} for key in keys] if keys else \
+        store.entries(("features", "pipelines", "heads", "datasets"))
+    if not entries:
+        print(f"no entries to verify in {store.root}")
+        return EXIT_OK
     status = EXIT_OK
-    for key in keys:
-        store.check_key(key)  # a malformed key is refused before anything is touched
-        if args.action == "rm":
-            if store.find(key) is None:
-                print(f"{key}: no such entry in {store.root}", file=sys.stderr)
-                status = EXIT_FAILED
-                continue
-            for e in store.remove(key):
-                print(f"{e['namespace']} {e['key']}: removed")
-        elif not store.exists(key):
-            print(f"{key}: no feature entry in {store.root}", file=sys.stderr)
+    for entry in entries:
+        namespace, key = entry.get("namespace"), entry["key"]
+        if namespace in (None, "aliases"):
+            print(f"{key}: no entry to verify in {store.root}", file=sys.stderr)
             status = EXIT_FAILED
-        else:
-            problems = store.verify(key)
-            print(f"{key}: " + ("ok" if not problems else "; ".join(problems)))
-            status = status if not problems else EXIT_FAILED
+            continue
+        problems = store.verify(key) if namespace == "features" else store.verify_object(namespace, key)
+        print(f"{namespace} {key}: " + ("ok" if not problems else "; ".join(problems)))
+        status = status if not problems else EXIT_FAILED
     return status
 
 
@@ -209,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("cache", help="inspect, check and clean the cache")
     p.add_argument("action", choices=["ls", "verify", "rm", "gc"],
-                   help="ls: every entry of every namespace; verify: check feature entries; rm: remove entries and "
-                        "what depends on them; gc: remove orphans and dead writers' temporary files")
-    p.add_argument("keys", nargs="*", help="entry keys (verify: all feature entries when none given)")
+                   help="ls: every entry of every namespace; verify: check entries (features, fitted pipelines, "
+                        "heads); rm: remove entries and what depends on them (refused while an extract writes one); "
+                        "gc: remove orphans and dead writers' temporary files")
+    p.add_argument("keys", nargs="*", help="entry keys (verify: every entry when none given)")
     p.add_argument("--cache-dir", dest="cache_dir", default=None, help="feature cache folder")
     p.set_defaults(func=cmd_cache)
     return parser

@@ -42,6 +42,7 @@ class RunConfig(_Section):
     on_error: Literal["skip", "fail"] = "skip"
     cache_dir: str = Field(default_factory=lambda: os.environ.get("FEATUREPIPE_CACHE", "~/.cache/featurepipe"))
     max_pixels: int = Field(MAX_PIXELS, ge=1)
+    allow_unchecked_formats: bool = False  # decode files whose header gives no size (no pixel limit before decoding)
     progress: bool = True
 
     @field_validator("jobs")

@@ -37,7 +37,12 @@ def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
     decoding limit, and the augmentation of the training images, if any)."""
     parts = {"augment": augment} if augment is not None else {}
     return FeatureStore.key("aliases", pipeline=build_config_pipeline(cfg).fingerprint(), dataset=dataset.identity(),
-                            max_pixels=cfg.run.max_pixels, **parts)
+                            max_pixels=cfg.run.max_pixels, **parts, **_unchecked_formats(cfg))
+
+
+def _unchecked_formats(cfg: Config) -> dict:
+    """The key part of ``run.allow_unchecked_formats``: none when false, so keys stay those of before."""
+    return {"unchecked_formats": True} if cfg.run.allow_unchecked_formats else {}
 
 
 def build_config_pipeline(cfg: Config):
@@ -65,14 +70,15 @@ def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
         return pipeline, None, {}
     train = dataset.subset("train") if dataset.splits is not None else dataset
     fit_key = FeatureStore.key("pipelines", pipeline=pipeline.fingerprint(), train=train.identity(),
-                               max_pixels=cfg.run.max_pixels)
+                               max_pixels=cfg.run.max_pixels, **_unchecked_formats(cfg))
     saved = store.load_fitted(fit_key)
     if saved is not None:
         arrays, values, record = saved
         restore_state(pipeline, arrays, values, record["fingerprint"], f"fitted pipeline {fit_key}")
         return pipeline, fit_key, record["timings"]
     timings = fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error,
-                           max_pixels=cfg.run.max_pixels, chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress)
+                           max_pixels=cfg.run.max_pixels, chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress,
+                           unchecked=cfg.run.allow_unchecked_formats)
     arrays, values = stage_state(pipeline)
     store.save_fitted(fit_key, arrays, values, {"fingerprint": pipeline.fingerprint(), "timings": timings,
                                                 "what": f"{pipeline.extractor.name} fitted on {len(train)} images"})
@@ -109,7 +115,7 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
     result = extract(items, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,
                      max_pixels=cfg.run.max_pixels, progress=cfg.run.progress,
-                     parents=[fit_key] if fit_key else [], fit=timings)
+                     parents=[fit_key] if fit_key else [], fit=timings, unchecked=cfg.run.allow_unchecked_formats)
     store.alias(run_recipe, result.key)
     return result
 

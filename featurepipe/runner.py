@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .core import timed
-from .datasets import Dataset, ImageError, read_image
+from .datasets import Dataset, ImageError, decode
 from .datasets.decode import MAX_PIXELS
+from .datasets.sources import content_stamp
 from .errors import ExtractError
 from .fingerprint import to_json
 from .store import FAILED, OK, ExtractResult, FeatureStore
@@ -32,32 +33,53 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def load_images(paths, pipeline: FeaturePipeline, on_error: str, max_pixels: int = MAX_PIXELS):
-    """Decode and preprocess each file (one at a time, so memory follows the preprocessed size).
+def load_images(paths, pipeline: FeaturePipeline, on_error: str, max_pixels: int = MAX_PIXELS,
+                unchecked: bool = False, listed=None):
+    """Decode and preprocess each file (one at a time, so memory follows the preprocessed size); formats
+    without a header size check only when ``unchecked``.
 
-    Returns (row indices that worked, their images, [path, reason] of those that did not).
+    With ``listed`` (per file, the content hash the listing recorded: ``--hash``) the bytes read are hashed,
+    and a file whose bytes differ fails: no row is computed from content the data set's identity does not
+    name. Returns (row indices that worked, their images, [path, reason] of those that did not, the hash of
+    the bytes read per file -- None without ``listed`` or when unreadable).
     """
-    rows, images, errors = [], [], []
+    rows, images, errors, hashes = [], [], [], []
     for i, path in enumerate(paths):
+        hashes.append(None)
         try:
-            image = pipeline.prepare([read_image(path, max_pixels)])
+            with open(path, "rb") as f:
+                data = f.read()
+            if listed is not None:
+                hashes[-1] = content_stamp(data)
+                _check_unchanged(hashes[-1], listed[i])
+            image = pipeline.prepare([decode(data, max_pixels, unchecked)])
             images.append(image[0])
             rows.append(i)
         except Exception as exc:  # noqa: BLE001 -- any per-file failure goes to the ledger
             if on_error == "fail":
                 raise ExtractError(f"{path}: {_describe_error(exc)}") from exc
             errors.append([str(path), _describe_error(exc)])
-    return rows, images, errors
+    return rows, images, errors, hashes
 
 
-def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int):
-    """Features of one chunk: (index, features or None, status per item, [path, reason] failures).
+def _check_unchanged(decoded: str, listed: str) -> None:
+    if decoded != listed:
+        raise ImageError("the file changed since the data set was listed (its content hash differs); "
+                         "the next run reads it again")
+
+
+def process_chunk(index: int, paths: list[str], pipeline: FeaturePipeline, on_error: str, max_pixels: int,
+                  unchecked: bool = False, listed=None):
+    """Features of one chunk: (index, features or None, status per item, [path, reason] failures, image size,
+    and with ``listed`` the [hash of the bytes decoded, listed hash] of each item; see ``load_images``).
 
     When the batch call fails, items are retried one by one so a single bad image (say, smaller than
     a HOG block) fails alone.
     """
     with single_threaded_opencv():
-        return _process_chunk(index, paths, pipeline, on_error, max_pixels)
+        rows, images, errors, hashes = load_images(paths, pipeline, on_error, max_pixels, unchecked, listed)
+        pairs = None if listed is None else [list(pair) for pair in zip(hashes, listed)]
+        return (*_process_chunk(index, paths, pipeline, on_error, rows, images, errors), pairs)
 
 
 _WATCHED: list = []
@@ -101,8 +123,7 @@ def single_threaded_opencv():
 _SYSTEMIC = (ImportError, MemoryError, AttributeError, TypeError, NameError)
 
 
-def _process_chunk(index, paths, pipeline, on_error, max_pixels):
-    rows, images, errors = load_images(paths, pipeline, on_error, max_pixels)
+def _process_chunk(index, paths, pipeline, on_error, rows, images, errors):
     status = np.full(len(paths), FAILED, np.int8)
     if not images:
         return index, None, status, errors, None
@@ -191,8 +212,14 @@ def _chunk_paths(dataset: Dataset, chunk: int, rows: int) -> list[str]:
     return [str(dataset.path(i)) for i in range(chunk * rows, min(len(dataset), (chunk + 1) * rows))]
 
 
+def _chunk_listed_hashes(dataset: Dataset, chunk: int, rows: int) -> list[str] | None:
+    """The content hashes the listing recorded for a chunk's items (``--hash``), else None."""
+    return list(dataset.stamps[chunk * rows:(chunk + 1) * rows]) if dataset.hashed else None
+
+
 def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, on_error: str = "skip",
-                 max_pixels: int = MAX_PIXELS, chunk_rows: int = 1024, progress: bool = True) -> dict:
+                 max_pixels: int = MAX_PIXELS, chunk_rows: int = 1024, progress: bool = True,
+                 unchecked: bool = False) -> dict:
     """Fit a data-driven pipeline on the training split only (the whole set when it has no splits).
 
     Returns the seconds of each phase: ``load`` (decoding and preprocessing the training images), the
@@ -204,11 +231,12 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
 
     train = dataset.subset("train") if dataset.splits is not None else dataset
     chunks = range(-(-len(train) // chunk_rows))
-    tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels) for c in chunks)
+    tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels, unchecked)
+             for c in chunks)
     images, labels, timings = [], [], {}
     with timed(timings, "load"), tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar, \
             parallel_backend("loky", jobs, None):
-        for c, (rows, part, failed) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
+        for c, (rows, part, failed, _) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
             images.extend(part)
             if train.labels is not None:
                 labels.extend(train.labels[c * chunk_rows + r] for r in rows)
@@ -222,47 +250,52 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
 
 def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *, chunk_rows: int = 1024,
             jobs: int = 1, backend: str = "loky", scheduler: str | None = None, on_error: str = "skip",
-            max_pixels: int = MAX_PIXELS, progress: bool = True, parents=(), fit: dict | None = None) -> ExtractResult:
+            max_pixels: int = MAX_PIXELS, progress: bool = True, parents=(), fit: dict | None = None,
+            unchecked: bool = False) -> ExtractResult:
     """Compute (or resume, or reuse) the features of every item of ``dataset`` into ``store``.
 
     The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``); ``parents`` are the
     store entries it was made from (its fit) and ``fit`` the fit's phase timings, both kept with the entry.
-    Chunks of a finished entry that fail their checks are recomputed.
+    Chunks of a finished entry that fail their checks are recomputed. ``unchecked`` also decodes formats whose
+    header gives no size (``run.allow_unchecked_formats``). The entry's lock is held shared throughout
+    (``store.writing``), so ``cache rm`` and ``gc`` leave it alone meanwhile.
     """
     from joblib import delayed
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     key = store.key("features", dataset=dataset.identity(), pipeline=pipeline.fingerprint(),
-                    decoding={"max_pixels": max_pixels})
+                    decoding={"max_pixels": max_pixels, **({"unchecked_formats": True} if unchecked else {})})
     meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
             "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
             "parents": list(parents), "listing_problems": [list(p) for p in dataset.problems]}
     items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
              "splits": list(dataset.splits) if dataset.splits else None}
-    rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta, items)
-    damaged = store.damaged_chunks(key)
-    if damaged:
-        print(f"featurepipe: entry {key}: recomputing {len(damaged)} damaged chunk(s), e.g. chunk "
-              f"{next(iter(damaged))}: {next(iter(damaged.values()))}", file=sys.stderr)
-        store.reset_chunks(key, damaged)
-        pending = sorted(set(pending) | set(damaged))
-    todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
-    if pending:
-        tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels)
-                 for c in pending)
-        bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract", disable=not progress)
-        with bar, parallel_backend(backend, jobs, scheduler):
-            for index, features, status, errors, shape in _parallel(jobs)(tasks):
-                _check_same_size(store, key, index, features, shape)
-                store.write_chunk(key, index, features, status, errors)
-                bar.update(len(status))
-    if pending or not store.is_complete(key):
-        status = store.status(key)
-        failed = int((status == FAILED).sum()) + len(dataset.problems)  # files that failed, paths not listed
-        store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": failed,
-                           "seconds": time.perf_counter() - start, "computed": todo, "fit": fit or {}})
-    summary = store.summary(key)
+    with store.writing(key):
+        rows, pending = store.open_entry(key, len(dataset), chunk_rows, meta, items)
+        damaged = store.damaged_chunks(key)
+        if damaged:
+            print(f"featurepipe: entry {key}: recomputing {len(damaged)} damaged chunk(s), e.g. chunk "
+                  f"{next(iter(damaged))}: {next(iter(damaged.values()))}", file=sys.stderr)
+            store.reset_chunks(key, damaged)
+            pending = sorted(set(pending) | set(damaged))
+        todo = sum(len(_chunk_paths(dataset, c, rows)) for c in pending)
+        if pending:
+            tasks = (delayed(process_chunk)(c, _chunk_paths(dataset, c, rows), pipeline, on_error, max_pixels,
+                                            unchecked, _chunk_listed_hashes(dataset, c, rows)) for c in pending)
+            bar = tqdm(total=len(dataset), initial=len(dataset) - todo, unit="img", desc="extract",
+                       disable=not progress)
+            with bar, parallel_backend(backend, jobs, scheduler):
+                for index, features, status, errors, shape, hashes in _parallel(jobs)(tasks):
+                    _check_same_size(store, key, index, features, shape)
+                    store.write_chunk(key, index, features, status, errors, hashes)
+                    bar.update(len(status))
+        if pending or not store.is_complete(key):
+            status = store.status(key)
+            failed = int((status == FAILED).sum()) + len(dataset.problems)  # files that failed, paths not listed
+            store.finish(key, {"n": len(dataset), "ok": int((status == OK).sum()), "failed": failed,
+                               "seconds": time.perf_counter() - start, "computed": todo, "fit": fit or {}})
+        summary = store.summary(key)
     if summary["failed"] and on_error == "fail":
         path, reason = store.ledger(key)[0]
         raise ExtractError(f"{path}: {reason}")

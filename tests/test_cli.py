@@ -77,7 +77,7 @@ def test_cache_ls_verify_rm(config, cache_dir, capsys):
     assert "complete" in line and "36 x 396" in line
     assert any(line.startswith("aliases") and key in line for line in lines)
     assert main(["cache", "verify", "--cache-dir", str(cache_dir)]) == EXIT_OK
-    assert capsys.readouterr().out.strip() == f"{key}: ok"
+    assert capsys.readouterr().out.strip() == f"features {key}: ok"
     chunk = next((cache_dir / "features" / key / "features" / "c").rglob("*"))
     while chunk.is_dir():
         chunk = next(chunk.iterdir())

@@ -97,10 +97,24 @@ def test_decompression_bomb_is_refused_from_the_header():
         decode(encode(np.zeros((20, 20, 3), np.uint8)), max_pixels=100)
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp"])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tif", ".webp", ".gif", ".ppm", ".pam", ".pfm", ".ras", ".jp2",
+                                 ".hdr", ".avif"])
 def test_header_size_matches_the_image(ext):
-    data = encode(np.zeros((13, 29, 3), np.uint8), ext)
-    assert header_size(data) == (29, 13)
+    """Every format OpenCV decodes here has its size read from the header."""
+    image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)  # JPEG 2000: not too small
+    if ext in (".pfm", ".hdr"):
+        image = image.astype(np.float32) / 255
+    data = encode(image, ext)
+    assert header_size(data) == (53, 37)
+    assert decode(data).shape == (37, 53, 3)
+
+
+def test_a_format_without_a_header_check_needs_the_option():
+    data = b"\x76\x2f\x31\x01" + b"\0" * 200  # an OpenEXR signature: no size check here
+    with pytest.raises(ImageError, match="run.allow_unchecked_formats"):
+        decode(data)
+    with pytest.raises(ImageError, match="not a decodable image"):
+        decode(data, unchecked=True)  # allowed: OpenCV tries, and cannot
 
 
 def test_unreadable_file_raises_oserror(tmp_path):

@@ -134,7 +134,7 @@ def test_a_damaged_cached_head_is_fitted_again_with_one_line(data, capsys):
     capsys.readouterr()
     again = fit_and_score(training, HEAD, SETTINGS)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "head.npz was changed after training" in err[0] and err[0].endswith("fitting it again")
+    assert len(err) == 1 and "head.npz fails its SHA-256" in err[0] and err[0].endswith("fitting it again")
     np.testing.assert_array_equal(again.model.coef_, first.model.coef_)
     assert again.record["chosen"] == first.record["chosen"]
     assert fit_and_score(training, HEAD, SETTINGS).record == again.record  # stored whole again

@@ -1,11 +1,15 @@
 """Decoding one image file into an HxWx3 uint8 RGB array, or a one-line reason why not.
 
-The decompression-bomb limit holds in the library, not only in the CLI: the size in the header of PNG,
-JPEG, GIF, BMP, TIFF, WebP and PNM files is checked before anything is decoded, and ``featurepipe``
-sets OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, read once when OpenCV loads) for other formats.
+The decompression-bomb limit holds in the library, not only in the CLI: the size in the header of every
+format OpenCV decodes here -- PNG, JPEG, GIF, BMP, TIFF, WebP, PNM/PAM/PFM, Sun raster, Radiance HDR,
+JPEG 2000 and AVIF -- is read before anything is decoded (``header_size``). A file whose header gives no
+size (another format, BigTIFF, a damaged header) is refused, unless the caller allows unchecked formats
+(``run.allow_unchecked_formats``): then only OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, which
+``featurepipe`` sets, and which not every codec applies before decoding) and the check after decoding hold.
 """
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -55,9 +59,75 @@ def _pnm_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+_HDR_RESOLUTION = re.compile(rb"\n\s*([-+][XY])\s+(\d+)\s+([-+][XY])\s+(\d+)\s*\n")
+_JP2 = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_HEADER_SCAN = 1 << 16  # bytes searched for a size where it is not at a fixed place (HDR, JPEG 2000, AVIF)
+
+
+def _hdr_size(data: bytes) -> tuple[int, int] | None:
+    """Radiance HDR: the resolution line after the header's empty line, e.g. ``-Y 480 +X 640``."""
+    end = data.find(b"\n\n", 0, _HEADER_SCAN)
+    match = _HDR_RESOLUTION.match(data, end) if end >= 0 else None
+    if match is None:
+        return None
+    size = {match[1][1:]: int(match[2]), match[3][1:]: int(match[4])}
+    return (size[b"X"], size[b"Y"]) if len(size) == 2 else None
+
+
+def _jpeg2000_size(data: bytes) -> tuple[int, int] | None:
+    """A JP2 file's image header box (height, width), or a raw codestream's SIZ segment (extent - offset)."""
+    if data.startswith(_JP2):
+        at = data.find(b"ihdr", 0, _HEADER_SCAN)
+        if at < 0 or len(data) < at + 12:
+            return None
+        height, width = struct.unpack(">II", data[at + 4:at + 12])
+        return width, height
+    if len(data) < 24:
+        return None
+    width, height, x_offset, y_offset = struct.unpack(">IIII", data[8:24])
+    return max(width - x_offset, 0), max(height - y_offset, 0)
+
+
+def _avif_size(data: bytes) -> tuple[int, int] | None:
+    """The largest image spatial extent (``ispe``) property of an AVIF file: the full image, not a tile."""
+    sizes = []
+    at = data.find(b"ispe", 0, _HEADER_SCAN)
+    while at >= 0 and len(data) >= at + 16:
+        sizes.append(struct.unpack(">II", data[at + 8:at + 16]))
+        at = data.find(b"ispe", at + 4, _HEADER_SCAN)
+    return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
+
+
+def _sun_raster_size(data: bytes) -> tuple[int, int] | None:
+    return struct.unpack(">II", data[4:12]) if len(data) >= 12 else None
+
+
+def _pam_size(data: bytes) -> tuple[int, int] | None:
+    """PAM (``P7``): the ``WIDTH`` and ``HEIGHT`` lines of its header."""
+    fields = dict(re.findall(rb"^(WIDTH|HEIGHT)\s+(\d+)", data[:1024], re.M))
+    return (int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])) if len(fields) == 2 else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame header (SOF) of a JPEG file, reached segment by segment (fill bytes skipped)."""
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        if data[i + 1] == 0xFF:
+            i += 1
+            continue
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, GIF, BMP, TIFF, WebP or PNM header without decoding; None when
-    unknown."""
+    """(width, height) from the header of any format OpenCV decodes here (see the module docstring),
+    without decoding; None when the format is unknown or its header gives no size."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
@@ -69,18 +139,20 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         return _tiff_size(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _webp_size(data)
-    if data[:1] == b"P" and data[1:2] in b"123456" and len(data) > 3:
+    if data[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"PF", b"Pf") and len(data) > 3:
         return _pnm_size(data)
+    if data[:2] == b"P7":
+        return _pam_size(data)
     if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 <= len(data):
-            if data[i] != 0xFF:
-                return None
-            marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
-            if marker in _JPEG_SOF:
-                height, width = struct.unpack(">HH", data[i + 5:i + 9])
-                return width, height
-            i += 2 + length
+        return _jpeg_size(data)
+    if data[:4] == b"\x59\xa6\x6a\x95":
+        return _sun_raster_size(data)
+    if data[:2] == b"#?":
+        return _hdr_size(data)
+    if data.startswith(_JP2) or data[:4] == b"\xff\x4f\xff\x51":
+        return _jpeg2000_size(data)
+    if data[4:8] == b"ftyp":
+        return _avif_size(data)
     return None
 
 
@@ -99,15 +171,25 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes to HxWx3 uint8 RGB: grey and alpha dropped to RGB, 16-bit scaled, EXIF applied."""
-    import cv2  # here, so that listing a data set does not load OpenCV
-
+def check_header(data: bytes, max_pixels: int = MAX_PIXELS, unchecked: bool = False) -> None:
+    """Refuse, before decoding, an image whose header declares more than ``max_pixels`` pixels, and one whose
+    header gives no size unless ``unchecked`` (then OpenCV decides)."""
     if not data:
         raise ImageError("empty file (0 bytes)")
     size = header_size(data)
+    if size is None and not unchecked:
+        raise ImageError("not a decodable image (no header of a format whose size is checked before decoding; "
+                         "run.allow_unchecked_formats lets OpenCV try)")
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageError(f"{size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} (decompression bomb?)")
+
+
+def decode(data: bytes, max_pixels: int = MAX_PIXELS, unchecked: bool = False) -> np.ndarray:
+    """Decode image bytes to HxWx3 uint8 RGB: grey and alpha dropped to RGB, 16-bit scaled, EXIF applied.
+    The header is checked first (``check_header``)."""
+    import cv2  # here, so that listing a data set does not load OpenCV
+
+    check_header(data, max_pixels, unchecked)
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     # IMREAD_COLOR applies the EXIF orientation and drops alpha; ANYDEPTH keeps 16-bit samples.
@@ -119,7 +201,7 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return to_rgb8(image)
 
 
-def read_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path, max_pixels: int = MAX_PIXELS, unchecked: bool = False) -> np.ndarray:
     """Read and decode one file; raises ``ImageError`` (bad image) or ``OSError`` (unreadable file)."""
     with open(path, "rb") as f:
-        return decode(f.read(), max_pixels)
+        return decode(f.read(), max_pixels, unchecked)

@@ -24,7 +24,8 @@ class Dataset:
     make the dataset's identity, so any added, removed, relabelled or touched file changes it -- also a
     rewrite that keeps size and modification time, since it changes the inode's ctime. ``problems`` are
     [path, reason] of what the listing could not enter (symbolic link loops, unreadable folders): they go
-    to the error ledger with the files that fail to decode.
+    to the error ledger with the files that fail to decode. ``hashed``: the stamps are content hashes
+    (``--hash``), so extraction can check that the bytes it decodes are those the identity names.
     """
 
     root: Path
@@ -33,6 +34,7 @@ class Dataset:
     labels: tuple[str, ...] | None = None
     splits: tuple[str, ...] | None = None
     problems: tuple = ()
+    hashed: bool = False
 
     def __len__(self):
         return len(self.ids)
@@ -75,22 +77,27 @@ class Dataset:
     def _select(self, rows) -> "Dataset":
         pick = lambda seq: None if seq is None else tuple(seq[i] for i in rows)  # noqa: E731
         return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits),
-                       self.problems)
+                       self.problems, self.hashed)
 
     def split_mask(self, split: str) -> np.ndarray:
         return np.array([s == split for s in self.splits]) if self.splits else np.zeros(len(self), bool)
 
 
-def _stamps(root, files, content_hash: bool) -> tuple[str, ...]:
+def content_stamp(data: bytes) -> str:
+    """The stamp ``--hash`` gives a file: the first 32 hexadecimal digits of its content's SHA-256."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _stamps(root, files, hashed: bool) -> tuple[str, ...]:
     """The stamps of listed ``files`` (relative path, stat stamp), or the sha256 of each file's content
     (``--hash``); an unreadable file is stamped so (it fails again when read, and goes to the error
     ledger)."""
-    if not content_hash:
+    if not hashed:
         return tuple(stamp for _, stamp in files)
     stamps = []
     for rel, _ in files:
         try:
-            stamps.append(hashlib.sha256(Path(root, rel).read_bytes()).hexdigest()[:32])
+            stamps.append(content_stamp(Path(root, rel).read_bytes()))
         except OSError:
             stamps.append("unreadable")
     return tuple(stamps)
@@ -174,7 +181,7 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
     if not ids:
         raise ValueError(f"no images in class sub-folders of {root}")
     return Dataset(root, ids, _stamps(root, files, content_hash), tuple(labels),
-                   tuple(splits) if has_splits else None, tuple(map(tuple, problems)))
+                   tuple(splits) if has_splits else None, tuple(map(tuple, problems)), content_hash)
 
 
 def from_unlabelled(root, content_hash: bool = False) -> Dataset:
@@ -186,7 +193,7 @@ def from_unlabelled(root, content_hash: bool = False) -> Dataset:
     if not files:
         raise ValueError(f"no images below {root}")
     return Dataset(root, tuple(r for r, _ in files), _stamps(root, files, content_hash),
-                   problems=tuple(map(tuple, problems)))
+                   problems=tuple(map(tuple, problems)), hashed=content_hash)
 
 
 def from_csv(path, content_hash: bool = False) -> Dataset:
@@ -213,7 +220,7 @@ def from_csv(path, content_hash: bool = False) -> Dataset:
             stamps.append("missing")
     labels = tuple(r[1].strip() for r in rows)
     splits = tuple(r[2].strip() for r in rows) if all(len(r) > 2 for r in rows) else None
-    return Dataset(root, ids, tuple(stamps), labels, splits)
+    return Dataset(root, ids, tuple(stamps), labels, splits, hashed=content_hash)
 
 
 def open_dataset(path, kind: str = "auto", content_hash: bool = False) -> Dataset:

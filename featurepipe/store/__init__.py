@@ -4,7 +4,8 @@ Namespaces (folders under the root): ``features`` (zarr entries, see ``features.
 ``pipelines``, ``heads`` and ``datasets`` (see ``entries.py``). Every key comes from ``FeatureStore.key``:
 a hash of the namespace and of everything that decides the entry's content, so a changed setting or
 input gets a new key and a stale entry is never served. Entries name the entries they were made from,
-so removing one removes what depends on it, and ``gc`` finds orphans.
+so removing one removes what depends on it, and ``gc`` finds orphans. Several processes may share a cache:
+removal takes each entry's lock, which a writer holds (``locks.py`` says what that guarantees).
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from ..files import host_name, read_json
 from ..fingerprint import digest
+from . import locks
 from .entries import DONE, ObjectEntries
 from .features import FAILED, OK, DamagedEntryError, FeatureEntries
+from .locks import EntryInUseError
 from .records import ExtractResult, FeatureSet
 
 NAMESPACES = ("features", "pipelines", "heads", "aliases", "datasets")
@@ -99,24 +102,33 @@ class FeatureStore(FeatureEntries, ObjectEntries):
         return None
 
     def remove(self, key: str) -> list[dict]:
-        """Remove entry ``key`` and every entry made from it (recursively); returns what was removed."""
+        """Remove entry ``key`` and every entry made from it (recursively); returns what was removed.
+
+        Nothing is removed when one of them is in use (``locks.EntryInUseError``): a writer holds its lock."""
         target = self.find(key)
         if target is None:
             raise KeyError(f"no entry {key} in {self.root}")
-        removed, doomed = [], [target]
-        everything = self.entries()
-        while doomed:
-            entry = doomed.pop()
-            if any(r["key"] == entry["key"] and r["namespace"] == entry["namespace"] for r in removed):
-                continue
-            self._delete(entry)
-            removed.append(entry)
-            doomed += [e for e in everything if entry["key"] in e["parents"]]
-        return removed
+        doomed = self._with_dependents(target, self.entries())
+        with locks.exclusive(self.root, [(e["namespace"], e["key"]) for e in doomed]):
+            for entry in doomed:
+                self._delete(entry)
+        return doomed
+
+    @staticmethod
+    def _with_dependents(target: dict, everything: list[dict]) -> list[dict]:
+        """``target`` and every entry of ``everything`` made from it, recursively, each once."""
+        found, todo = [], [target]
+        while todo:
+            entry = todo.pop()
+            if not any(f["key"] == entry["key"] and f["namespace"] == entry["namespace"] for f in found):
+                found.append(entry)
+                todo += [e for e in everything if entry["key"] in e["parents"]]
+        return found
 
     def gc(self) -> list[dict]:
         """Remove orphans: entries whose parents are gone, aliases to missing entries, and the temporary files
-        of writers that died (on this host; elsewhere, after a day). Returns what was removed."""
+        of writers that died (on this host; elsewhere, after a day). An orphan in use (a writer holds its
+        lock) is kept, and listed with ``"kept"``. Returns what was removed or kept."""
         removed = []
         for namespace in NAMESPACES:
             folder = self.root / namespace
@@ -124,14 +136,21 @@ class FeatureStore(FeatureEntries, ObjectEntries):
                 if path.exists() and _dead_writer(path):
                     (shutil.rmtree if path.is_dir() else Path.unlink)(path)
                     removed.append({"namespace": namespace, "key": path.name, "what": "temporary file of a dead writer"})
+        kept: set[tuple[str, str]] = set()
         while True:
             everything = self.entries()
             keys = {e["key"] for e in everything}
-            orphans = [e for e in everything if any(p not in keys for p in e["parents"])]
+            orphans = [e for e in everything if any(p not in keys for p in e["parents"])
+                       and (e["namespace"], e["key"]) not in kept]
             if not orphans:
                 return removed
             for entry in orphans:
-                self._delete(entry)
+                try:
+                    with locks.exclusive(self.root, [(entry["namespace"], entry["key"])]):
+                        self._delete(entry)
+                except EntryInUseError as e:
+                    kept.add((entry["namespace"], entry["key"]))
+                    entry = {**entry, "kept": str(e)}
                 removed.append(entry)
 
     def _delete(self, entry: dict) -> None:
@@ -165,4 +184,5 @@ def _dead_writer(path: Path) -> bool:
     return False
 
 
-__all__ = ["FAILED", "NAMESPACES", "OK", "DamagedEntryError", "ExtractResult", "FeatureSet", "FeatureStore"]
+__all__ = ["FAILED", "NAMESPACES", "OK", "DamagedEntryError", "EntryInUseError", "ExtractResult", "FeatureSet",
+           "FeatureStore"]

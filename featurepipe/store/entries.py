@@ -7,12 +7,17 @@
   in ``entry.json``;
 - ``datasets/<name>/``: data sets the library writes itself (the built-in demo).
 
-Each entry records the entries it was made from (``parents``), which ``cache rm`` and ``cache gc`` follow.
+Each entry records the entries it was made from (``parents``), which ``cache rm`` and ``cache gc`` follow,
+and the SHA-256 of each of its files and of the record itself: an entry that fails them is damaged
+(``DamagedEntryError``), never used -- ``train`` fits it again, ``cache verify`` reports it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..files import read_json, read_npz, temporary_sibling, write_json_atomic, write_npz_atomic
@@ -37,7 +42,7 @@ class ObjectEntries:
         tmp.mkdir()
         try:
             write(tmp)
-            write_json_atomic(tmp / DONE, record)
+            write_json_atomic(tmp / DONE, _sealed(tmp, record))
             if path.exists():  # a half-written entry of a killed process: replace it
                 shutil.rmtree(path)
             os.rename(tmp, path)
@@ -49,15 +54,27 @@ class ObjectEntries:
         return path
 
     def _open(self, namespace: str, key: str) -> tuple[dict, Path] | None:
-        """(record, folder) of a complete entry, or None."""
+        """(record, folder) of a complete entry whose files and record pass their SHA-256, or None when there
+        is none; ``DamagedEntryError`` when it fails them (one line, which the caller prefixes with the entry)."""
         path = self.entry_path(namespace, key)
         try:
-            return read_json(path / DONE), path
+            record = read_json(path / DONE)
         except FileNotFoundError:
             return None
-        except ValueError as e:
-            raise DamagedEntryError(f"{namespace} entry {key}: unreadable record ({e}); "
-                                    f"`featurepipe cache rm {key}` removes it") from None
+        except (OSError, ValueError) as e:
+            raise DamagedEntryError(f"unreadable {DONE} ({type(e).__name__})") from None
+        problem = _seal_problem(path, record)
+        if problem is not None:
+            raise DamagedEntryError(problem)
+        return record, path
+
+    def verify_object(self, namespace: str, key: str) -> list[str]:
+        """Problems found in a folder entry (not complete, or failing its checksums), as ``verify`` lists them."""
+        try:
+            found = self._open(namespace, key)
+        except DamagedEntryError as e:
+            return [str(e)]
+        return [] if found is not None else [f"incomplete (no {DONE})"]
 
     # -- aliases: recipe -> feature key --------------------------------------------------------------
     def alias(self, recipe: str, key: str) -> None:
@@ -70,7 +87,7 @@ class ObjectEntries:
             key = read_json(path)["key"]
         except (FileNotFoundError, ValueError, KeyError):
             return None
-        return key if self.is_complete(key) else None
+        return key if self.is_complete(key) and self.stub_reason(key) is None else None
 
     def _mkdir(self, namespace: str) -> Path:
         folder = self.root / namespace
@@ -84,8 +101,13 @@ class ObjectEntries:
                      lambda folder: write_npz_atomic(folder / "state.npz", arrays))
 
     def load_fitted(self, key: str) -> tuple[dict, dict, dict] | None:
-        """(arrays, values, record) of a stored fit, or None."""
-        found = self._open("pipelines", key)
+        """(arrays, values, record) of a stored fit, or None (also when it was damaged: removed, one line)."""
+        try:
+            found = self._open("pipelines", key)
+        except DamagedEntryError as e:  # removed alone: the features made from it stay valid
+            print(f"featurepipe: fitted pipeline {key}: {e}; fitting it again", file=sys.stderr, flush=True)
+            shutil.rmtree(self.entry_path("pipelines", key), ignore_errors=True)
+            return None
         if found is None:
             return None
         record, folder = found
@@ -104,3 +126,35 @@ class ObjectEntries:
     def dataset(self, name: str, write) -> Path:
         """The folder of data set ``name``, written by ``write(folder)`` on first use."""
         return self._create("datasets", name, {"parents": []}, write)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record_digest(record: dict) -> str:
+    """SHA-256 of a record as canonical JSON, without its own ``sha256`` field."""
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _sealed(folder: Path, record: dict) -> dict:
+    """``record`` with the SHA-256 of every file below ``folder`` (``files``) and of itself (``sha256``)."""
+    files = {str(f.relative_to(folder)): _sha256(f) for f in sorted(folder.rglob("*")) if f.is_file()}
+    sealed = {**record, "files": files}
+    return {**sealed, "sha256": _record_digest(sealed)}
+
+
+def _seal_problem(folder: Path, record: dict) -> str | None:
+    """What in ``folder`` fails the checksums its record holds (see ``_sealed``), or None."""
+    if not isinstance(record, dict) or "sha256" not in record:
+        return f"{DONE} holds no checksums (written by an older featurepipe)"
+    if _record_digest(record) != record["sha256"]:
+        return f"{DONE} does not match its SHA-256 (the record, e.g. its grid, was edited or damaged)"
+    for name, digest in record.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != digest:
+            return f"{name} fails its SHA-256 (edited or damaged)"
+    return None

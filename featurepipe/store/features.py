@@ -6,28 +6,35 @@ Layout of an entry ``<root>/features/<key>/``:
   per chunk; status 0 = not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with
   its CRC-32C (zarr's ``crc32c`` codec), written with the chunk, so damage is found on every read.
 - ``items.json``: ids, labels and splits of every item, its SHA-256 in the group's attributes.
-- ``chunks/<index>.json``: the failed items of a committed chunk; ``errors.csv`` gathers them.
+- ``chunks/<index>.json``: the failed items of a committed chunk (``errors.csv`` gathers them) and, with
+  ``--hash``, each row's content hash as decoded and as listed: a chunk where they differ is recomputed.
 
 A chunk is committed in three atomic steps -- features, then its json, then its status rows -- so a
 chunk counts as done exactly when its status rows are set. A killed run leaves at most features without
 status, which the next run recomputes and overwrites with the same values. ``complete.json`` marks an
-entry whose every chunk is done and whose ledger is written.
+entry whose every chunk is done and whose ledger is written. A writer holds the entry's lock (``writing``,
+``locks.py``); an entry lacking what every entry has from its creation on is a stub, rebuilt by the next
+writer.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..files import read_json, temporary_sibling, write_csv_atomic, write_json_atomic
+from . import locks
 from .records import FeatureSet
 
 OK, FAILED = 1, 2
+_ENTRY_ATTRIBUTES = ("n", "items_sha256", "created")  # written with the entry, before it is renamed into place
 
 
 class DamagedEntryError(ValueError):
@@ -68,6 +75,42 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key}: unreadable metadata ({e})") from None
 
     # -- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, key: str):
+        """Hold entry ``key``'s lock shared while filling it (``cache rm`` and ``gc`` then leave it alone); a
+        stub found there is removed first, with one line, so the entry is built again."""
+        while True:
+            with locks.shared(self.root, "features", key):
+                if self.stub_reason(key) is None:
+                    yield
+                    return
+            self._remove_stub(key)
+
+    def stub_reason(self, key: str) -> str | None:
+        """What a present entry lacks of what every entry has from its creation on (attributes, item list,
+        status array), or None: such a stub -- left by a removal that bypassed the locks -- is never filled."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            attrs = read_json(path / "zarr.json").get("attributes", {})
+        except (OSError, ValueError) as e:
+            return f"unreadable metadata ({type(e).__name__})"
+        missing = [name for name in _ENTRY_ATTRIBUTES if name not in attrs]
+        missing += [name for name in ("items.json", "status/zarr.json", "chunks") if not (path / name).exists()]
+        return f"missing {', '.join(missing)}" if missing else None
+
+    def _remove_stub(self, key: str) -> None:
+        """Remove the stub ``key`` under its lock held exclusive; when others hold it, they do it."""
+        try:
+            with locks.exclusive(self.root, [("features", key)]):
+                reason = self.stub_reason(key)
+                if reason is not None:
+                    print(f"featurepipe: entry {key} is a stub ({reason}); rebuilding it", file=sys.stderr, flush=True)
+                    shutil.rmtree(self.path(key))
+        except locks.EntryInUseError:
+            time.sleep(0.1)  # another writer holds it: it removes the stub, or finds it rebuilt
+
     def open_entry(self, key: str, n: int, chunk_rows: int, meta: dict, items: dict) -> tuple[int, list[int]]:
         """Create the entry if new; return its rows per chunk and the indices of the chunks still to compute.
 
@@ -114,8 +157,9 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key}: items.json does not match its checksum (edited or damaged)")
         return json.loads(text)
 
-    def write_chunk(self, key: str, index: int, features, status: np.ndarray, errors: list) -> None:
-        """Commit one chunk: features, then its json (failures), then its status rows.
+    def write_chunk(self, key: str, index: int, features, status: np.ndarray, errors: list, hashes=None) -> None:
+        """Commit one chunk: features, then its json (failures; with ``hashes``, per row the content hash of the
+        bytes decoded and the one listed), then its status rows.
 
         ``features`` is None when every item of the chunk failed (its rows stay zero)."""
         group = self._group(key, "a")
@@ -133,7 +177,8 @@ class FeatureEntries:
                 pass
         if features.shape[1]:
             group["features"][start:start + len(features)] = features
-        write_json_atomic(self.path(key) / "chunks" / f"{index:06d}.json", {"errors": errors})
+        write_json_atomic(self.path(key) / "chunks" / f"{index:06d}.json",
+                          {"errors": errors, **({"hashes": hashes} if hashes is not None else {})})
         group["status"][start:start + len(status)] = status
 
     def finish(self, key: str, summary: dict) -> None:
@@ -197,9 +242,26 @@ class FeatureEntries:
                 if check_bytes and not _crc_ok(data):
                     damaged[c] = f"{array} chunk fails its checksum"
                     break
-            if c not in damaged and not (self.path(key) / "chunks" / f"{c:06d}.json").exists():
-                damaged[c] = "ledger part missing"
+            problem = None if c in damaged else self._ledger_part_problem(key, c, check_bytes)
+            if problem is not None:
+                damaged[c] = problem
         return damaged
+
+    def _ledger_part_problem(self, key: str, index: int, read: bool) -> str | None:
+        """Why chunk ``index``'s json disqualifies the chunk, or None: missing; with ``read``, unreadable, or
+        recording a file whose bytes decoded differ from its listed content hash (``--hash``: the file
+        changed during the run, so its row was never served and is computed again)."""
+        path = self.path(key) / "chunks" / f"{index:06d}.json"
+        if not read:
+            return None if path.exists() else "ledger part missing"
+        try:
+            hashes = read_json(path).get("hashes") or []
+        except FileNotFoundError:
+            return "ledger part missing"
+        except (OSError, ValueError, AttributeError) as e:
+            return f"ledger part unreadable ({type(e).__name__})"
+        changed = sum(decoded is not None and decoded != listed for decoded, listed in hashes)
+        return f"{changed} file(s) changed while the run read them" if changed else None
 
     def reset_chunks(self, key: str, indices) -> None:
         """Mark chunks as not computed (and the entry as incomplete), so the next extract recomputes them."""
@@ -213,7 +275,10 @@ class FeatureEntries:
             group["status"][c * rows:(c + 1) * rows] = 0
 
     def verify(self, key: str) -> list[str]:
-        """Problems found in an entry: uncommitted chunks, damaged chunks, non-finite features."""
+        """Problems found in an entry: a stub, uncommitted chunks, damaged chunks, non-finite features."""
+        stub = self.stub_reason(key)
+        if stub is not None:
+            return [f"a stub ({stub}); `featurepipe extract` rebuilds it"]
         group = self._group(key)
         rows, n = group.attrs["chunk_rows"], group.attrs["n"]
         try:

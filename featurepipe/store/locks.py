@@ -1,0 +1,81 @@
+"""Per-entry locks: what lets several processes share one cache.
+
+Each entry has a lock file, ``<root>/.locks/<namespace>.<key>.lock`` (outside the entry, so removing the
+entry never removes its lock while someone holds it). Writers of an entry (``extract``) hold it shared for
+their whole run, so several of them may fill the same entry at once; ``cache rm`` and ``cache gc`` take it
+exclusive without waiting, and say the entry is in use instead of removing it under a writer.
+
+What the lock guarantees: between processes that use these locks, an entry is never removed while a
+writer holds it, and a writer never starts on an entry while it is being removed (it waits for the
+removal, then builds the entry afresh). The locks are advisory (``fcntl.flock``): on a local file system
+they hold between all processes of the host; on NFS, Linux emulates them with POSIX byte-range locks,
+which hold between hosts when the server runs a lock manager (NFSv4, or NFSv3 with lockd). A file system
+that offers no locks makes taking one fail (``OSError``, one line) rather than pass silently; one that
+keeps them local to a host (some SMB or FUSE mounts) guarantees nothing across hosts. Programs that
+ignore the locks (``rm -rf``) are not stopped; a stub they leave is rebuilt by the next ``extract`` (see
+``features.py``). A lock dies with its process (or, on NFS, with its host's lease), so a killed writer
+never leaves an entry locked. A lock file stays while its entry does; removal deletes it, and a process
+that locked the deleted file sees so and locks the new one.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+
+class EntryInUseError(OSError):
+    """An entry another process is writing: it was left in place (an ``OSError``, as a busy resource is)."""
+
+
+def _lock_path(root: Path, namespace: str, key: str) -> Path:
+    return Path(root) / ".locks" / f"{namespace}.{key}.lock"
+
+
+def _open_locked(path: Path, mode: int) -> int:
+    """A descriptor of ``path`` holding lock ``mode``; retried when the file was replaced meanwhile (removed by
+    the holder of an exclusive lock), so a lock is always on the file that the path names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, mode)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def shared(root: Path, namespace: str, key: str):
+    """Hold entry ``key``'s lock shared (waiting for a removal in progress to finish): a writer's lock."""
+    fd = _open_locked(_lock_path(root, namespace, key), fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(root: Path, entries):
+    """Hold the locks of ``entries`` ((namespace, key) pairs) exclusive, without waiting: ``EntryInUseError``
+    names the first one in use. Their lock files go on release (a waiter then locks a fresh one)."""
+    held = []
+    try:
+        for namespace, key in entries:
+            path = _lock_path(root, namespace, key)
+            try:
+                held.append((path, _open_locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB)))
+            except BlockingIOError:
+                raise EntryInUseError(f"{namespace} entry {key} is in use (an extract is writing it); "
+                                      f"try again when it ends") from None
+        yield
+    finally:
+        for path, fd in held:
+            path.unlink(missing_ok=True)
+            os.close(fd)
