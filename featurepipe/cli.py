@@ -258,7 +258,9 @@ def _main(argv) -> int:
     try:
         return args.func(args)
     except ConfigError as e:
-        print(f"featurepipe: config error: {e}", file=sys.stderr)
+        from .limits import one_line
+
+        print(f"featurepipe: config error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)

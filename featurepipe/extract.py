@@ -40,11 +40,12 @@ def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
                             max_pixels=cfg.run.max_pixels, **parts)
 
 
-def build_config_pipeline(cfg: Config):
+def build_config_pipeline(cfg: Config, key: str = "pipeline"):
+    """The config's pipeline, unfitted; a bad spec is a ``ConfigError`` naming its key (under ``key``)."""
     from .pipeline import SpecError, build_pipeline
 
     try:
-        return build_pipeline(_require_pipeline(cfg).model_dump())
+        return build_pipeline(_require_pipeline(cfg).model_dump(), key)
     except SpecError as e:
         raise ConfigError(str(e)) from None
 
@@ -88,7 +89,11 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
     passing its checks, answers from the store's alias without importing the extractors.
     """
     start = time.perf_counter()  # a warm run's time is its listing and checks
-    dataset = dataset or config_dataset(cfg)
+    if dataset is None:
+        from .checks import check_extract
+
+        dataset = config_dataset(cfg)
+        check_extract(cfg, dataset)
     store = FeatureStore(cfg.run.cache_dir)
     items = dataset if augment is None else dataset.subset("train")
     run_recipe = recipe(cfg, items, augment)
