@@ -25,7 +25,8 @@ def check_pipeline(pipeline, key: str, cfg: Config, dataset: Dataset) -> int | N
     returns the features' width (a lower bound for data-driven extractors), or None when no image of the
     data set could be read to measure it."""
     image = sample_image(dataset, cfg.run.max_pixels)
-    widths = [_leaf_width(leaf, leaf_key, pipeline, image) for leaf, leaf_key in _leaves(pipeline.extractor, f"{key}.extractor")]
+    leaves = _leaves(pipeline.extractor, f"{key}.extractor")
+    widths = [_leaf_width(leaf, leaf_key, pipeline, image) for leaf, leaf_key in leaves]
     if image is None or None in widths:
         return None
     width = sum(widths)
@@ -36,11 +37,36 @@ def check_pipeline(pipeline, key: str, cfg: Config, dataset: Dataset) -> int | N
 
 def check_augment(steps, key: str) -> None:
     """Every augmentation step must be a registered preprocessing step with valid parameters."""
-    from .extract import augmented
-    from .pipeline import FeaturePipeline
-
     for i, spec in enumerate(steps):
-        augmented(FeaturePipeline(), spec, f"{key}[{i}]")
+        built_step(spec, f"{key}[{i}]")
+
+
+def required_pipeline(cfg: Config):
+    """The config's ``pipeline`` section; refused when missing (a bench config has its own under ``bench``)."""
+    if cfg.pipeline is None:
+        raise ConfigError("pipeline: missing (this command needs a pipeline: preprocess steps and an extractor)")
+    return cfg.pipeline
+
+
+def built_pipeline(spec: dict, key: str):
+    """``pipeline.build_pipeline`` of a config's spec; a bad one is a ``ConfigError`` naming its key."""
+    from .pipeline import SpecError, build_pipeline
+
+    try:
+        return build_pipeline(spec, key)
+    except SpecError as e:
+        raise ConfigError(str(e)) from None
+
+
+def built_step(spec, key: str):
+    """The preprocessing step ``spec`` (a name or ``{name: params}``) names; a ``ConfigError`` naming ``key``
+    when it cannot be built."""
+    from .pipeline import SpecError, build_stage
+
+    try:
+        return build_stage({spec: {}} if isinstance(spec, str) else spec, key, "preprocess")
+    except SpecError as e:
+        raise ConfigError(str(e)) from None
 
 
 def sample_image(dataset: Dataset, max_pixels: int):
@@ -160,9 +186,7 @@ def check_selection(train: TrainConfig, dataset: Dataset) -> None:
 
 def check_extract(cfg: Config, dataset: Dataset) -> int | None:
     """``featurepipe extract``: the pipeline's memory; returns the features' width (see ``check_pipeline``)."""
-    from .extract import build_config_pipeline
-
-    return check_pipeline(build_config_pipeline(cfg), "pipeline", cfg, dataset)
+    return check_pipeline(built_pipeline(required_pipeline(cfg).model_dump(), "pipeline"), "pipeline", cfg, dataset)
 
 
 def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
@@ -173,12 +197,9 @@ def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
 
 def check_bench(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
     """``featurepipe bench``: each pipeline of the matrix with its own settings and the heads paired with it."""
-    from .extract import build_config_pipeline
-
     for name, entry in cfg.bench.pipelines.items():
         key = f"bench.pipelines.{name}"
-        sub = cfg.model_copy(update={"pipeline": entry.pipeline()})
-        width = check_pipeline(build_config_pipeline(sub, key), key, cfg, dataset)
+        width = check_pipeline(built_pipeline(entry.pipeline().model_dump(), key), key, cfg, dataset)
         check_normalize(entry.normalize, f"{key}.normalize")
         paired = [h for h in heads if entry.heads is None or h.name in entry.heads]
         _check_training(entry.train(cfg.train), "train" if entry.augment is None else key, dataset, paired, width)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .datasets.decode import MAX_PIXELS
 from .errors import ConfigError  # noqa: F401  (re-exported: configs raise it)
-from .limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_SET_BYTES, MAX_VALUES, cores, quote
+from .limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_QUOTE, MAX_SET_BYTES, MAX_VALUES, cores, quote
 
 
 class _Section(BaseModel):
@@ -172,6 +172,10 @@ def parse_yaml(text: str, where: str):
         raise ConfigError(f"{where}: {line}invalid YAML: {getattr(e, 'problem', None) or e}") from None
     except RecursionError:
         raise ConfigError(f"{where}: values nest deeper than {MAX_DEPTH} levels") from None
+    except ConfigError:
+        raise
+    except ValueError as e:  # a scalar Python will not convert (an integer of more than 4,300 digits)
+        raise ConfigError(f"{where}: a value that cannot be read: {e}") from None
     finally:
         loader.dispose()
 
@@ -179,41 +183,69 @@ def parse_yaml(text: str, where: str):
 def _check_written_depth(events, where: str) -> None:
     """Refuse a document whose collections nest deeper than ``MAX_DEPTH`` as written, from its parse events
     (no recursion), before the node graph is composed (which recurses once per level)."""
-    depth = 0
+    frames: list[dict] = []  # open collections: their path, and where the next node goes in them
     for event in events:
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ConfigError(f"{where}: values nest deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+        if isinstance(event, yaml.CollectionEndEvent):
+            frames.pop()
+        elif isinstance(event, yaml.NodeEvent):
+            path = _next_path(frames, event)
+            if isinstance(event, yaml.CollectionStartEvent):
+                frames.append({"path": path, "mapping": isinstance(event, yaml.MappingStartEvent),
+                               "want_key": True, "index": 0})
+                if len(frames) > MAX_DEPTH:
+                    raise ConfigError(f"{where}: {_cut(path)}: values nest deeper than {MAX_DEPTH} levels")
+
+
+def _next_path(frames: list[dict], event) -> str:
+    """The dotted path of the node ``event`` starts, advancing its parent (key, then value; next index)."""
+    if not frames:
+        return ""
+    parent = frames[-1]
+    if not parent["mapping"]:
+        parent["index"] += 1
+        return f"{parent['path']}[{parent['index'] - 1}]"
+    parent["want_key"] = not parent["want_key"]
+    if not parent["want_key"]:  # this node is a key
+        parent["key"] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+        return parent["path"]
+    return _child_path(parent["path"], parent["key"])
+
+
+def _child_path(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _cut(path: str) -> str:
+    """A path cut to ``MAX_QUOTE`` characters, its start (the config key) kept."""
+    return path if len(path) <= MAX_QUOTE else f"{path[:MAX_QUOTE - 3]}..."
 
 
 def _check_size(root: yaml.Node, where: str) -> None:
-    """Refuse a node graph deeper than ``MAX_DEPTH`` or of more than ``MAX_VALUES`` values once expanded.
+    """Refuse a node graph deeper than ``MAX_DEPTH`` or of more than ``MAX_VALUES`` values once expanded,
+    naming the path of the first node (depth first) past a bound.
 
     Each node is measured once (an alias is the same node object: its size is reused, not recounted),
     depth first without recursion. A node met again while its own children are being measured is an
     alias inside the value it names."""
     sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values once expanded, depth)
     open_nodes: set[int] = set()
-    stack = [(root, False)]
+    stack = [(root, "", False)]
     while stack:
-        node, children_measured = stack.pop()
+        node, path, children_measured = stack.pop()
         if children_measured:
-            sizes[id(node)] = _measure(node, sizes, where)
+            sizes[id(node)] = _measure(node, sizes, f"{where}: {_cut(path)}" if path else where)
             open_nodes.discard(id(node))
         elif id(node) in open_nodes:
-            raise ConfigError(f"{where}: a YAML alias refers to a value that contains it")
+            raise ConfigError(f"{where}: {_cut(path)}: a YAML alias refers to a value that contains it")
         elif id(node) not in sizes:
             open_nodes.add(id(node))
-            stack.append((node, True))
-            stack.extend((child, False) for child in _children(node))
+            stack.append((node, path, True))
+            stack.extend((child, child_path, False) for child, child_path in _children(node, path))
 
 
 def _measure(node: yaml.Node, sizes: dict, where: str) -> tuple[int, int]:
     """(values once expanded, depth) of ``node`` from those of its children, within the bounds."""
-    children = [sizes[id(child)] for child in _children(node)]
+    children = [sizes[id(child)] for child, _ in _children(node, "")]
     size = 1 + sum(s for s, _ in children)
     depth = 1 + max((d for _, d in children), default=0)
     if depth > MAX_DEPTH:
@@ -223,10 +255,14 @@ def _measure(node: yaml.Node, sizes: dict, where: str) -> tuple[int, int]:
     return size, depth
 
 
-def _children(node: yaml.Node) -> list:
+def _children(node: yaml.Node, path: str) -> list:
+    """(child node, its path) of a collection node: a mapping's keys and values, a sequence's items."""
     if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return node.value if isinstance(node, yaml.SequenceNode) else []
+        return [pair for k, v in node.value
+                for pair in ((k, path), (v, _child_path(path, k.value if isinstance(k, yaml.ScalarNode) else "?")))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    return []
 
 
 def _resolve_path(tree: dict, base: Path) -> None:
