@@ -260,7 +260,7 @@ def _main(argv) -> int:
     except ConfigError as e:
         from .limits import one_line
 
-        print(f"featurepipe: config error: {one_line(e)}", file=sys.stderr)
+        print(one_line(f"featurepipe: config error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)

@@ -143,7 +143,7 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
         dotted, sep, raw = item.partition("=")
         if not sep or not dotted:
             raise ConfigError(f"--set {quote(item)[1:-1]}: expected key=value")
-        where = f"--set {quote(dotted)[1:-1]}"
+        where = f"--set {quote(item)[1:-1]}"
         if len(raw.encode()) > MAX_SET_BYTES:
             raise ConfigError(f"{where}: the value has {len(raw.encode())} bytes; at most {MAX_SET_BYTES}")
         value = parse_yaml(raw, where)
