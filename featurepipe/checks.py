@@ -121,6 +121,15 @@ def _vocabulary_width(extractor, key: str) -> int:
 
 
 # -- what training needs ---------------------------------------------------------------------------------
+def check_heads(heads: list[HeadConfig]) -> None:
+    """``check_head`` of every head, in the config's order (``fitting.named_heads`` resolved their models)."""
+    import featurepipe.heads  # noqa: F401  (registers the heads)
+    from .core import REGISTRY
+
+    for i, head in enumerate(heads):
+        check_head(i, head, REGISTRY.get("head", head.model))
+
+
 def check_head(index: int, head: HeadConfig, head_class) -> None:
     """Every value of every parameter of head ``index`` (each value of a grid, with the others at their first
     value) must pass the head's ``validate_params``; its normalisers must be registered."""
@@ -191,12 +200,14 @@ def check_extract(cfg: Config, dataset: Dataset) -> int | None:
 
 def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
     """``featurepipe train``: the pipeline, the ``train`` settings and the heads' networks, on ``dataset``."""
+    check_heads(heads)
     width = check_extract(cfg, dataset)
     _check_training(cfg.train, "train", dataset, heads, width)
 
 
 def check_bench(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
     """``featurepipe bench``: each pipeline of the matrix with its own settings and the heads paired with it."""
+    check_heads(heads)
     for name, entry in cfg.bench.pipelines.items():
         key = f"bench.pipelines.{name}"
         width = check_pipeline(built_pipeline(entry.pipeline().model_dump(), key), key, cfg, dataset)

@@ -230,7 +230,6 @@ def named_heads(cfg: Config) -> list[HeadConfig]:
     """The config's heads, each with its name (``<model><index>`` when it has none), refused before any
     work when a model or a parameter is unknown (naming the config key)."""
     from . import catalog
-    from .checks import check_head
 
     if not cfg.heads:
         raise ConfigError("heads: name at least one head to train")
@@ -242,5 +241,4 @@ def named_heads(cfg: Config) -> list[HeadConfig]:
         bad = sorted(set(head.params) - set(cls().get_params()))
         if bad:
             raise ConfigError(f"heads[{i}].params.{bad[0]}: unknown parameter of {cls.__name__}")
-        check_head(i, head, cls)
     return [head.model_copy(update={"name": head.name or f"{head.model}{i}"}) for i, head in enumerate(cfg.heads)]
