@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checks import check_bench
 from .config import Config, ConfigError
 from .extract import config_dataset, training_data
 from .fitting import cached_head, fit_and_score, head_key, named_heads
@@ -22,6 +23,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
     dataset = config_dataset(cfg)
     if quick:
         dataset = dataset.take(cfg.bench.quick)
+    check_bench(cfg, dataset, heads)
     cells = [(p, head) for p, entry in cfg.bench.pipelines.items() for head in heads
              if entry.heads is None or head.name in entry.heads]
     unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {h.name for h in heads})

@@ -286,7 +286,9 @@ def _main(argv) -> int:
     try:
         return args.func(args)
     except ConfigError as e:
-        print(f"featurepipe: config error: {e}", file=sys.stderr)
+        from .limits import one_line
+
+        print(one_line(f"featurepipe: config error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .datasets.decode import MAX_PIXELS
 from .errors import ConfigError  # noqa: F401  (re-exported: configs raise it)
+from .limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_QUOTE, MAX_SET_BYTES, MAX_VALUES, cores, quote
 
 
 class _Section(BaseModel):
@@ -51,6 +53,16 @@ class RunConfig(_Section):
         if jobs == 0:
             raise ValueError("must be a number of processes, or -1 for all cores")
         return jobs
+
+    @model_validator(mode="after")
+    def _jobs_within_cores(self):
+        """More local workers than cores only adds processes (and hits process limits): capped, with a
+        notice. A Dask cluster decides its own workers."""
+        if self.backend == "loky" and self.jobs > cores():
+            print(f"featurepipe: run.jobs: {self.jobs} is more than this machine's {cores()} cores; using {cores()}",
+                  file=sys.stderr)
+            self.jobs = cores()
+        return self
 
 
 class TrainConfig(_Section):
@@ -126,20 +138,132 @@ def _set_dotted(tree: dict, dotted: str, value) -> None:
 
 
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``8``, ``[16, 16]``, ``null``)."""
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``8``, ``[16, 16]``, ``null``), each
+    bounded as a config file is (``MAX_SET_BYTES``, alias expansion, depth)."""
     for item in overrides:
         dotted, sep, raw = item.partition("=")
         if not sep or not dotted:
-            raise ConfigError(f"--set {item}: expected key=value")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {item}: the value is not valid YAML ({getattr(e, 'problem', e)})") from None
+            raise ConfigError(f"--set {quote(item)[1:-1]}: expected key=value")
+        where = f"--set {quote(item)[1:-1]}"
+        if len(raw.encode()) > MAX_SET_BYTES:
+            raise ConfigError(f"{where}: the value has {len(raw.encode())} bytes; at most {MAX_SET_BYTES}")
+        value = parse_yaml(raw, where)
         try:
             _set_dotted(tree, dotted.strip(), value)
         except (IndexError, ValueError, TypeError, AttributeError) as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
     return tree
+
+
+def parse_yaml(text: str, where: str):
+    """The value a YAML text holds, refused (``ConfigError`` naming ``where``) when it is invalid, nests
+    deeper than ``MAX_DEPTH`` or holds more than ``MAX_VALUES`` values once its aliases are expanded:
+    the node graph is composed and measured first, so a bomb is refused without being expanded."""
+    loader = yaml.SafeLoader(text)
+    try:
+        _check_written_depth(yaml.parse(text, Loader=yaml.SafeLoader), where)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{where}: {line}invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: values nest deeper than {MAX_DEPTH} levels") from None
+    except ConfigError:
+        raise
+    except ValueError as e:  # a scalar Python will not convert (an integer of more than 4,300 digits)
+        raise ConfigError(f"{where}: a value that cannot be read: {e}") from None
+    finally:
+        loader.dispose()
+
+
+def _check_written_depth(events, where: str) -> None:
+    """Refuse a document whose collections nest deeper than ``MAX_DEPTH`` as written, from its parse events
+    (no recursion), before the node graph is composed (which recurses once per level)."""
+    frames: list[dict] = []  # open collections: their path, and where the next node goes in them
+    for event in events:
+        if isinstance(event, yaml.CollectionEndEvent):
+            frames.pop()
+        elif isinstance(event, yaml.NodeEvent):
+            path = _next_path(frames, event)
+            if isinstance(event, yaml.CollectionStartEvent):
+                frames.append({"path": path, "mapping": isinstance(event, yaml.MappingStartEvent),
+                               "want_key": True, "index": 0})
+                if len(frames) > MAX_DEPTH:
+                    raise ConfigError(f"{where}: {_cut(path)}: values nest deeper than {MAX_DEPTH} levels")
+
+
+def _next_path(frames: list[dict], event) -> str:
+    """The dotted path of the node ``event`` starts, advancing its parent (key, then value; next index)."""
+    if not frames:
+        return ""
+    parent = frames[-1]
+    if not parent["mapping"]:
+        parent["index"] += 1
+        return f"{parent['path']}[{parent['index'] - 1}]"
+    parent["want_key"] = not parent["want_key"]
+    if not parent["want_key"]:  # this node is a key
+        parent["key"] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+        return parent["path"]
+    return _child_path(parent["path"], parent["key"])
+
+
+def _child_path(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _cut(path: str) -> str:
+    """A path cut to ``MAX_QUOTE`` characters, its start (the config key) kept."""
+    return path if len(path) <= MAX_QUOTE else f"{path[:MAX_QUOTE - 3]}..."
+
+
+def _check_size(root: yaml.Node, where: str) -> None:
+    """Refuse a node graph deeper than ``MAX_DEPTH`` or of more than ``MAX_VALUES`` values once expanded,
+    naming the path of the first node (depth first) past a bound.
+
+    Each node is measured once (an alias is the same node object: its size is reused, not recounted),
+    depth first without recursion. A node met again while its own children are being measured is an
+    alias inside the value it names."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values once expanded, depth)
+    open_nodes: set[int] = set()
+    stack = [(root, "", False)]
+    while stack:
+        node, path, children_measured = stack.pop()
+        if children_measured:
+            sizes[id(node)] = _measure(node, sizes, f"{where}: {_cut(path)}" if path else where)
+            open_nodes.discard(id(node))
+        elif id(node) in open_nodes:
+            raise ConfigError(f"{where}: {_cut(path)}: a YAML alias refers to a value that contains it")
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, path, True))
+            stack.extend((child, child_path, False) for child, child_path in _children(node, path))
+
+
+def _measure(node: yaml.Node, sizes: dict, where: str) -> tuple[int, int]:
+    """(values once expanded, depth) of ``node`` from those of its children, within the bounds."""
+    children = [sizes[id(child)] for child, _ in _children(node, "")]
+    size = 1 + sum(s for s, _ in children)
+    depth = 1 + max((d for _, d in children), default=0)
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{where}: values nest deeper than {MAX_DEPTH} levels")
+    if size > MAX_VALUES:
+        raise ConfigError(f"{where}: more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)")
+    return size, depth
+
+
+def _children(node: yaml.Node, path: str) -> list:
+    """(child node, its path) of a collection node: a mapping's keys and values, a sequence's items."""
+    if isinstance(node, yaml.MappingNode):
+        return [pair for k, v in node.value
+                for pair in ((k, path), (v, _child_path(path, k.value if isinstance(k, yaml.ScalarNode) else "?")))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    return []
 
 
 def _resolve_path(tree: dict, base: Path) -> None:
@@ -153,8 +277,24 @@ def _resolve_path(tree: dict, base: Path) -> None:
 def _first_error(err: ValidationError) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"])
-    got = f", got {e['input']!r}" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
+    got = f", got {quote(e['input'])}" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
     return f"{where}: {e['msg']}{got}" if where else f"{e['msg']}"
+
+
+def _read_config(path: Path):
+    """The YAML value of a config file of at most ``MAX_CONFIG_BYTES`` (see ``parse_yaml``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES} bytes; a config is at most {MAX_CONFIG_BYTES >> 10} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return parse_yaml(text, str(path))
 
 
 def load_config(path, overrides: list[str] = (), values: dict | None = None) -> Config:
@@ -163,14 +303,7 @@ def load_config(path, overrides: list[str] = (), values: dict | None = None) -> 
     ``overrides`` are ``key=value`` strings (values parsed as YAML); ``values`` maps dotted keys to values
     taken as they are (typed command-line options)."""
     path = Path(path)
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}invalid YAML: {getattr(e, 'problem', e)}") from None
+    tree = _read_config(path) or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:

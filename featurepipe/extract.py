@@ -25,12 +25,6 @@ def config_dataset(cfg: Config) -> Dataset:
         raise ConfigError(f"dataset.path: {e}") from None
 
 
-def _require_pipeline(cfg: Config):
-    if cfg.pipeline is None:
-        raise ConfigError("pipeline: missing (this command needs a pipeline: preprocess steps and an extractor)")
-    return cfg.pipeline
-
-
 def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
     """The alias key of a run: everything that decides its feature entry without fitting the pipeline (the
     unfitted pipeline's identity -- its description and the code behind it --, the data set's identity, the
@@ -45,13 +39,11 @@ def _unchecked_formats(cfg: Config) -> dict:
     return {"unchecked_formats": True} if cfg.run.allow_unchecked_formats else {}
 
 
-def build_config_pipeline(cfg: Config):
-    from .pipeline import SpecError, build_pipeline
+def build_config_pipeline(cfg: Config, key: str = "pipeline"):
+    """The config's pipeline, unfitted; a bad spec is a ``ConfigError`` naming its key (under ``key``)."""
+    from .checks import built_pipeline, required_pipeline
 
-    try:
-        return build_pipeline(_require_pipeline(cfg))
-    except SpecError as e:
-        raise ConfigError(str(e)) from None
+    return built_pipeline(required_pipeline(cfg), key)
 
 
 def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
@@ -94,7 +86,11 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
     passing its checks, answers from the store's alias without importing the extractors.
     """
     start = time.perf_counter()  # a warm run's time is its listing and checks
-    dataset = dataset or config_dataset(cfg)
+    if dataset is None:
+        from .checks import check_extract
+
+        dataset = config_dataset(cfg)
+        check_extract(cfg, dataset)
     store = FeatureStore(cfg.run.cache_dir)
     items = dataset if augment is None else dataset.subset("train")
     run_recipe = recipe(cfg, items, augment)
@@ -135,10 +131,7 @@ def training_data(cfg: Config, dataset: Dataset | None = None):
 
 def augmented(pipeline, spec, where: str = "train.augment"):
     """``pipeline`` with the preprocessing step ``spec`` (a name or ``{name: params}``) in front."""
-    from .pipeline import FeaturePipeline, SpecError, build_stage
+    from .checks import built_step
+    from .pipeline import FeaturePipeline
 
-    try:
-        step = build_stage({spec: {}} if isinstance(spec, str) else spec, where, "preprocess")
-    except SpecError as e:
-        raise ConfigError(str(e)) from None
-    return FeaturePipeline(pipeline.extractor, (step, *pipeline.preprocess))
+    return FeaturePipeline(pipeline.extractor, (built_step(spec, where), *pipeline.preprocess))

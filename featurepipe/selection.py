@@ -39,12 +39,12 @@ def make_splits(labels: np.ndarray, method: str, fraction: float, folds: int, se
     rows = np.arange(len(labels))
     if method == "kfold":
         if counts.min() < folds:
-            raise ValueError(f"train.folds: class {classes[counts.argmin()]!r} has {counts.min()} training items, "
+            raise ValueError(f"train.folds: class {str(classes[counts.argmin()])!r} has {counts.min()} training items, "
                              f"fewer than the {folds} folds")
         kfold = StratifiedKFold(folds, shuffle=True, random_state=seed)
         return method, [Split(np.sort(a), np.sort(b)) for a, b in kfold.split(rows, labels)]
     if counts.min() < 2:
-        raise ValueError(f"train.validation_fraction: class {classes[counts.argmin()]!r} has {counts.min()} training "
+        raise ValueError(f"train.validation_fraction: class {str(classes[counts.argmin()])!r} has {counts.min()} training "
                          f"item; a validation split needs at least 2 per class")
     size = max(int(round(fraction * len(labels))), len(classes))  # at least one item per class
     fit, val = train_test_split(rows, test_size=size, random_state=seed, stratify=labels)
@@ -59,6 +59,13 @@ def is_grid(value, default) -> bool:
     if isinstance(default, (list, tuple)):
         return len(value) > 0 and all(isinstance(v, (list, tuple)) for v in value)
     return True
+
+
+def grid_values(value, default) -> list:
+    """The values a parameter takes: each value of a grid, or the one value (lists as tuples)."""
+    if is_grid(value, default):
+        return [tuple(v) if isinstance(v, list) else v for v in value]
+    return [tuple(value) if isinstance(value, list) else value]
 
 
 def expand_grid(head_class, params: dict, stats: dict) -> tuple[list[dict], set]:
@@ -76,10 +83,8 @@ def expand_grid(head_class, params: dict, stats: dict) -> tuple[list[dict], set]
     for name, value in params.items():
         if name in auto:
             axes[name] = list(getattr(head_class, "auto_grid")(stats)[name])
-        elif is_grid(value, defaults.get(name)):
-            axes[name] = [tuple(v) if isinstance(v, list) else v for v in value]
         else:
-            axes[name] = [tuple(value) if isinstance(value, list) else value]
+            axes[name] = grid_values(value, defaults.get(name))
     names = list(axes)
     return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())], auto
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .checks import check_train
 from .config import Config, HeadConfig
 from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import TrainingData, fit_and_score, named_heads
@@ -17,6 +18,7 @@ def train_heads(cfg: Config, output=None) -> list[dict]:
     """Train every head the config names on its (cached) features; returns their records."""
     heads = named_heads(cfg)
     dataset = config_dataset(cfg)
+    check_train(cfg, dataset, heads)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
     return [train_head(cfg, data, pipeline, head, Path(output or cfg.output) / head.name) for head in heads]

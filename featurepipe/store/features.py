@@ -118,8 +118,13 @@ class FeatureEntries:
         whole (attributes, status array, item list) or not at all. ``items`` holds ids, labels, splits.
         """
         path = self.path(key)
+        if self.exists(key) and not self._chunks_fit_memory(key):
+            print(f"featurepipe: entry {key}: its chunks would not fit in memory; computing it anew", file=sys.stderr)
+            self._discard(key)
         if not self.exists(key):
             import zarr
+
+            chunk_rows = max(1, min(chunk_rows, n))  # a chunk longer than the entry would only cost memory
 
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = temporary_sibling(path)
@@ -139,6 +144,21 @@ class FeatureEntries:
         status = self.status(key, repair=True)
         n_chunks = -(-n // chunk_rows)
         return chunk_rows, [c for c in range(n_chunks) if not status[c * chunk_rows:(c + 1) * chunk_rows].all()]
+
+    def _chunks_fit_memory(self, key: str) -> bool:
+        """Whether the entry's rows per chunk are a positive integer whose chunk of features (of the entry's
+        width, once known) fits in memory: a value written elsewhere is data, not an order to allocate."""
+        from ..limits import physical_memory
+
+        rows = self.attrs(key).get("chunk_rows")
+        return (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1
+                and rows * (self.dimension(key) or 1) * 4 <= physical_memory())
+
+    def _discard(self, key: str) -> None:
+        """Move an entry out of its place (one rename), then delete it."""
+        moved = temporary_sibling(self.path(key))
+        os.rename(self.path(key), moved)
+        shutil.rmtree(moved, ignore_errors=True)
 
     def attrs(self, key: str) -> dict:
         """The entry's attributes, read from its metadata file (no zarr needed)."""
