@@ -2,17 +2,19 @@
 for, with the features from the cache (recomputed if missing)."""
 from __future__ import annotations
 
-from .config import ConfigError
+from .config import ConfigError, RunConfig
 from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import score_rows
 from .selection import make_splits
 from .trained import check_features, load_trained
 
 
-def evaluate(folder, split: str = "test") -> dict:
-    """Score a trained head on a split of the data set it was trained for (features from the cache)."""
+def evaluate(folder, split: str = "test", run: RunConfig | None = None, data=None) -> dict:
+    """Score a trained head on a split of the data set it was trained for (the folder's recorded data set,
+    or ``data``), its features from the cache, computed as ``run`` says (the caller's settings, never the
+    folder's)."""
     trained = load_trained(folder)
-    cfg = trained.config
+    cfg = trained.config(run or RunConfig(), data)
     dataset = config_dataset(cfg)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)

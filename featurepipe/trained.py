@@ -5,52 +5,126 @@ A head bundle is a folder of
 - ``head.npz``: the head (arrays + JSON, no pickle; ``heads.persistence``);
 - ``normalization.npz``: the fitted normalisation's arrays;
 - ``manifest.json``: what the head expects -- the feature dimension, the classes, the normalisation (spec,
-  values, shapes), the head's input width, the training images' size -- and the SHA-256 of every array file.
+  values, shapes), the head's input width, the training images' size -- and the SHA-256 and size of every
+  array file.
 
 The store keeps each head it fitted as a bundle (``heads/<key>/``). A trained-head folder, what ``featurepipe
 train`` writes and ``evaluate`` / ``predict`` read (``<output>/<head name>/``), is a bundle whose manifest
-also holds the run's config with resolved paths (so the same features can be recomputed from anywhere) and
-the feature pipeline's fingerprint, with ``pipeline.npz`` (data-driven pipelines: the fitted pipeline's
-arrays, hashed too), ``metrics.json`` and PNG figures beside it.
+also holds the data set it was trained on (resolved paths: ``evaluate`` finds its data from anywhere), the
+feature pipeline (spec, fitted values, fingerprint) and the training settings, with ``pipeline.npz``
+(data-driven pipelines: the fitted pipeline's arrays) and ``metrics.json`` and PNG figures beside it.
 
-Loading checks everything the manifest records against the files, and the features the head is applied
-to against the manifest: an edited or damaged folder is refused with one line, never used.
+A folder is data, never orders: it holds no run settings (backend, scheduler, cache folder, jobs: those come
+from the invocation), and a folder received from anyone is checked before use -- every manifest field by
+name, type and range, a fixed list of files each a regular file of its recorded size and SHA-256, arrays
+without pickle, parameter and state names those of the registered stages. Anything else is refused with
+one line (``TrainedFolderError``), never used.
 """
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from .config import Config
+from .config import Config, DatasetConfig, PipelineConfig, RunConfig, TrainConfig
 from .core import restore_state, stage_state
-from .files import read_json, read_npz, write_json_atomic, write_npz_atomic
+from .errors import TrainedFolderError
+from .files import is_temporary, read_regular, write_json_atomic, write_npz_atomic
 from .normalize import Normalization
 
-FORMAT, VERSION = "featurepipe.trained", 1
-_HEAD = ("head.npz", "normalization.npz")  # every bundle's
-_ARRAYS = (*_HEAD, "pipeline.npz")
+FORMAT, VERSION = "featurepipe.trained", 2
+HEAD_FILES = ("head.npz", "normalization.npz")  # every bundle's
+PIPELINE_FILE = "pipeline.npz"  # a trained folder's, when its pipeline learnt from data
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_ARRAY_FILE_BYTES = 64 << 30
+
+__all__ = ["TrainedFolderError", "Trained", "save_bundle", "save_trained", "load_bundle", "load_trained",
+           "check_features"]
+
+_Count = Annotated[int, Field(ge=1, le=2**31)]
+_Side = Annotated[int, Field(ge=1, le=2**16)]
+_Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class TrainedFolderError(ValueError):
-    """A trained-head folder that is incomplete, edited or does not match what it is applied to."""
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FileRecord(_Strict):
+    sha256: _Digest
+    size: Annotated[int, Field(ge=0, le=MAX_ARRAY_FILE_BYTES)]
+
+
+class NormalizationRecord(_Strict):
+    spec: JsonValue
+    values: dict[str, JsonValue]
+    shapes: dict[str, list[Annotated[int, Field(ge=0, le=2**40)]]]
+
+
+class PipelineRecord(_Strict):
+    spec: PipelineConfig
+    fingerprint: _Digest
+    values: dict[str, JsonValue]
+    fitted: bool
+
+
+class BundleManifest(_Strict):
+    """A head bundle's manifest: every field the loader reads, and nothing else."""
+
+    format: Literal["featurepipe.trained"]
+    version: Literal[2]
+    feature_dim: _Count
+    input_dim: _Count
+    classes: Annotated[list[str | int], Field(min_length=1, max_length=1_000_000)]
+    normalization: NormalizationRecord
+    image_shape: Annotated[list[_Side], Field(min_length=2, max_length=3)] | None
+    files: dict[str, FileRecord]
+
+    def expected_files(self) -> set[str]:
+        return set(HEAD_FILES)
+
+
+class TrainedManifest(BundleManifest):
+    """A trained folder's manifest: the bundle's, with what the features are computed from (data, not
+    run settings)."""
+
+    dataset: DatasetConfig
+    pipeline: PipelineRecord
+    train: TrainConfig
+
+    def expected_files(self) -> set[str]:
+        return set(HEAD_FILES) | ({PIPELINE_FILE} if self.pipeline.fitted else set())
 
 
 @dataclass
 class Trained:
-    """A loaded bundle; a trained folder's also has its run's config and, for a data-driven pipeline, the
-    pipeline's state (arrays, values, fingerprint)."""
+    """A loaded bundle; a trained folder's also has its manifest's sections for the config and its feature
+    pipeline, fitted state restored."""
 
     folder: Path
     model: object
     normalization: Normalization
     manifest: dict
-    config: Config | None = None
-    pipeline_state: tuple | None = None
+    pipeline: object = None
+
+    def config(self, run: RunConfig, data=None) -> Config:
+        """The config to compute this head's features with: its data set (``data`` replaces the recorded
+        path), pipeline and training settings, run as the caller says (``run``), never as the folder says."""
+        dataset = self.manifest["dataset"]
+        if data is not None:
+            dataset = {**dataset, "path": str(Path(data).expanduser().resolve()), "builtin": None}
+        return Config(dataset=dataset, pipeline=self.manifest["pipeline"]["spec"], train=self.manifest["train"],
+                      run=run)
 
 
+# -- writing --------------------------------------------------------------------------------------------
 def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     """Write the bundle of a ``fitting.HeadResult`` into ``folder``, with the array files ``arrays`` (file
     name -> arrays) beside the head's and ``parts`` in the manifest."""
@@ -60,7 +134,8 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_model(result.model, folder / "head.npz")
     normalization_arrays, values = stage_state(result.normalization)
-    for name, content in {"normalization.npz": normalization_arrays, **(arrays or {})}.items():
+    written = {"normalization.npz": normalization_arrays, **(arrays or {})}
+    for name, content in written.items():
         write_npz_atomic(folder / name, content)
     record = result.record
     write_json_atomic(folder / "manifest.json", {
@@ -69,95 +144,30 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
         "normalization": {"spec": record["chosen"]["normalize"], "values": values,
                           "shapes": {k: list(v.shape) for k, v in normalization_arrays.items()}},
         "image_shape": record.get("image_shape"),
-        "files": {name: _sha256(folder / name) for name in _ARRAYS if (folder / name).exists()},
+        "files": {name: _file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
     })
     return folder
 
 
 def save_trained(folder, result, config: Config, pipeline) -> Path:
     """Write the folder of a ``fitting.HeadResult`` trained on features of ``pipeline`` under ``config``: its
-    bundle with the config and the pipeline (metrics and figures are the caller's)."""
+    bundle with the data set, pipeline and training settings, never the run settings (metrics and figures
+    are the caller's)."""
     arrays, values = stage_state(pipeline)
     fitted = bool(arrays or values)
-    return save_bundle(folder, result, {"pipeline.npz": arrays} if fitted else {}, config=config.model_dump(),
-                       pipeline={"fingerprint": pipeline.fingerprint(), "values": values, "fitted": fitted})
+    return save_bundle(folder, result, {PIPELINE_FILE: arrays} if fitted else {},
+                       dataset=config.dataset.model_dump(), train=config.train.model_dump(),
+                       pipeline={"spec": config.pipeline.model_dump(), "fingerprint": pipeline.fingerprint(),
+                                 "values": values, "fitted": fitted})
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _file_record(data: bytes) -> dict:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
+# -- reading --------------------------------------------------------------------------------------------
 def _fail(folder, message):
     raise TrainedFolderError(f"{folder}: {message}")
-
-
-def load_bundle(folder) -> Trained:
-    """Read and check a head bundle; ``TrainedFolderError`` with one line on any inconsistency."""
-    from .heads import load_model
-
-    folder = Path(folder)
-    manifest = _manifest(folder)
-    try:
-        model = load_model(folder / "head.npz")
-        arrays = read_npz(folder / "normalization.npz")
-        normalization = Normalization.from_spec(manifest["normalization"]["spec"])
-        restore_state(normalization, arrays, manifest["normalization"]["values"], None, "normalization.npz")
-    except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as e:
-        _damaged(folder, e)
-    shapes = {k: list(v.shape) for k, v in arrays.items()}
-    if shapes != manifest["normalization"]["shapes"]:
-        _fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {manifest['normalization']['shapes']}")
-    if normalization.n_outputs(manifest["feature_dim"]) != manifest["input_dim"] or model.n_features_in_ != manifest["input_dim"]:
-        _fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest['input_dim']} "
-                      f"after normalising {manifest['feature_dim']} features")
-    width = manifest["feature_dim"]
-    for i, step in enumerate(normalization.steps):  # each learnt array spans the width its step receives
-        for name, array in step.fitted_state().items():
-            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
-                _fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
-                              f"it receives {width}")
-        width = step.n_outputs(width)
-    if [str(c) for c in model.classes_] != [str(c) for c in manifest["classes"]]:
-        _fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest['classes']}")
-    if not all(np.isfinite(p).all() for p in model._network_params()) or not all(
-            np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-        _fail(folder, "the head or its normalisation holds non-finite numbers")
-    return Trained(folder, model, normalization, manifest)
-
-
-def load_trained(folder) -> Trained:
-    """Read and check a trained-head folder (``load_bundle``, then its config and pipeline state)."""
-    trained = load_bundle(folder)
-    manifest = trained.manifest
-    try:
-        trained.config = Config.model_validate(manifest["config"])
-        if manifest["pipeline"]["fitted"]:
-            trained.pipeline_state = (read_npz(trained.folder / "pipeline.npz"), manifest["pipeline"]["values"],
-                                      manifest["pipeline"]["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-        _damaged(trained.folder, e)
-    return trained
-
-
-def _manifest(folder: Path) -> dict:
-    """The manifest of ``folder``, once every file it lists -- the head's two at least -- has its SHA-256."""
-    if not (folder / "manifest.json").exists():
-        _fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
-    try:
-        manifest = read_json(folder / "manifest.json")
-    except (OSError, ValueError) as e:
-        _fail(folder, f"manifest.json is unreadable ({e})")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        _fail(folder, f"manifest.json is not a trained-head manifest of version {VERSION}")
-    files = dict(manifest.get("files") or {})
-    for name in sorted(set(_HEAD) - set(files)):
-        _fail(folder, f"manifest.json records no SHA-256 for {name}")
-    for name, digest in files.items():
-        if name not in _ARRAYS or not (folder / name).exists():
-            _fail(folder, f"{name} is missing")
-        if _sha256(folder / name) != digest:
-            _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
-    return manifest
 
 
 def _damaged(folder, error):
@@ -165,11 +175,147 @@ def _damaged(folder, error):
     _fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
 
 
+def load_bundle(folder) -> Trained:
+    """Read and check a head bundle; ``TrainedFolderError`` with one line on any inconsistency."""
+    folder = Path(folder)
+    manifest = _manifest(folder, BundleManifest)
+    return _load(folder, manifest, _files(folder, manifest))
+
+
+def load_trained(folder) -> Trained:
+    """Read and check a trained-head folder: the bundle, then its pipeline with its fitted state."""
+    folder = Path(folder)
+    manifest = _manifest(folder, TrainedManifest)
+    files = _files(folder, manifest)
+    trained = _load(folder, manifest, files)
+    trained.pipeline = _pipeline(folder, manifest.pipeline, files.get(PIPELINE_FILE, {}))
+    return trained
+
+
+def _manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
+    """The manifest of ``folder``, every field checked against ``schema``."""
+    if is_temporary(folder):
+        _fail(folder, "a temporary folder (a write in progress, or left by one that was killed), not a head")
+    try:
+        text = read_regular(folder / "manifest.json", at_most=MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        _fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
+    except (OSError, ValueError) as e:
+        _fail(folder, f"manifest.json: {getattr(e, 'strerror', None) or e}")
+    try:
+        tree = json.loads(text)
+    except ValueError as e:
+        _fail(folder, f"manifest.json is not JSON ({e})")
+    if isinstance(tree, dict) and tree.get("format") == FORMAT and tree.get("version") == 1:
+        _fail(folder, "manifest.json is of version 1, which held run settings; retrain the head with this featurepipe")
+    try:
+        return schema.model_validate(tree)
+    except ValidationError as e:
+        _fail(folder, f"manifest.json: {_first_error(e)}")
+
+
+def _first_error(error: ValidationError) -> str:
+    e = error.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"{where}: {e['msg']}" if where else e["msg"]
+
+
+def _files(folder: Path, manifest: BundleManifest) -> dict[str, dict]:
+    """The arrays of every file the manifest lists -- exactly those its kind of folder has --, each read
+    once its type, size and SHA-256 match."""
+    listed, expected = set(manifest.files), manifest.expected_files()
+    for name in sorted(expected - listed):
+        _fail(folder, f"manifest.json records no SHA-256 for {name}")
+    for name in sorted(listed - expected):
+        _fail(folder, f"manifest.json lists {name!r}, which is not a file of a trained head")
+    return {name: _arrays(folder, name, record) for name, record in sorted(manifest.files.items())}
+
+
+def _arrays(folder: Path, name: str, record: FileRecord) -> dict:
+    try:
+        data = read_regular(folder / name, record.size)
+    except FileNotFoundError:
+        _fail(folder, f"{name} is missing")
+    except (OSError, ValueError) as e:
+        _fail(folder, getattr(e, "strerror", None) and f"{name}: {e.strerror}" or str(e))
+    if hashlib.sha256(data).hexdigest() != record.sha256:
+        _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
+    try:
+        return _npz(data)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        _damaged(folder, e)
+
+
+def _npz(data: bytes) -> dict:
+    """The arrays of an npz file's bytes, refused when they would unpack to more than the file holds (npz
+    files are written uncompressed) or need pickle."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(member.file_size for member in archive.infolist()) > len(data):
+            raise ValueError("its arrays unpack to more bytes than the file holds")
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def _load(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
+    """The head and normalisation from their checked arrays, checked against each other and the manifest."""
+    from .heads.persistence import model_from_arrays
+
+    record = manifest.normalization
+    try:
+        model = model_from_arrays(files["head.npz"], "head.npz")
+        arrays = files["normalization.npz"]
+        normalization = Normalization.from_spec(record.spec)
+        restore_state(normalization, arrays, record.values, None, "normalization.npz")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        _damaged(folder, e)
+    shapes = {k: list(v.shape) for k, v in arrays.items()}
+    if shapes != record.shapes:
+        _fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {record.shapes}")
+    if normalization.n_outputs(manifest.feature_dim) != manifest.input_dim or model.n_features_in_ != manifest.input_dim:
+        _fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest.input_dim} "
+                      f"after normalising {manifest.feature_dim} features")
+    _check_normalization_widths(folder, normalization, manifest.feature_dim)
+    if [str(c) for c in model.classes_] != [str(c) for c in manifest.classes]:
+        _fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest.classes}")
+    if not all(np.isfinite(p).all() for p in model._network_params()) or not all(
+            np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+        _fail(folder, "the head or its normalisation holds non-finite numbers")
+    return Trained(folder, model, normalization, manifest.model_dump(mode="json"))
+
+
+def _check_normalization_widths(folder, normalization, width: int) -> None:
+    """Each learnt array spans the width its step receives."""
+    for i, step in enumerate(normalization.steps):
+        for name, array in step.fitted_state().items():
+            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
+                _fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
+                              f"it receives {width}")
+        width = step.n_outputs(width)
+
+
+def _pipeline(folder: Path, record: PipelineRecord, arrays: dict):
+    """The feature pipeline the manifest describes, with its fitted state, when it has the recorded
+    fingerprint (same description, state and code)."""
+    from .pipeline import build_pipeline
+
+    try:
+        pipeline = build_pipeline(record.spec.model_dump())
+        restore_state(pipeline, arrays, record.values, None, PIPELINE_FILE)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        _damaged(folder, e)
+    _check_fingerprint(folder, pipeline, record.fingerprint)
+    return pipeline
+
+
+def _check_fingerprint(folder, pipeline, recorded: str) -> None:
+    if pipeline.fingerprint() != recorded:
+        _fail(folder, "the feature pipeline differs from the one the head was trained on "
+                      "(pipeline edited, or other code/library versions); retrain the head")
+
+
 def check_features(trained: Trained, pipeline, dimension: int) -> None:
     """Refuse features that are not those the head was trained on: other pipeline, other width."""
-    if pipeline.fingerprint() != trained.manifest["pipeline"]["fingerprint"]:
-        _fail(trained.folder, "the feature pipeline differs from the one the head was trained on "
-                              "(config.pipeline edited, or other code/library versions); retrain the head")
+    _check_fingerprint(trained.folder, pipeline, trained.manifest["pipeline"]["fingerprint"])
     if dimension != trained.manifest["feature_dim"]:
         _fail(trained.folder, f"the features have {dimension} values, the head was trained on "
                               f"{trained.manifest['feature_dim']}")
