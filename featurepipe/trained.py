@@ -201,7 +201,7 @@ def _manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
     except FileNotFoundError:
         _fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
     except (OSError, ValueError) as e:
-        _fail(folder, f"manifest.json: {getattr(e, 'strerror', None) or e}")
+        _fail(folder, _reason("manifest.json", e))
     try:
         tree = json.loads(text)
     except ValueError as e:
@@ -212,6 +212,11 @@ def _manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
         return schema.model_validate(tree)
     except ValidationError as e:
         _fail(folder, f"manifest.json: {_first_error(e)}")
+
+
+def _reason(name: str, error: Exception) -> str:
+    """Why the file ``name`` could not be read, in one line (``read_regular``'s messages name it already)."""
+    return f"{name}: {error.strerror}" if isinstance(error, OSError) and error.strerror else str(error)
 
 
 def _first_error(error: ValidationError) -> str:
@@ -237,7 +242,7 @@ def _arrays(folder: Path, name: str, record: FileRecord) -> dict:
     except FileNotFoundError:
         _fail(folder, f"{name} is missing")
     except (OSError, ValueError) as e:
-        _fail(folder, getattr(e, "strerror", None) and f"{name}: {e.strerror}" or str(e))
+        _fail(folder, _reason(name, e))
     if hashlib.sha256(data).hexdigest() != record.sha256:
         _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
     try:
@@ -280,7 +285,17 @@ def _load(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
     if not all(np.isfinite(p).all() for p in model._network_params()) or not all(
             np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
         _fail(folder, "the head or its normalisation holds non-finite numbers")
+    _trial(folder, model, normalization, manifest.feature_dim)
     return Trained(folder, model, normalization, manifest.model_dump(mode="json"))
+
+
+def _trial(folder, model, normalization, width: int) -> None:
+    """Score one row of zeros: state that passed every check but cannot compute (a value of the wrong type)
+    is refused here, not in the middle of a run."""
+    try:
+        model.decision_function(normalization.transform(np.zeros((1, width), np.float32)))
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        _damaged(folder, e)
 
 
 def _check_normalization_widths(folder, normalization, width: int) -> None:

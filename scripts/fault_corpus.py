@@ -224,10 +224,10 @@ def _edited(root, edit) -> tuple[int, str]:
 def edited_pipeline_parameters_are_refused(root):
     def edit(folder):
         manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["config"]["pipeline"]["extractor"]["hog"]["orientations"] = 8
+        manifest["pipeline"]["spec"]["extractor"]["hog"]["orientations"] = 8
         (folder / "manifest.json").write_text(json.dumps(manifest))
     code, err = _edited(root, edit)
-    return check(code == 1 and one_line(err) and "pipeline differs" in err, f"exit {code}; {err.strip()}")
+    return check(code == 2 and one_line(err) and "pipeline differs" in err, f"exit {code}; {err.strip()}")
 
 
 @case
@@ -236,7 +236,7 @@ def a_scaler_of_length_one_is_refused(root):
         np.savez(folder / "normalization.npz", **{"steps.0.mean_": np.zeros(1, np.float32),
                                                   "steps.0.scale_": np.ones(1, np.float32)})
     code, err = _edited(root, edit)
-    return check(code == 1 and one_line(err) and "normalization.npz" in err, f"exit {code}; {err.strip()}")
+    return check(code == 2 and one_line(err) and "normalization.npz" in err, f"exit {code}; {err.strip()}")
 
 
 def _edit_head(folder, change):
@@ -249,13 +249,13 @@ def _edit_head(folder, change):
 @case
 def nan_weights_are_refused(root):
     code, err = _edited(root, lambda f: _edit_head(f, lambda a: a["param_0"].__setitem__((0, 0), np.nan)))
-    return check(code == 1 and one_line(err) and "head.npz" in err, f"exit {code}; {err.strip()}")
+    return check(code == 2 and one_line(err) and "head.npz" in err, f"exit {code}; {err.strip()}")
 
 
 @case
 def reordered_classes_are_refused(root):
     code, err = _edited(root, lambda f: _edit_head(f, lambda a: a.__setitem__("classes", a["classes"][::-1].copy())))
-    return check(code == 1 and one_line(err) and "head.npz" in err, f"exit {code}; {err.strip()}")
+    return check(code == 2 and one_line(err) and "head.npz" in err, f"exit {code}; {err.strip()}")
 
 
 @case
@@ -270,7 +270,7 @@ def truncated_or_missing_files_are_one_line(root):
         damage(copy / name)
         code, out, err = run("evaluate", copy)
         results.append((code, err.strip()))
-    return check(all(code == 1 and one_line(err) for code, err in results), "; ".join(e for _, e in results))
+    return check(all(code == 2 and one_line(err) for code, err in results), "; ".join(e for _, e in results))
 
 
 # -- sizes and paths -------------------------------------------------------------------------------------
