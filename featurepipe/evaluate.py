@@ -6,7 +6,7 @@ from .config import ConfigError, RunConfig
 from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import score_rows
 from .selection import make_splits
-from .trained import check_features, load_trained
+from .head_folder import check_features, config, load_trained
 
 
 def evaluate(folder, split: str = "test", run: RunConfig | None = None, data=None) -> dict:
@@ -14,7 +14,7 @@ def evaluate(folder, split: str = "test", run: RunConfig | None = None, data=Non
     or ``data``), its features from the cache, computed as ``run`` says (the caller's settings, never the
     folder's)."""
     trained = load_trained(folder)
-    cfg = trained.config(run or RunConfig(), data)
+    cfg = config(trained, run or RunConfig(), data)
     dataset = config_dataset(cfg)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)

@@ -12,7 +12,7 @@ from .files import formula_safe, write_csv_atomic
 from .matrix import iter_blocks
 from .runner import extract
 from .store import FeatureStore
-from .trained import check_features, load_trained
+from .head_folder import check_features, load_trained
 
 
 def predict(folder, images, out=None, run: RunConfig | None = None):

@@ -15,7 +15,7 @@ from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import TrainingData, fit_and_score, named_heads
 from .plots import confusion_matrix, training_curves, validation_curve
 from .summary import log_point, summary
-from .trained import save_trained
+from .head_folder import save_trained
 
 
 def train_heads(cfg: Config, output=None) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Fitted heads on disk, in one checked format: the head bundle, and the trained-head folder built on it.
+"""Fitted heads on disk, in one checked format: the head bundle (the trained-head folder, ``head_folder.py``,
+is built on it).
 
 A head bundle is a folder of
 
@@ -8,17 +9,13 @@ A head bundle is a folder of
   values, shapes), the head's input width, the training images' size -- and the SHA-256 and size of every
   array file.
 
-The store keeps each head it fitted as a bundle (``heads/<key>/``). A trained-head folder, what ``featurepipe
-train`` writes and ``evaluate`` / ``predict`` read (``<output>/<head name>/``), is a bundle whose manifest
-also holds the data set it was trained on (resolved paths: ``evaluate`` finds its data from anywhere), the
-feature pipeline (spec, fitted values, fingerprint) and the training settings, with ``pipeline.npz``
-(data-driven pipelines: the fitted pipeline's arrays) and ``metrics.json`` and PNG figures beside it.
+The store keeps each head it fitted as a bundle (``heads/<key>/``).
 
-A folder is data, never orders: it holds no run settings (backend, scheduler, cache folder, jobs: those come
-from the invocation), and a folder received from anyone is checked before use -- every manifest field by
-name, type and range, a fixed list of files each a regular file of its recorded size and SHA-256, arrays
-without pickle, parameter and state names those of the registered stages. Anything else is refused with
-one line (``TrainedFolderError``), never used.
+A folder is data, never orders, and one received from anyone is checked before use: every manifest field
+by name, type and range, a fixed list of files each a regular file of its recorded size and SHA-256,
+arrays without pickle, state names those of the registered stages, and a trial score. Anything else is
+refused with one line (``TrainedFolderError``), never used. This module reads no feature pipeline: the
+fit-and-score path (``fitting.py``) depends on it, and its code version must not follow the extractors'.
 """
 from __future__ import annotations
 
@@ -33,7 +30,6 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from .config import Config, DatasetConfig, PipelineConfig, RunConfig, TrainConfig
 from .core import restore_state, stage_state
 from .errors import TrainedFolderError
 from .files import is_temporary, read_regular, write_json_atomic, write_npz_atomic
@@ -41,41 +37,32 @@ from .normalize import Normalization
 
 FORMAT, VERSION = "featurepipe.trained", 2
 HEAD_FILES = ("head.npz", "normalization.npz")  # every bundle's
-PIPELINE_FILE = "pipeline.npz"  # a trained folder's, when its pipeline learnt from data
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_ARRAY_FILE_BYTES = 64 << 30
 
-__all__ = ["TrainedFolderError", "Trained", "save_bundle", "save_trained", "load_bundle", "load_trained",
-           "check_features"]
-
 _Count = Annotated[int, Field(ge=1, le=2**31)]
 _Side = Annotated[int, Field(ge=1, le=2**16)]
-_Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class _Strict(BaseModel):
+class StrictRecord(BaseModel):
+    """A manifest section: known keys only, values of exactly the declared types."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class FileRecord(_Strict):
-    sha256: _Digest
+class FileRecord(StrictRecord):
+    sha256: Digest
     size: Annotated[int, Field(ge=0, le=MAX_ARRAY_FILE_BYTES)]
 
 
-class NormalizationRecord(_Strict):
+class NormalizationRecord(StrictRecord):
     spec: JsonValue
     values: dict[str, JsonValue]
     shapes: dict[str, list[Annotated[int, Field(ge=0, le=2**40)]]]
 
 
-class PipelineRecord(_Strict):
-    spec: PipelineConfig
-    fingerprint: _Digest
-    values: dict[str, JsonValue]
-    fitted: bool
-
-
-class BundleManifest(_Strict):
+class BundleManifest(StrictRecord):
     """A head bundle's manifest: every field the loader reads, and nothing else."""
 
     format: Literal["featurepipe.trained"]
@@ -88,40 +75,20 @@ class BundleManifest(_Strict):
     files: dict[str, FileRecord]
 
     def expected_files(self) -> set[str]:
+        """The files a folder of this kind has, no more, no fewer."""
         return set(HEAD_FILES)
-
-
-class TrainedManifest(BundleManifest):
-    """A trained folder's manifest: the bundle's, with what the features are computed from (data, not
-    run settings)."""
-
-    dataset: DatasetConfig
-    pipeline: PipelineRecord
-    train: TrainConfig
-
-    def expected_files(self) -> set[str]:
-        return set(HEAD_FILES) | ({PIPELINE_FILE} if self.pipeline.fitted else set())
 
 
 @dataclass
 class Trained:
-    """A loaded bundle; a trained folder's also has its manifest's sections for the config and its feature
-    pipeline, fitted state restored."""
+    """A loaded bundle (its manifest as checked JSON); a trained folder's also has its feature pipeline,
+    fitted state restored."""
 
     folder: Path
     model: object
     normalization: Normalization
     manifest: dict
     pipeline: object = None
-
-    def config(self, run: RunConfig, data=None) -> Config:
-        """The config to compute this head's features with: its data set (``data`` replaces the recorded
-        path), pipeline and training settings, run as the caller says (``run``), never as the folder says."""
-        dataset = self.manifest["dataset"]
-        if data is not None:
-            dataset = {**dataset, "path": str(Path(data).expanduser().resolve()), "builtin": None}
-        return Config(dataset=dataset, pipeline=self.manifest["pipeline"]["spec"], train=self.manifest["train"],
-                      run=run)
 
 
 # -- writing --------------------------------------------------------------------------------------------
@@ -149,69 +116,47 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     return folder
 
 
-def save_trained(folder, result, config: Config, pipeline) -> Path:
-    """Write the folder of a ``fitting.HeadResult`` trained on features of ``pipeline`` under ``config``: its
-    bundle with the data set, pipeline and training settings, never the run settings (metrics and figures
-    are the caller's)."""
-    arrays, values = stage_state(pipeline)
-    fitted = bool(arrays or values)
-    return save_bundle(folder, result, {PIPELINE_FILE: arrays} if fitted else {},
-                       dataset=config.dataset.model_dump(), train=config.train.model_dump(),
-                       pipeline={"spec": config.pipeline.model_dump(), "fingerprint": pipeline.fingerprint(),
-                                 "values": values, "fitted": fitted})
-
-
 def _file_record(data: bytes) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 # -- reading --------------------------------------------------------------------------------------------
-def _fail(folder, message):
+def fail(folder, message):
     raise TrainedFolderError(f"{folder}: {message}")
 
 
-def _damaged(folder, error):
+def damaged(folder, error):
     text = str(error).splitlines()[0] if str(error) else ""
-    _fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
+    fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
 
 
 def load_bundle(folder) -> Trained:
     """Read and check a head bundle; ``TrainedFolderError`` with one line on any inconsistency."""
     folder = Path(folder)
-    manifest = _manifest(folder, BundleManifest)
-    return _load(folder, manifest, _files(folder, manifest))
+    manifest = read_manifest(folder, BundleManifest)
+    return assemble(folder, manifest, read_files(folder, manifest))
 
 
-def load_trained(folder) -> Trained:
-    """Read and check a trained-head folder: the bundle, then its pipeline with its fitted state."""
-    folder = Path(folder)
-    manifest = _manifest(folder, TrainedManifest)
-    files = _files(folder, manifest)
-    trained = _load(folder, manifest, files)
-    trained.pipeline = _pipeline(folder, manifest.pipeline, files.get(PIPELINE_FILE, {}))
-    return trained
-
-
-def _manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
+def read_manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
     """The manifest of ``folder``, every field checked against ``schema``."""
     if is_temporary(folder):
-        _fail(folder, "a temporary folder (a write in progress, or left by one that was killed), not a head")
+        fail(folder, "a temporary folder (a write in progress, or left by one that was killed), not a head")
     try:
         text = read_regular(folder / "manifest.json", at_most=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        _fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
+        fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
     except (OSError, ValueError) as e:
-        _fail(folder, _reason("manifest.json", e))
+        fail(folder, _reason("manifest.json", e))
     try:
         tree = json.loads(text)
     except ValueError as e:
-        _fail(folder, f"manifest.json is not JSON ({e})")
+        fail(folder, f"manifest.json is not JSON ({e})")
     if isinstance(tree, dict) and tree.get("format") == FORMAT and tree.get("version") == 1:
-        _fail(folder, "manifest.json is of version 1, which held run settings; retrain the head with this featurepipe")
+        fail(folder, "manifest.json is of version 1, which held run settings; retrain the head with this featurepipe")
     try:
         return schema.model_validate(tree)
     except ValidationError as e:
-        _fail(folder, f"manifest.json: {_first_error(e)}")
+        fail(folder, f"manifest.json: {_first_error(e)}")
 
 
 def _reason(name: str, error: Exception) -> str:
@@ -225,14 +170,14 @@ def _first_error(error: ValidationError) -> str:
     return f"{where}: {e['msg']}" if where else e["msg"]
 
 
-def _files(folder: Path, manifest: BundleManifest) -> dict[str, dict]:
+def read_files(folder: Path, manifest: BundleManifest) -> dict[str, dict]:
     """The arrays of every file the manifest lists -- exactly those its kind of folder has --, each read
     once its type, size and SHA-256 match."""
     listed, expected = set(manifest.files), manifest.expected_files()
     for name in sorted(expected - listed):
-        _fail(folder, f"manifest.json records no SHA-256 for {name}")
+        fail(folder, f"manifest.json records no SHA-256 for {name}")
     for name in sorted(listed - expected):
-        _fail(folder, f"manifest.json lists {name!r}, which is not a file of a trained head")
+        fail(folder, f"manifest.json lists {name!r}, which is not a file of a trained head")
     return {name: _arrays(folder, name, record) for name, record in sorted(manifest.files.items())}
 
 
@@ -240,15 +185,15 @@ def _arrays(folder: Path, name: str, record: FileRecord) -> dict:
     try:
         data = read_regular(folder / name, record.size)
     except FileNotFoundError:
-        _fail(folder, f"{name} is missing")
+        fail(folder, f"{name} is missing")
     except (OSError, ValueError) as e:
-        _fail(folder, _reason(name, e))
+        fail(folder, _reason(name, e))
     if hashlib.sha256(data).hexdigest() != record.sha256:
-        _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
+        fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
     try:
         return _npz(data)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        _damaged(folder, e)
+        damaged(folder, e)
 
 
 def _npz(data: bytes) -> dict:
@@ -261,7 +206,7 @@ def _npz(data: bytes) -> dict:
         return {name: arrays[name] for name in arrays.files}
 
 
-def _load(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
+def assemble(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
     """The head and normalisation from their checked arrays, checked against each other and the manifest."""
     from .heads.persistence import model_from_arrays
 
@@ -270,21 +215,21 @@ def _load(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
         model = model_from_arrays(files["head.npz"], "head.npz")
         arrays = files["normalization.npz"]
         normalization = Normalization.from_spec(record.spec)
-        restore_state(normalization, arrays, record.values, None, "normalization.npz")
+        restore_state(normalization, arrays, record.values, None, "the normalisation's state")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        _damaged(folder, e)
+        damaged(folder, e)
     shapes = {k: list(v.shape) for k, v in arrays.items()}
     if shapes != record.shapes:
-        _fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {record.shapes}")
+        fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {record.shapes}")
     if normalization.n_outputs(manifest.feature_dim) != manifest.input_dim or model.n_features_in_ != manifest.input_dim:
-        _fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest.input_dim} "
+        fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest.input_dim} "
                       f"after normalising {manifest.feature_dim} features")
     _check_normalization_widths(folder, normalization, manifest.feature_dim)
     if [str(c) for c in model.classes_] != [str(c) for c in manifest.classes]:
-        _fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest.classes}")
+        fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest.classes}")
     if not all(np.isfinite(p).all() for p in model._network_params()) or not all(
             np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-        _fail(folder, "the head or its normalisation holds non-finite numbers")
+        fail(folder, "the head or its normalisation holds non-finite numbers")
     _trial(folder, model, normalization, manifest.feature_dim)
     return Trained(folder, model, normalization, manifest.model_dump(mode="json"))
 
@@ -295,7 +240,7 @@ def _trial(folder, model, normalization, width: int) -> None:
     try:
         model.decision_function(normalization.transform(np.zeros((1, width), np.float32)))
     except (ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        _damaged(folder, e)
+        damaged(folder, e)
 
 
 def _check_normalization_widths(folder, normalization, width: int) -> None:
@@ -303,34 +248,6 @@ def _check_normalization_widths(folder, normalization, width: int) -> None:
     for i, step in enumerate(normalization.steps):
         for name, array in step.fitted_state().items():
             if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
-                _fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
+                fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
                               f"it receives {width}")
         width = step.n_outputs(width)
-
-
-def _pipeline(folder: Path, record: PipelineRecord, arrays: dict):
-    """The feature pipeline the manifest describes, with its fitted state, when it has the recorded
-    fingerprint (same description, state and code)."""
-    from .pipeline import build_pipeline
-
-    try:
-        pipeline = build_pipeline(record.spec.model_dump())
-        restore_state(pipeline, arrays, record.values, None, PIPELINE_FILE)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        _damaged(folder, e)
-    _check_fingerprint(folder, pipeline, record.fingerprint)
-    return pipeline
-
-
-def _check_fingerprint(folder, pipeline, recorded: str) -> None:
-    if pipeline.fingerprint() != recorded:
-        _fail(folder, "the feature pipeline differs from the one the head was trained on "
-                      "(pipeline edited, or other code/library versions); retrain the head")
-
-
-def check_features(trained: Trained, pipeline, dimension: int) -> None:
-    """Refuse features that are not those the head was trained on: other pipeline, other width."""
-    _check_fingerprint(trained.folder, pipeline, trained.manifest["pipeline"]["fingerprint"])
-    if dimension != trained.manifest["feature_dim"]:
-        _fail(trained.folder, f"the features have {dimension} values, the head was trained on "
-                              f"{trained.manifest['feature_dim']}")
