@@ -9,12 +9,12 @@ from .selection import make_splits
 from .head_folder import check_features, config, load_trained
 
 
-def evaluate(folder, split: str = "test", run: RunConfig | None = None, data=None) -> dict:
+def evaluate(folder, split: str = "test", run: RunConfig | None = None, data_path=None) -> dict:
     """Score a trained head on a split of the data set it was trained for (the folder's recorded data set,
-    or ``data``), its features from the cache, computed as ``run`` says (the caller's settings, never the
-    folder's)."""
+    or the one at ``data_path``), its features from the cache, computed as ``run`` says (the caller's
+    settings, never the folder's)."""
     trained = load_trained(folder)
-    cfg = config(trained, run or RunConfig(), data)
+    cfg = config(trained, run or RunConfig(), data_path)
     dataset = config_dataset(cfg)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)

@@ -122,10 +122,12 @@ def _file_record(data: bytes) -> dict:
 
 # -- reading --------------------------------------------------------------------------------------------
 def fail(folder, message):
+    """Refuse ``folder``: one line naming it and what is wrong."""
     raise TrainedFolderError(f"{folder}: {message}")
 
 
 def damaged(folder, error):
+    """Refuse ``folder`` whose files could not be turned into a head: the error's first line."""
     text = str(error).splitlines()[0] if str(error) else ""
     fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
 

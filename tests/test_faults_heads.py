@@ -273,6 +273,15 @@ def test_predictions_neutralise_formula_cells_and_write_only_where_named(head, t
     assert set(rows.values()) == {"'@red"}
 
 
+def test_evaluate_reads_the_data_set_where_the_user_says(trained, head, tmp_path, capsys):
+    moved = Path(shutil.copytree(trained[0].parent / "images", tmp_path / "moved"))
+    edit_manifest(head, lambda m: m["dataset"].update(path=str(tmp_path / "gone")))
+    evaluate = ["evaluate", str(head), "--cache-dir", str(tmp_path / "cache")]
+    assert main(evaluate) == EXIT_USAGE and "gone" in one_line(capsys.readouterr().err)
+    assert main([*evaluate, "--data", str(moved)]) == EXIT_OK
+    assert "test accuracy" in capsys.readouterr().out
+
+
 def test_a_stored_head_records_every_file_with_its_size(head):
     manifest = json.loads((head / "manifest.json").read_text())
     assert "run" not in manifest and "config" not in manifest
