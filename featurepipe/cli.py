@@ -1,7 +1,7 @@
 """The ``featurepipe`` command: argument parsing only; each command calls one API function.
 
-Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure, 2 bad usage or
-config.
+Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure, 2 bad usage,
+config or trained-head folder (``evaluate`` / ``predict`` refuse a folder they cannot trust).
 """
 from __future__ import annotations
 
@@ -28,6 +28,22 @@ def _config(args):
     if getattr(args, "no_progress", False):
         values["run.progress"] = False
     return load_config(args.config, args.set or [], values)
+
+
+def _run_settings(args):
+    """``evaluate`` / ``predict`` / ``compare``: the run settings from this invocation's options (and defaults and
+    environment), never from the head's folder."""
+    from pydantic import ValidationError
+
+    from .config import ConfigError, RunConfig
+
+    given = {name: getattr(args, name) for name in ("jobs", "backend", "scheduler", "cache_dir")
+             if getattr(args, name) is not None}
+    try:
+        return RunConfig(**given, progress=not args.no_progress)
+    except ValidationError as e:
+        error = e.errors()[0]
+        raise ConfigError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from None
 
 
 def cmd_extract(args) -> int:
@@ -141,7 +157,7 @@ def cmd_evaluate(args) -> int:
 
     from .evaluate import evaluate
 
-    metrics = evaluate(args.model, args.split)
+    metrics = evaluate(args.model, args.split, _run_settings(args), args.data)
     print(f"{args.model}: {args.split} accuracy {metrics['accuracy']:.2%} on {metrics['n']} items")
     if args.json:
         print(json.dumps(metrics, indent=1))
@@ -151,7 +167,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import predict
 
-    out, skipped, ledger = predict(args.model, args.images, args.out)
+    out, skipped, ledger = predict(args.model, args.images, args.out, _run_settings(args))
     print(f"predictions written to {out}" + (f"; {skipped} files skipped, see {ledger}" if skipped else ""))
     return EXIT_SKIPPED if skipped else EXIT_OK
 
@@ -159,7 +175,7 @@ def cmd_predict(args) -> int:
 def cmd_compare(args) -> int:
     from .compare import compare_heads, compare_text
 
-    print(compare_text(compare_heads(args.first, args.second)))
+    print(compare_text(compare_heads(args.first, args.second, _run_settings(args))))
     return EXIT_OK
 
 
@@ -176,13 +192,25 @@ def _add_run_options(p):
     p.add_argument("--config", required=True, help="YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     p.add_argument("--data", help="dataset path (same as --set dataset.path=...)")
+    _add_worker_options(p)
+    p.add_argument("--on-error", dest="on_error", choices=["skip", "fail"], help="skip bad files or stop")
+    p.add_argument("--chunk-size", dest="chunk_size", type=int, help="items per chunk")
+    p.add_argument("--hash", action="store_true", help="identify files by content hash, not size+mtime")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
+
+
+def _add_worker_options(p):
+    """Where features are computed and kept: options of every command that computes them."""
     p.add_argument("--jobs", type=int, help="worker processes (-1: all cores)")
     p.add_argument("--backend", choices=["loky", "dask"], help="local processes or a Dask cluster")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument("--on-error", dest="on_error", choices=["skip", "fail"], help="skip bad files or stop")
     p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder")
-    p.add_argument("--chunk-size", dest="chunk_size", type=int, help="items per chunk")
-    p.add_argument("--hash", action="store_true", help="identify files by content hash, not size+mtime")
+
+
+def _add_head_options(p):
+    """``evaluate`` / ``predict``: the head's folder, and the run settings, which a folder never gives."""
+    p.add_argument("model", help="a trained head's folder (written by train)")
+    _add_worker_options(p)
     p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
 
 
@@ -206,18 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="report folder (default: the config's output)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("evaluate", help="score a trained head on a split of its data set")
-    p.add_argument("model", help="a trained head's folder (written by train)")
+    _add_head_options(p)
+    p.add_argument("--data", help="the data set's path (default: the one the head was trained on)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--json", action="store_true", help="also print per-class accuracy and the confusion matrix")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("predict", help="label an unlabelled image folder with a trained head")
-    p.add_argument("model", help="a trained head's folder (written by train)")
+    _add_head_options(p)
     p.add_argument("images", help="folder of images (searched recursively)")
     p.add_argument("--out", help="CSV to write (default: MODEL/predictions.csv)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("compare", help="whether two trained heads differ on the same test images (paired, McNemar)")
     p.add_argument("first", help="a trained head's folder (RUN/HEAD, written by train)")
     p.add_argument("second", help="another, trained on the same data set")
+    _add_worker_options(p)
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("list", help="list what configs can name: extractors, preprocessing steps, heads...")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
@@ -281,7 +312,7 @@ def _main(argv) -> int:
         from .config import RunConfig
 
         args.cache_dir = RunConfig().cache_dir
-    from .errors import ConfigError, ExtractError
+    from .errors import ConfigError, ExtractError, TrainedFolderError
 
     try:
         return args.func(args)
@@ -289,6 +320,9 @@ def _main(argv) -> int:
         from .limits import one_line
 
         print(one_line(f"featurepipe: config error: {e}"), file=sys.stderr)
+        return EXIT_USAGE
+    except TrainedFolderError as e:
+        print(f"featurepipe: refused: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)

@@ -37,14 +37,14 @@ def paired_difference(right_a: np.ndarray, right_b: np.ndarray) -> dict:
             "mcnemar_p": float(binomtest(only_a, only_a + only_b).pvalue) if only_a + only_b else 1.0}
 
 
-def correct_on_test(folder) -> tuple[list[str], np.ndarray, float | None]:
+def correct_on_test(folder, run=None) -> tuple[list[str], np.ndarray, float | None]:
     """The test images' ids, whether the head in ``folder`` labels each correctly, and the test accuracy
-    its training recorded (``metrics.json``; None without one)."""
+    its training recorded (``metrics.json``; None without one); features computed as ``run`` says."""
     from .evaluate import trained_with_its_data
     from .files import read_json
     from .fitting import predict_rows
 
-    trained, data = trained_with_its_data(folder)
+    trained, _, data = trained_with_its_data(folder, run)
     rows = data.test_rows
     predicted = predict_rows(data.store, data.key, rows, trained.model, trained.normalization)
     ids = data.store.items(data.key)["ids"]
@@ -53,11 +53,11 @@ def correct_on_test(folder) -> tuple[list[str], np.ndarray, float | None]:
     return [ids[r] for r in rows], predicted.astype(str) == data.labels[rows].astype(str), recorded
 
 
-def compare_heads(first, second) -> dict:
+def compare_heads(first, second, run=None) -> dict:
     """``paired_difference`` of the trained heads in folders ``first`` (A) and ``second`` (B) on their test
     images, with the folders and the accuracies their training recorded. ``ValueError`` when the two were
     not tested on the same images."""
-    (ids_a, right_a, recorded_a), (ids_b, right_b, recorded_b) = correct_on_test(first), correct_on_test(second)
+    (ids_a, right_a, recorded_a), (ids_b, right_b, recorded_b) = correct_on_test(first, run), correct_on_test(second, run)
     if ids_a != ids_b:
         raise ValueError(f"{first} and {second} were not tested on the same images "
                          f"({len(ids_a)} and {len(ids_b)} test images)")

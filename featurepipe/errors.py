@@ -11,3 +11,8 @@ class MixedSizeError(ValueError):
 
 class ExtractError(RuntimeError):
     """Extraction stopped: the first bad file under ``on_error='fail'``, or a problem with the pipeline."""
+
+
+class TrainedFolderError(ValueError):
+    """A trained-head folder that is incomplete, edited, unsafe to read or does not match what it is applied
+    to (``trained.py``); the command line answers it with exit code 2."""

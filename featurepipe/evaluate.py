@@ -2,29 +2,30 @@
 for, with the features from the cache (recomputed if missing)."""
 from __future__ import annotations
 
-from .config import ConfigError
+from .config import ConfigError, RunConfig
 from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import score_rows
+from .head_folder import check_features, config, load_trained
 from .selection import make_splits
-from .trained import check_features, load_trained
 
 
-def trained_with_its_data(folder):
-    """The trained head in ``folder`` and the rows of the data set it was trained for (features from the cache,
-    recomputed if missing), checked to be the features the head was trained on."""
+def trained_with_its_data(folder, run: RunConfig | None = None, data_path=None):
+    """The trained head in ``folder``, the config it is read with, and the rows of the data set it was trained
+    for (the folder's recorded data set, or the one at ``data_path``), its features from the cache, computed
+    as ``run`` says (the caller's settings, never the folder's) and checked to be those the head was
+    trained on."""
     trained = load_trained(folder)
-    cfg = trained.config
+    cfg = config(trained, run or RunConfig(), data_path)
     dataset = config_dataset(cfg)
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
     check_features(trained, pipeline, data.store.dimension(data.key))
-    return trained, data
+    return trained, cfg, data
 
 
-def evaluate(folder, split: str = "test") -> dict:
-    """Score a trained head on a split of the data set it was trained for (features from the cache)."""
-    trained, data = trained_with_its_data(folder)
-    cfg = trained.config
+def evaluate(folder, split: str = "test", run: RunConfig | None = None, data_path=None) -> dict:
+    """Score a trained head on a split of the data set it was trained for (see ``trained_with_its_data``)."""
+    trained, cfg, data = trained_with_its_data(folder, run, data_path)
     if split == "test":
         rows = data.test_rows
     else:

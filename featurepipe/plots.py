@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import replace_with
+
 
 def _pyplot():
     import matplotlib
@@ -13,6 +15,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` through a temporary file renamed into place (a link at ``path`` is
+    replaced, never written through), and close it."""
+    try:
+        return replace_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def training_curves(history: dict, path, title: str = "") -> Path:
@@ -29,9 +40,7 @@ def training_curves(history: dict, path, title: str = "") -> Path:
     acc_ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def confusion_matrix(matrix, classes, path, title: str = "") -> Path:
@@ -49,9 +58,7 @@ def confusion_matrix(matrix, classes, path, title: str = "") -> Path:
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                 color="white" if rates[i, j] > 0.5 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def accuracy_vs_cost(rows: list[dict], path) -> Path:
@@ -74,9 +81,7 @@ def accuracy_vs_cost(rows: list[dict], path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def learning_curves(rows: list[dict], path) -> Path:
@@ -95,9 +100,7 @@ def learning_curves(rows: list[dict], path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def hog_glyphs(image: np.ndarray, path, pixels_per_cell=(8, 8)) -> Path:
@@ -120,9 +123,7 @@ def hog_glyphs(image: np.ndarray, path, pixels_per_cell=(8, 8)) -> Path:
     for ax in (a, b):
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def hsv_histogram(image: np.ndarray, histogram: np.ndarray, bins, path) -> Path:
@@ -140,9 +141,7 @@ def hsv_histogram(image: np.ndarray, histogram: np.ndarray, bins, path) -> Path:
     b.bar(np.arange(len(histogram)), histogram, color=colours, edgecolor="black", linewidth=0.3)
     b.set(title=f"HSV histogram ({nh} hues x {ns} saturations x {nv} values)", xlabel="bin", ylabel="share")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def montage(tiles: np.ndarray, path, title: str, columns: int = 16) -> Path:
@@ -159,9 +158,7 @@ def montage(tiles: np.ndarray, path, title: str, columns: int = 16) -> Path:
     for ax, tile in zip(axs.ravel(), tiles):
         ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, interpolation="nearest")
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def validation_curve(grid: list[dict], path, title: str = "") -> Path:
@@ -194,6 +191,4 @@ def validation_curve(grid: list[dict], path, title: str = "") -> Path:
     ax.set(ylabel="validation accuracy", title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)

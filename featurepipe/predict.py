@@ -5,35 +5,32 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import restore_state
+from .config import RunConfig
 from .datasets import open_dataset
 from .errors import ExtractError
-from .extract import build_config_pipeline
-from .files import write_csv_atomic
+from .files import formula_safe, write_csv_atomic
 from .matrix import iter_blocks
 from .runner import extract
 from .store import FeatureStore
-from .trained import check_features, load_trained
+from .head_folder import check_features, load_trained
 
 
-def predict(folder, images, out=None, cache_dir=None):
-    """Label every image below ``images`` (an unlabelled folder) with a trained head: CSV path,label,score.
+def predict(folder, images, out=None, run: RunConfig | None = None):
+    """Label every image below ``images`` (an unlabelled folder) with a trained head: CSV path,label,score,
+    text cells that a spreadsheet would take for a formula neutralised (``files.formula_safe``).
 
-    Returns (the CSV's path, the number of files skipped, the error ledger)."""
+    The features are computed as ``run`` says (cache folder, jobs, backend: the caller's settings, never
+    the folder's). Returns (the CSV's path, the number of files skipped, the error ledger)."""
+    run = run or RunConfig()
     trained = load_trained(folder)
-    cfg = trained.config
-    cache = FeatureStore(cache_dir or cfg.run.cache_dir)
+    cache = FeatureStore(run.cache_dir)
     dataset = open_dataset(images, kind="unlabelled")
-    pipeline = build_config_pipeline(cfg)
-    if trained.pipeline_state is not None:
-        restore_state(pipeline, *trained.pipeline_state, f"{folder}/pipeline.npz")
-    check_features(trained, pipeline, trained.manifest["feature_dim"])
-    applied = _with_training_size(pipeline, trained.manifest.get("image_shape"))
-    result = extract(dataset, applied, cache, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
-                     on_error="skip", max_pixels=cfg.run.max_pixels, progress=cfg.run.progress)
+    applied = _with_training_size(trained.pipeline, trained.manifest.get("image_shape"))
+    result = extract(dataset, applied, cache, chunk_rows=run.chunk_size, jobs=run.jobs, backend=run.backend,
+                     scheduler=run.scheduler, on_error="skip", max_pixels=run.max_pixels, progress=run.progress)
     if result.n_ok == 0:
         raise ExtractError(f"{images}: no image could be read (see {result.ledger})")
-    check_features(trained, pipeline, cache.dimension(result.key))
+    check_features(trained, trained.pipeline, cache.dimension(result.key))
     items = cache.items(result.key)
     rows = np.flatnonzero(cache.status(result.key) == 1)
     labels, scores = np.empty(len(rows), object), np.empty(len(rows))
@@ -45,7 +42,8 @@ def predict(folder, images, out=None, cache_dir=None):
     out = Path(out or Path(folder) / "predictions.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     ids = [items["ids"][r] for r in rows]
-    write_csv_atomic(out, ["path", "label", "score"], ((i, l, f"{s:.6g}") for i, l, s in zip(ids, labels, scores)))
+    write_csv_atomic(out, ["path", "label", "score"], ((formula_safe(i), formula_safe(str(l)), f"{s:.6g}")
+                                                       for i, l, s in zip(ids, labels, scores)))
     return out, result.n_failed, result.ledger
 
 

@@ -1,56 +1,97 @@
-"""Fitted heads on disk, in one checked format: the head bundle, and the trained-head folder built on it.
+"""Fitted heads on disk, in one checked format: the head bundle (the trained-head folder, ``head_folder.py``,
+is built on it).
 
 A head bundle is a folder of
 
 - ``head.npz``: the head (arrays + JSON, no pickle; ``heads.persistence``);
 - ``normalization.npz``: the fitted normalisation's arrays;
 - ``manifest.json``: what the head expects -- the feature dimension, the classes, the normalisation (spec,
-  values, shapes), the head's input width, the training images' size -- and the SHA-256 of every array file.
+  values, shapes), the head's input width, the training images' size -- and the SHA-256 and size of every
+  array file.
 
-The store keeps each head it fitted as a bundle (``heads/<key>/``). A trained-head folder, what ``featurepipe
-train`` writes and ``evaluate`` / ``predict`` read (``<output>/<head name>/``), is a bundle whose manifest
-also holds the run's config with resolved paths (so the same features can be recomputed from anywhere) and
-the feature pipeline's fingerprint, with ``pipeline.npz`` (data-driven pipelines: the fitted pipeline's
-arrays, hashed too), ``metrics.json`` and PNG figures beside it.
+The store keeps each head it fitted as a bundle (``heads/<key>/``).
 
-Loading checks everything the manifest records against the files, and the features the head is applied
-to against the manifest: an edited or damaged folder is refused with one line, never used.
+A folder is data, never orders, and one received from anyone is checked before use: every manifest field
+by name, type and range, a fixed list of files each a regular file of its recorded size and SHA-256,
+arrays without pickle, state names those of the registered stages, and a trial score. Anything else is
+refused with one line (``TrainedFolderError``), never used. This module reads no feature pipeline: the
+fit-and-score path (``fitting.py``) depends on it, and its code version must not follow the extractors'.
 """
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from .config import Config
 from .core import restore_state, stage_state
-from .files import read_json, read_npz, write_json_atomic, write_npz_atomic
+from .errors import TrainedFolderError
+from .files import is_temporary, read_regular, write_json_atomic, write_npz_atomic
 from .normalize import Normalization
 
-FORMAT, VERSION = "featurepipe.trained", 1
-_HEAD = ("head.npz", "normalization.npz")  # every bundle's
-_ARRAYS = (*_HEAD, "pipeline.npz")
+FORMAT, VERSION = "featurepipe.trained", 2
+HEAD_FILES = ("head.npz", "normalization.npz")  # every bundle's
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_ARRAY_FILE_BYTES = 64 << 30
+
+_Count = Annotated[int, Field(ge=1, le=2**31)]
+_Side = Annotated[int, Field(ge=1, le=2**16)]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class TrainedFolderError(ValueError):
-    """A trained-head folder that is incomplete, edited or does not match what it is applied to."""
+class StrictRecord(BaseModel):
+    """A manifest section: known keys only, values of exactly the declared types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FileRecord(StrictRecord):
+    sha256: Digest
+    size: Annotated[int, Field(ge=0, le=MAX_ARRAY_FILE_BYTES)]
+
+
+class NormalizationRecord(StrictRecord):
+    spec: JsonValue
+    values: dict[str, JsonValue]
+    shapes: dict[str, list[Annotated[int, Field(ge=0, le=2**40)]]]
+
+
+class BundleManifest(StrictRecord):
+    """A head bundle's manifest: every field the loader reads, and nothing else."""
+
+    format: Literal["featurepipe.trained"]
+    version: Literal[2]
+    feature_dim: _Count
+    input_dim: _Count
+    classes: Annotated[list[str | int], Field(min_length=1, max_length=1_000_000)]
+    normalization: NormalizationRecord
+    image_shape: Annotated[list[_Side], Field(min_length=2, max_length=3)] | None
+    files: dict[str, FileRecord]
+
+    def expected_files(self) -> set[str]:
+        """The files a folder of this kind has, no more, no fewer."""
+        return set(HEAD_FILES)
 
 
 @dataclass
 class Trained:
-    """A loaded bundle; a trained folder's also has its run's config and, for a data-driven pipeline, the
-    pipeline's state (arrays, values, fingerprint)."""
+    """A loaded bundle (its manifest as checked JSON); a trained folder's also has its feature pipeline,
+    fitted state restored."""
 
     folder: Path
     model: object
     normalization: Normalization
     manifest: dict
-    config: Config | None = None
-    pipeline_state: tuple | None = None
+    pipeline: object = None
 
 
+# -- writing --------------------------------------------------------------------------------------------
 def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     """Write the bundle of a ``fitting.HeadResult`` into ``folder``, with the array files ``arrays`` (file
     name -> arrays) beside the head's and ``parts`` in the manifest."""
@@ -60,7 +101,8 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_model(result.model, folder / "head.npz")
     normalization_arrays, values = stage_state(result.normalization)
-    for name, content in {"normalization.npz": normalization_arrays, **(arrays or {})}.items():
+    written = {"normalization.npz": normalization_arrays, **(arrays or {})}
+    for name, content in written.items():
         write_npz_atomic(folder / name, content)
     record = result.record
     write_json_atomic(folder / "manifest.json", {
@@ -69,107 +111,145 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
         "normalization": {"spec": record["chosen"]["normalize"], "values": values,
                           "shapes": {k: list(v.shape) for k, v in normalization_arrays.items()}},
         "image_shape": record.get("image_shape"),
-        "files": {name: _sha256(folder / name) for name in _ARRAYS if (folder / name).exists()},
+        "files": {name: _file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
     })
     return folder
 
 
-def save_trained(folder, result, config: Config, pipeline) -> Path:
-    """Write the folder of a ``fitting.HeadResult`` trained on features of ``pipeline`` under ``config``: its
-    bundle with the config and the pipeline (metrics and figures are the caller's)."""
-    arrays, values = stage_state(pipeline)
-    fitted = bool(arrays or values)
-    return save_bundle(folder, result, {"pipeline.npz": arrays} if fitted else {}, config=config.model_dump(),
-                       pipeline={"fingerprint": pipeline.fingerprint(), "values": values, "fitted": fitted})
+def _file_record(data: bytes) -> dict:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _fail(folder, message):
+# -- reading --------------------------------------------------------------------------------------------
+def fail(folder, message):
+    """Refuse ``folder``: one line naming it and what is wrong."""
     raise TrainedFolderError(f"{folder}: {message}")
+
+
+def damaged(folder, error):
+    """Refuse ``folder`` whose files could not be turned into a head: the error's first line."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
 
 
 def load_bundle(folder) -> Trained:
     """Read and check a head bundle; ``TrainedFolderError`` with one line on any inconsistency."""
-    from .heads import load_model
-
     folder = Path(folder)
-    manifest = _manifest(folder)
+    manifest = read_manifest(folder, BundleManifest)
+    return assemble(folder, manifest, read_files(folder, manifest))
+
+
+def read_manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
+    """The manifest of ``folder``, every field checked against ``schema``."""
+    if is_temporary(folder):
+        fail(folder, "a temporary folder (a write in progress, or left by one that was killed), not a head")
     try:
-        model = load_model(folder / "head.npz")
-        arrays = read_npz(folder / "normalization.npz")
-        normalization = Normalization.from_spec(manifest["normalization"]["spec"])
-        restore_state(normalization, arrays, manifest["normalization"]["values"], None, "normalization.npz")
-    except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as e:
-        _damaged(folder, e)
+        text = read_regular(folder / "manifest.json", at_most=MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
+    except (OSError, ValueError) as e:
+        fail(folder, _reason("manifest.json", e))
+    try:
+        tree = json.loads(text)
+    except ValueError as e:
+        fail(folder, f"manifest.json is not JSON ({e})")
+    if isinstance(tree, dict) and tree.get("format") == FORMAT and tree.get("version") == 1:
+        fail(folder, "manifest.json is of version 1, which held run settings; retrain the head with this featurepipe")
+    try:
+        return schema.model_validate(tree)
+    except ValidationError as e:
+        fail(folder, f"manifest.json: {_first_error(e)}")
+
+
+def _reason(name: str, error: Exception) -> str:
+    """Why the file ``name`` could not be read, in one line (``read_regular``'s messages name it already)."""
+    return f"{name}: {error.strerror}" if isinstance(error, OSError) and error.strerror else str(error)
+
+
+def _first_error(error: ValidationError) -> str:
+    e = error.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"{where}: {e['msg']}" if where else e["msg"]
+
+
+def read_files(folder: Path, manifest: BundleManifest) -> dict[str, dict]:
+    """The arrays of every file the manifest lists -- exactly those its kind of folder has --, each read
+    once its type, size and SHA-256 match."""
+    listed, expected = set(manifest.files), manifest.expected_files()
+    for name in sorted(expected - listed):
+        fail(folder, f"manifest.json records no SHA-256 for {name}")
+    for name in sorted(listed - expected):
+        fail(folder, f"manifest.json lists {name!r}, which is not a file of a trained head")
+    return {name: _arrays(folder, name, record) for name, record in sorted(manifest.files.items())}
+
+
+def _arrays(folder: Path, name: str, record: FileRecord) -> dict:
+    try:
+        data = read_regular(folder / name, record.size)
+    except FileNotFoundError:
+        fail(folder, f"{name} is missing")
+    except (OSError, ValueError) as e:
+        fail(folder, _reason(name, e))
+    if hashlib.sha256(data).hexdigest() != record.sha256:
+        fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
+    try:
+        return _npz(data)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        damaged(folder, e)
+
+
+def _npz(data: bytes) -> dict:
+    """The arrays of an npz file's bytes, refused when they would unpack to more than the file holds (npz
+    files are written uncompressed) or need pickle."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(member.file_size for member in archive.infolist()) > len(data):
+            raise ValueError("its arrays unpack to more bytes than the file holds")
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def assemble(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
+    """The head and normalisation from their checked arrays, checked against each other and the manifest."""
+    from .heads.persistence import model_from_arrays
+
+    record = manifest.normalization
+    try:
+        model = model_from_arrays(files["head.npz"], "head.npz")
+        arrays = files["normalization.npz"]
+        normalization = Normalization.from_spec(record.spec)
+        restore_state(normalization, arrays, record.values, None, "the normalisation's state")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        damaged(folder, e)
     shapes = {k: list(v.shape) for k, v in arrays.items()}
-    if shapes != manifest["normalization"]["shapes"]:
-        _fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {manifest['normalization']['shapes']}")
-    if normalization.n_outputs(manifest["feature_dim"]) != manifest["input_dim"] or model.n_features_in_ != manifest["input_dim"]:
-        _fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest['input_dim']} "
-                      f"after normalising {manifest['feature_dim']} features")
-    width = manifest["feature_dim"]
-    for i, step in enumerate(normalization.steps):  # each learnt array spans the width its step receives
-        for name, array in step.fitted_state().items():
-            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
-                _fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
-                              f"it receives {width}")
-        width = step.n_outputs(width)
-    if [str(c) for c in model.classes_] != [str(c) for c in manifest["classes"]]:
-        _fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest['classes']}")
+    if shapes != record.shapes:
+        fail(folder, f"normalization.npz has arrays {shapes}, the manifest records {record.shapes}")
+    if normalization.n_outputs(manifest.feature_dim) != manifest.input_dim or model.n_features_in_ != manifest.input_dim:
+        fail(folder, f"the head takes {model.n_features_in_} inputs; the manifest records {manifest.input_dim} "
+                      f"after normalising {manifest.feature_dim} features")
+    _check_normalization_widths(folder, normalization, manifest.feature_dim)
+    if [str(c) for c in model.classes_] != [str(c) for c in manifest.classes]:
+        fail(folder, f"the head's classes {list(map(str, model.classes_))} differ from the manifest's {manifest.classes}")
     if not all(np.isfinite(p).all() for p in model._network_params()) or not all(
             np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-        _fail(folder, "the head or its normalisation holds non-finite numbers")
-    return Trained(folder, model, normalization, manifest)
+        fail(folder, "the head or its normalisation holds non-finite numbers")
+    _trial(folder, model, normalization, manifest.feature_dim)
+    return Trained(folder, model, normalization, manifest.model_dump(mode="json"))
 
 
-def load_trained(folder) -> Trained:
-    """Read and check a trained-head folder (``load_bundle``, then its config and pipeline state)."""
-    trained = load_bundle(folder)
-    manifest = trained.manifest
+def _trial(folder, model, normalization, width: int) -> None:
+    """Score one row of zeros: state that passed every check but cannot compute (a value of the wrong type)
+    is refused here, not in the middle of a run."""
     try:
-        trained.config = Config.model_validate(manifest["config"])
-        if manifest["pipeline"]["fitted"]:
-            trained.pipeline_state = (read_npz(trained.folder / "pipeline.npz"), manifest["pipeline"]["values"],
-                                      manifest["pipeline"]["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-        _damaged(trained.folder, e)
-    return trained
+        model.decision_function(normalization.transform(np.zeros((1, width), np.float32)))
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        damaged(folder, e)
 
 
-def _manifest(folder: Path) -> dict:
-    """The manifest of ``folder``, once every file it lists -- the head's two at least -- has its SHA-256."""
-    if not (folder / "manifest.json").exists():
-        _fail(folder, "not a trained head (no manifest.json; `featurepipe train` writes one)")
-    try:
-        manifest = read_json(folder / "manifest.json")
-    except (OSError, ValueError) as e:
-        _fail(folder, f"manifest.json is unreadable ({e})")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        _fail(folder, f"manifest.json is not a trained-head manifest of version {VERSION}")
-    files = dict(manifest.get("files") or {})
-    for name in sorted(set(_HEAD) - set(files)):
-        _fail(folder, f"manifest.json records no SHA-256 for {name}")
-    for name, digest in files.items():
-        if name not in _ARRAYS or not (folder / name).exists():
-            _fail(folder, f"{name} is missing")
-        if _sha256(folder / name) != digest:
-            _fail(folder, f"{name} was changed after training (its SHA-256 differs from the manifest's)")
-    return manifest
-
-
-def _damaged(folder, error):
-    text = str(error).splitlines()[0] if str(error) else ""
-    _fail(folder, f"damaged or edited ({type(error).__name__}: {text})")
-
-
-def check_features(trained: Trained, pipeline, dimension: int) -> None:
-    """Refuse features that are not those the head was trained on: other pipeline, other width."""
-    if pipeline.fingerprint() != trained.manifest["pipeline"]["fingerprint"]:
-        _fail(trained.folder, "the feature pipeline differs from the one the head was trained on "
-                              "(config.pipeline edited, or other code/library versions); retrain the head")
-    if dimension != trained.manifest["feature_dim"]:
-        _fail(trained.folder, f"the features have {dimension} values, the head was trained on "
-                              f"{trained.manifest['feature_dim']}")
+def _check_normalization_widths(folder, normalization, width: int) -> None:
+    """Each learnt array spans the width its step receives."""
+    for i, step in enumerate(normalization.steps):
+        for name, array in step.fitted_state().items():
+            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
+                fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
+                              f"it receives {width}")
+        width = step.n_outputs(width)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from featurepipe.cli import EXIT_FAILED, EXIT_OK, main
+from featurepipe.cli import EXIT_OK, EXIT_USAGE, main
 from featurepipe.compare import compare_heads, paired_difference
 
 
@@ -79,6 +79,6 @@ def test_compare_two_trained_heads(two_heads, capsys):
 
 
 def test_compare_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
-    assert main(["compare", str(tmp_path), str(tmp_path)]) == EXIT_FAILED
+    assert main(["compare", str(tmp_path), str(tmp_path)]) == EXIT_USAGE  # a refused folder, as evaluate and predict
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a trained head" in err[0]

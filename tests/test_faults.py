@@ -167,7 +167,7 @@ def test_a_decompression_bomb_is_refused_by_the_library(tmp_path):
 # -- trained-head folders check themselves ---------------------------------------------------------------
 def edit_manifest_pipeline(folder):
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["config"]["pipeline"]["extractor"]["hog"]["orientations"] = 8
+    manifest["pipeline"]["spec"]["extractor"]["hog"]["orientations"] = 8
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -192,7 +192,7 @@ HEAD_EDITS = {
     "nan-weight": (edit_head(lambda a: a["param_0"].__setitem__((0, 0), np.nan)), "head.npz"),
     "classes-reordered": (edit_head(lambda a: a.__setitem__("classes", a["classes"][::-1].copy())), "head.npz"),
     "head-truncated": (lambda f: (f / "head.npz").write_bytes((f / "head.npz").read_bytes()[:100]), "head.npz"),
-    "manifest-not-json": (lambda f: (f / "manifest.json").write_text("{not json"), "manifest.json is unreadable"),
+    "manifest-not-json": (lambda f: (f / "manifest.json").write_text("{not json"), "manifest.json is not JSON"),
     "manifest-missing": (lambda f: (f / "manifest.json").unlink(), "not a trained head"),
 }
 
@@ -208,7 +208,7 @@ def test_an_edited_head_folder_is_refused_in_one_line(tmp_path, edit, named):
     folder = trained_head(tmp_path)
     edit(folder)
     code, out, err = run("evaluate", folder)
-    assert code == 1 and len(lines(err)) == 1 and named in err, err
+    assert code == 2 and len(lines(err)) == 1 and named in err, err
 
 
 # -- sizes and paths -------------------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def _edit_consistently(folder, name, edit):
     edit(arrays)
     np.savez(folder / name, **arrays)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    data = (folder / name).read_bytes()
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -116,7 +117,7 @@ def test_edits_that_keep_the_checksums_are_still_refused(config, tmp_path, capsy
         backup = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".npz", ".json")}
         _edit_consistently(folder, name, edit)
         capsys.readouterr()
-        assert main(["evaluate", str(folder)]) == 1
+        assert main(["evaluate", str(folder)]) == EXIT_USAGE
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
         for file, data in backup.items():

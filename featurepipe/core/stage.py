@@ -13,6 +13,7 @@ a ``Part`` constraint declares. ``parts()`` builds them, so the identity (``desc
 from __future__ import annotations
 
 import inspect
+import re
 
 from ..fingerprint import classes_code_version, digest
 from .constraints import ParamError, Part, check_constraints
@@ -199,6 +200,16 @@ def stage_state(stage: Stage) -> tuple[dict, dict]:
     return arrays, values
 
 
+_STATE_NAME = re.compile(r"[a-z][a-z0-9_]*[a-z0-9]_")
+
+
+def _is_state_name(stage: Stage, name: str) -> bool:
+    """Whether ``name`` can be a fitted attribute of ``stage``: public, one trailing underscore, neither one
+    of its parameters nor anything its class defines (no dunder, private, method or property name)."""
+    return (_STATE_NAME.fullmatch(name) is not None and name not in stage._get_param_names()
+            and not hasattr(type(stage), name))
+
+
 def restore_state(stage: Stage, arrays: dict, values: dict, fingerprint: str | None, where) -> Stage:
     """Set what ``stage_state`` gave on a stage built from the same spec; ``ValueError`` naming ``where``
     when a saved name has no stage, or when the result does not have the saved ``fingerprint``."""
@@ -206,7 +217,7 @@ def restore_state(stage: Stage, arrays: dict, values: dict, fingerprint: str | N
     for dotted, value in {**values, **arrays}.items():
         prefix, _, name = dotted.rpartition(".")
         sub = stages.get(prefix + "." if prefix else "")
-        if sub is None or not name.endswith("_"):
+        if sub is None or not _is_state_name(sub, name):
             raise ValueError(f"{where}: the saved state does not belong to this {stage.kind} (no {dotted!r})")
         setattr(sub, name, value)
     if fingerprint is not None and stage.fingerprint() != fingerprint:

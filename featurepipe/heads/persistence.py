@@ -68,18 +68,23 @@ def save_model(model, path):
 def load_model(path):
     """Read a head written by ``save_model``; it predicts exactly as the saved one did."""
     with np.load(path, allow_pickle=False) as data:
-        if "metadata" not in data:
-            raise ValueError(f"{path} is not a featurepipe head file: it has no metadata")
-        metadata = json.loads(data["metadata"].item())
-        _check_format(path, metadata)
-        model = _estimators()[metadata["estimator"]](
-            **{key: _decode(value) for key, value in metadata["params"].items()}
-        )
-        model.classes_ = data["classes"]
-        model.n_features_in_ = metadata["n_features_in"]
-        if "feature_names_in" in data:
-            model.feature_names_in_ = data["feature_names_in"].astype(object)
-        model._store_network_params([data[f"param_{i}"] for i in range(metadata["n_params"])])
+        return model_from_arrays(data, path)
+
+
+def model_from_arrays(data, path):
+    """The head held by the arrays of a file written by ``save_model`` (``path`` names it in errors)."""
+    if "metadata" not in data:
+        raise ValueError(f"{path} is not a featurepipe head file: it has no metadata")
+    metadata = json.loads(data["metadata"].item())
+    _check_format(path, metadata)
+    model = _estimators()[metadata["estimator"]](
+        **{key: _decode(value) for key, value in metadata["params"].items()}
+    )
+    model.classes_ = data["classes"]
+    model.n_features_in_ = metadata["n_features_in"]
+    if "feature_names_in" in data:
+        model.feature_names_in_ = data["feature_names_in"].astype(object)
+    model._store_network_params([data[f"param_{i}"] for i in range(metadata["n_params"])])
     model.n_iter_ = metadata["n_iter"]
     model.history_ = metadata["history"]
     model.loss_curve_ = model.history_["loss"]
