@@ -40,7 +40,7 @@ def main() -> None:
         preconditioner = GramPreconditioner(sample, len(np.unique(y)), alpha=alpha,
                                             curvature=head.parts()["loss"].curvature)
         built = time.perf_counter() - start
-        model = LinearClassifier(**head.get_params())._fit(X, y, preconditioner=preconditioner)
+        model = LinearClassifier(**head.get_params(deep=False))._fit(X, y, preconditioner=preconditioner)
         print(json.dumps({"gram_rows": size, "preconditioner_seconds": round(built, 1),
                           "seconds": round(time.perf_counter() - start, 1), "iterations": int(model.n_iter_),
                           "objective": model.loss_curve_[-1]}), flush=True)

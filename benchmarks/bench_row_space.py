@@ -65,7 +65,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in ("features", "row space, Gram", "row space, arrow"):
             with variant(name):
-                single, single_seconds = harness.timed(LinearClassifier(**{**head.get_params(), "alpha": alphas[3]}).fit,
+                single, single_seconds = harness.timed(LinearClassifier(**{**head.get_params(deep=False), "alpha": alphas[3]}).fit,
                                                        X, y)
                 path, path_seconds = harness.timed(head.fit_path, X, y, alphas)
             row = {"single_seconds": round(single_seconds, 2), "single_iterations": single.n_iter_,

@@ -238,7 +238,7 @@ def named_heads(cfg: Config) -> list[HeadConfig]:
             cls = catalog.get("head", head.model)
         except ValueError as e:
             raise ConfigError(f"heads[{i}].model: {e}") from None
-        bad = sorted(set(head.params) - set(cls().get_params()))
+        bad = sorted(set(head.params) - set(cls().get_params(deep=False)))
         if bad:
             raise ConfigError(f"heads[{i}].params.{bad[0]}: unknown parameter of {cls.__name__}")
     return [head.model_copy(update={"name": head.name or f"{head.model}{i}"}) for i, head in enumerate(cfg.heads)]

@@ -52,7 +52,7 @@ def test_fit_path_shares_one_row_space_and_matches_single_fits(monkeypatch):
     path = head.fit_path(X, y, alphas)
     in_features(monkeypatch)
     for alpha, model in zip(alphas, path):
-        single = LinearClassifier(**{**head.get_params(), "alpha": alpha}).fit(X, y)
+        single = LinearClassifier(**{**head.get_params(deep=False), "alpha": alpha}).fit(X, y)
         # The same minimum, to float32 precision: never a worse objective than the fit on X.
         assert model.loss_curve_[-1] <= single.loss_curve_[-1] * (1 + 1e-3) + 1e-7
         assert model.coef_.shape == (4, 400) and (model.predict(X) == single.predict(X)).mean() > 0.95

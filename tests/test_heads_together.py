@@ -140,7 +140,7 @@ def test_a_path_fits_its_alphas_together_to_each_ones_minimum(shape, monkeypatch
     assert [m.alpha for m in path] == alphas and max(shared_rounds) == 3
     monkeypatch.setattr("featurepipe.heads.training.evaluate_together", real)
     for alpha, model in zip(alphas, path):
-        single = LinearClassifier(**{**head.get_params(), "alpha": alpha}).fit(X, y)
+        single = LinearClassifier(**{**head.get_params(deep=False), "alpha": alpha}).fit(X, y)
         np.testing.assert_allclose(model.loss_curve_[-1], single.loss_curve_[-1], rtol=1e-4)
         assert (model.predict(X) == single.predict(X)).mean() > 0.97
 

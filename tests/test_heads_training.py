@@ -238,14 +238,14 @@ def test_preconditioned_lbfgs_reaches_the_same_minimum_in_far_fewer_iterations(l
 def test_warm_start_continues_an_lbfgs_fit_and_reuses_its_preconditioner(blobs):
     X, y = blobs
     head = LinearClassifier("squared_hinge", optimizer="lbfgs", alpha=0.01, tol=1e-6, max_iter=500, random_state=0)
-    cold = LinearClassifier(**head.get_params()).fit(X, y)
+    cold = LinearClassifier(**head.get_params(deep=False)).fit(X, y)
     first = head.set_params(warm_start=True).fit(X[:200], y[:200])
     kept = first._kept_preconditioner
     assert kept is not None and kept.row_space is None
     warm = head.fit(X, y)  # more rows, same features and classes: starts where the first fit ended
     assert warm._kept_preconditioner is kept and warm.n_iter_ < cold.n_iter_
     np.testing.assert_allclose(warm.loss_curve_[-1], cold.loss_curve_[-1], rtol=1e-4)
-    assert LinearClassifier(**{**head.get_params(), "warm_start": False}).fit(X, y)._kept_preconditioner is None
+    assert LinearClassifier(**{**head.get_params(deep=False), "warm_start": False}).fit(X, y)._kept_preconditioner is None
 
 
 def test_warm_start_starts_afresh_when_the_classes_change_or_the_fit_is_minibatch(blobs):

@@ -75,3 +75,15 @@ def test_registering_a_taken_name_or_the_wrong_kind_is_refused():
     with pytest.raises(ValueError, match="is a extractor, not a head"):
         registry.register("head", "x2", X)
     assert registry.name_of("extractor", X) == "x" and REGISTRY is not registry
+
+
+def test_nested_parts_show_in_the_deep_parameters_by_name_or_object():
+    from sklearn.base import clone
+
+    bovw = featurepipe.create("extractor", "bovw", descriptor={"patches": {"size": 5}})
+    assert bovw.get_params(deep=True)["descriptor__size"] == 5
+    head = featurepipe.create("head", "linear", optimizer="sgd")
+    assert head.get_params(deep=True)["optimizer__momentum"] == 0.0
+    head.set_params(optimizer__momentum=0.5)  # a part named becomes its object, which takes the setting
+    assert head.optimizer.momentum == 0.5 and clone(head).get_params()["optimizer__momentum"] == 0.5
+    assert set(head.get_params(deep=False)) <= set(head.get_params(deep=True))

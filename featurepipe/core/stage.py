@@ -45,12 +45,27 @@ class Stage:
         return sorted(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
     def get_params(self, deep: bool = True) -> dict:
+        """The parameters; with ``deep``, those of every nested part too (``part__param``), a part given by
+        name or ``{name: params}`` included, so the whole tree shows."""
         params = {name: getattr(self, name) for name in self._get_param_names()}
         if deep:
             for name, value in list(params.items()):
-                if hasattr(value, "get_params") and not isinstance(value, type):
-                    params.update({f"{name}__{k}": v for k, v in value.get_params(deep=True).items()})
+                part = value if hasattr(value, "get_params") and not isinstance(value, type) else self._named_part(name)
+                if part is not None:
+                    params.update({f"{name}__{k}": v for k, v in part.get_params(deep=True).items()})
         return params
+
+    def _named_part(self, name: str):
+        """The stage a ``Part`` parameter given by name (or ``{name: params}``, or None for the default) stands
+        for, with its own settings; None when it is no such parameter or names nothing valid."""
+        constraint = self._constraints.get(name)
+        if not isinstance(constraint, Part):
+            return None
+        value = getattr(self, name)
+        try:
+            return constraint.build(self._default_parts.get(name) if value is None else value)
+        except (TypeError, ValueError):
+            return None
 
     def set_params(self, **params):
         valid = self._get_param_names()
@@ -64,7 +79,13 @@ class Stage:
             else:
                 setattr(self, name, value)
         for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
+            part = getattr(self, name)
+            if not hasattr(part, "get_params"):  # a part given by name becomes its object, to take the settings
+                part = self._named_part(name)
+                if part is None:
+                    raise ValueError(f"{type(self).__name__}: {name} has no parameters to set")
+                setattr(self, name, part)
+            part.set_params(**sub_params)
         return self
 
     def __repr__(self):
