@@ -94,7 +94,7 @@ def _leaves(extractor, key: str):
 
 def _leaf_width(extractor, key: str, pipeline, image) -> int | None:
     """The width of one extractor's features: a dry transform of one image when it needs no fit; else the
-    pooled vocabulary (``cells x words``, a lower bound), after refusing a vocabulary too big to hold."""
+    pooled encoding's (cells x the encoding's values per cell), after refusing a vocabulary too big to hold."""
     if extractor.requires_fit:
         return _vocabulary_width(extractor, key)
     if image is None:
@@ -110,14 +110,14 @@ def _leaf_width(extractor, key: str, pipeline, image) -> int | None:
 
 def _vocabulary_width(extractor, key: str) -> int:
     """Refuse a vocabulary of ``words x descriptor length`` float32 values beyond the machine's memory;
-    returns the pooled vocabulary's width (0 for an extractor without a known vocabulary size)."""
+    returns the features' width (0 for an extractor without a known vocabulary size)."""
     name = next((p for p in VOCABULARY_PARAMS if hasattr(extractor, p)), None)
     if name is None:
         return 0
     words = getattr(extractor, name)
     length = extractor.n_components if extractor.projection == "pca" else extractor._part("descriptor").n_features
     refuse_oversize(f"{key}.{name}", f"{words} words of {length}-d descriptors", words * length * 4)
-    return words * sum(g * g for g in extractor.pyramid)
+    return extractor._part("encoding").cell_width(words, length) * sum(g * g for g in extractor.pyramid)
 
 
 # -- what training needs ---------------------------------------------------------------------------------

@@ -135,3 +135,18 @@ def test_no_test_image_is_ever_seen_by_a_fit(image_folder, cache_dir, tmp_path, 
     assert main(["cache", "rm", key, "--cache-dir", str(cache_dir)]) == EXIT_OK
     assert main(["extract", "--config", str(config)]) == EXIT_OK
     assert fitted_on == [] and store.entries()[0]["key"] == key
+
+
+@pytest.mark.parametrize("name, params", [
+    ("bovw", {}), ("bovw", {"encoding": "soft_threshold", "polarity_split": True}),
+    ("bovw", {"encoding": "vlad", "projection": "pca", "n_components": 10, "pyramid": [1, 2]}),
+    ("fisher", {"n_gaussians": 3, "n_components": 8}), ("pca_sift", {"n_components": 8})],
+    ids=["triangle", "soft-threshold-split", "vlad-pyramid", "fisher", "pca-sift"])
+def test_the_width_a_config_check_expects_is_the_features_width(images, name, params):
+    """``checks`` refuses a chunk size by the features' width before any fit: it must be the real one."""
+    from featurepipe.checks import _vocabulary_width
+
+    small = {"n_words": 8, "max_iter": 2} if name != "fisher" else {"max_iter": 3}
+    extractor = create("extractor", name, n_samples=300, **small, **params)
+    expected = _vocabulary_width(extractor, "pipeline.extractor")
+    assert extractor.fit(images).transform(images).shape[1] == expected

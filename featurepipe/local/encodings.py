@@ -43,6 +43,10 @@ class Encoding(Stage):
     def _set_vocabulary(self, **vocabulary) -> None:
         raise NotImplementedError
 
+    def cell_width(self, words: int, length: int) -> int:
+        """Values per spatial cell for a vocabulary of ``words`` over ``length``-d descriptors."""
+        return words
+
     def pool(self, X, starts, pooling):
         raise NotImplementedError
 
@@ -130,6 +134,9 @@ class SoftThreshold(_DenseCodes):
     def n_pooled(self) -> int:
         return self.filters_.shape[1]
 
+    def cell_width(self, words, length):
+        return 2 * words if self.split else words
+
     def encode(self, X):
         codes = X @ self.filters_
         codes -= np.float32(self.alpha)
@@ -170,6 +177,9 @@ class VLAD(HardAssignment):
     def n_pooled(self) -> int:
         return self.centroids_.size
 
+    def cell_width(self, words, length):
+        return words * length
+
     def pool(self, X, starts, pooling):
         import scipy.sparse as sp
 
@@ -205,6 +215,9 @@ class Fisher(Encoding):
     def n_pooled(self) -> int:
         k, d = self.means_.shape
         return k * (1 + 2 * d)
+
+    def cell_width(self, words, length):
+        return 2 * words * length
 
     def pool(self, X, starts, pooling):
         posteriors = gmm_posteriors(X, self.weights_, self.means_, self.variances_).astype(np.float64)
