@@ -142,6 +142,7 @@ def test_no_test_image_is_ever_seen_by_a_fit(image_folder, cache_dir, tmp_path, 
     ("bovw", {"encoding": "vlad", "projection": "pca", "n_components": 10, "pyramid": [1, 2]}),
     ("fisher", {"n_gaussians": 3, "n_components": 8}), ("pca_sift", {"n_components": 8})],
     ids=["triangle", "soft-threshold-split", "vlad-pyramid", "fisher", "pca-sift"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a 3-iteration GMM, on purpose
 def test_the_width_a_config_check_expects_is_the_features_width(images, name, params):
     """``checks`` refuses a chunk size by the features' width before any fit: it must be the real one."""
     from featurepipe.checks import _vocabulary_width
