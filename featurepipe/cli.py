@@ -5,6 +5,7 @@ config or trained-head folder (``evaluate`` / ``predict`` refuse a folder they c
 """
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import signal
@@ -282,6 +283,34 @@ def _thread_exception(args, show=threading.excepthook):
     show(args)
 
 
+_reported = threading.Event()  # the interrupt has been caught and is being reported
+
+
+def _unraisable(args, show=sys.unraisablehook):
+    """A signal that lands while Python runs a finalizer (a weakref callback, a ``__del__``) raises its
+    ``KeyboardInterrupt`` there, where Python can only print it ("Exception ignored in ...", a traceback) and
+    go on: the interrupt would be lost and the run would finish as if never stopped. It is delivered to the
+    main thread again instead, without the message. Once the interrupt is reported, what the finalizers of
+    the I/O it cut short raise at exit (zarr's event loop, its tasks) is dropped too: the run said it was
+    interrupted, and committed chunks are whole."""
+    if _reported.is_set():
+        return
+    if issubclass(args.exc_type, KeyboardInterrupt):
+        _thread.interrupt_main(signal.SIGINT)
+        return
+    show(args)
+
+
+def _quiet_interrupted_io() -> None:
+    """zarr does its I/O on an asyncio event loop in a thread of its own; an interrupt can leave tasks of that
+    loop pending, and when the interpreter exits asyncio logs each one ("Task was destroyed but it is
+    pending!", several lines apiece). Chunks are committed atomically, so nothing is lost, and the run
+    already says in one line that it was interrupted: those messages are dropped."""
+    import logging
+
+    logging.getLogger("asyncio").disabled = True
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """A warning as one line naming its kind, without the source line Python adds."""
     print(f"featurepipe: warning: {category.__name__}: {message}", file=file or sys.stderr)
@@ -305,6 +334,7 @@ def _main(argv) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     threading.excepthook = _thread_exception
+    sys.unraisablehook = _unraisable
     warnings.filterwarnings("ignore", module="joblib",
                             message=r"\d+ tasks (have been successfully executed|which were still being processed)")
     args = build_parser().parse_args(argv)
@@ -325,6 +355,8 @@ def _main(argv) -> int:
         print(f"featurepipe: refused: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _reported.set()
+        _quiet_interrupted_io()
         print("featurepipe: interrupted; committed chunks are kept and the next run resumes", file=sys.stderr)
         return EXIT_FAILED
     except (ExtractError, OSError, ValueError, KeyError) as e:
