@@ -22,14 +22,14 @@ _LAZY = {
 
 
 def __getattr__(name):
-    if name in ("list_extractors", "create_extractor"):  # deprecated: featurepipe.list / create
-        from .catalog import deprecated
-
-        return deprecated(name)
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    from .catalog import DEPRECATED, deprecated  # the old per-kind helpers, now featurepipe.list / create
+
+    if name in DEPRECATED:
+        return deprecated(name)
     raise AttributeError(f"module 'featurepipe' has no attribute {name!r}")
 
 

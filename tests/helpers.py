@@ -1,4 +1,7 @@
-"""Helpers shared by the tests: writing small synthetic images."""
+"""Helpers shared by the tests: writing small synthetic images, running the command line in-process."""
+import contextlib
+import io
+
 import cv2
 import numpy as np
 
@@ -24,3 +27,13 @@ def make_image_folder(root, rng, per_class=(8, 4), size=32, jpeg_every=2):
             for i, image in enumerate(class_images(rng, count, size, colour)):
                 write_rgb(root / split / name / f"{name}_{i}.{'jpg' if i % jpeg_every == 0 else 'png'}", image)
     return root
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    """``featurepipe ARGV`` in this process: (exit code, stdout, stderr)."""
+    from featurepipe.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()

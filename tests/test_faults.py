@@ -9,7 +9,6 @@ fault, each on its own small folder of generated images; ``pytest -k`` selects t
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -25,9 +24,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from helpers import class_images, write_rgb
+from helpers import class_images, run_cli, write_rgb
 
-from featurepipe.cli import main
 from featurepipe.store import DamagedEntryError, FeatureStore
 
 
@@ -39,14 +37,6 @@ def make_data(root: Path, size=32, per_class=(8, 4)) -> Path:
             for i, image in enumerate(class_images(rng, count, size, colour)):
                 write_rgb(root / split / name / f"{name}_{i}.png", image)
     return root
-
-
-def run(*argv) -> tuple[int, str, str]:
-    """``featurepipe ARGV`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 def config(root: Path, data: Path, extractor=None, heads=True, **extra) -> Path:
@@ -76,7 +66,7 @@ def damage(root: Path, how: str):
     """An extracted entry whose chunk 1 has 8 flipped bytes (``flip``) or is gone (``delete``): the config,
     the store, the key and the features as they were."""
     cfg = config(root, make_data(root / "data"))
-    run("extract", "--config", cfg)
+    run_cli("extract", "--config", cfg)
     store, key = entry(root)
     before = store.read(key).X.copy()
     chunk = store._chunk_files(key, "features")(1)
@@ -93,7 +83,7 @@ def damage(root: Path, how: str):
                          ids=["flipped-chunk-bytes", "deleted-chunk"])
 def test_a_damaged_chunk_is_recomputed(tmp_path, how, reason):
     cfg, store, key, before = damage(tmp_path, how)
-    code, out, err = run("extract", "--config", cfg)
+    code, out, err = run_cli("extract", "--config", cfg)
     assert code == 0 and reason in err
     assert np.array_equal(store.read(key).X, before)
 
@@ -108,17 +98,17 @@ def test_reading_a_damaged_chunk_raises_one_line(tmp_path):
 
 def test_train_after_damage_repairs_first(tmp_path):
     cfg, *_ = damage(tmp_path, "flip")
-    code, out, err = run("train", "--config", cfg)
+    code, out, err = run_cli("train", "--config", cfg)
     assert code == 0, err
 
 
 def test_an_edited_item_list_is_refused(tmp_path):
     cfg = config(tmp_path, make_data(tmp_path / "data"))
-    run("extract", "--config", cfg)
+    run_cli("extract", "--config", cfg)
     store, key = entry(tmp_path)
     items = store.path(key) / "items.json"
     items.write_text(items.read_text().replace("red_1", "red_9"))
-    code, out, err = run("train", "--config", cfg)
+    code, out, err = run_cli("train", "--config", cfg)
     assert code == 1 and len(lines(err)) == 1 and key in err and "items.json" in err
 
 
@@ -128,7 +118,7 @@ def test_link_loops_and_dangling_links_go_to_the_ledger(tmp_path):
     (data / "train" / "red" / "self").symlink_to("self")
     (data / "train" / "green" / "up").symlink_to("..", target_is_directory=True)
     (data / "train" / "blue" / "gone.png").symlink_to("nowhere.png")
-    code, out, err = run("extract", "--config", config(tmp_path, data))
+    code, out, err = run_cli("extract", "--config", config(tmp_path, data))
     store, key = entry(tmp_path)
     ledger = (store.path(key) / "errors.csv").read_text()
     assert code == 3 and "self" in ledger and "gone.png" in ledger and "green/up" in ledger
@@ -139,15 +129,15 @@ def test_names_that_are_not_utf8(tmp_path):
     shutil.copy(data / "train" / "red" / "red_0.png", os.fsencode(data / "train" / "red") + b"/caf\xe9_\xff.png")
     with open(os.fsencode(data / "train" / "red") + b"/bad\xfe.png", "wb") as f:
         f.write(b"not an image")
-    code, out, err = run("extract", "--config", config(tmp_path, data))
+    code, out, err = run_cli("extract", "--config", config(tmp_path, data))
     store, key = entry(tmp_path)
     ledger = (store.path(key) / "errors.csv").read_text(encoding="utf-8")
     assert code == 3 and "bad\\xfe.png" in ledger
     unlabelled = tmp_path / "new"
     unlabelled.mkdir()
     shutil.copy(data / "test" / "red" / "red_0.png", os.fsencode(unlabelled) + b"/r\xe9d.png")
-    assert run("train", "--config", tmp_path / "config.yaml")[0] == 0
-    p_code, p_out, p_err = run("predict", tmp_path / "runs" / "softmax", unlabelled, "--out", tmp_path / "p.csv")
+    assert run_cli("train", "--config", tmp_path / "config.yaml")[0] == 0
+    p_code, p_out, p_err = run_cli("predict", tmp_path / "runs" / "softmax", unlabelled, "--out", tmp_path / "p.csv")
     assert p_code == 0 and "r\\xe9d.png" in (tmp_path / "p.csv").read_text(encoding="utf-8")
 
 
@@ -198,7 +188,7 @@ HEAD_EDITS = {
 
 
 def trained_head(root: Path) -> Path:
-    code, _, err = run("train", "--config", config(root, make_data(root / "data")))
+    code, _, err = run_cli("train", "--config", config(root, make_data(root / "data")))
     assert code == 0, err
     return root / "runs" / "softmax"
 
@@ -207,7 +197,7 @@ def trained_head(root: Path) -> Path:
 def test_an_edited_head_folder_is_refused_in_one_line(tmp_path, edit, named):
     folder = trained_head(tmp_path)
     edit(folder)
-    code, out, err = run("evaluate", folder)
+    code, out, err = run_cli("evaluate", folder)
     assert code == 2 and len(lines(err)) == 1 and named in err, err
 
 
@@ -219,7 +209,7 @@ def test_predict_resizes_to_the_training_size(tmp_path):
         image = rng.integers(0, 96, shape + (3,), dtype=np.uint8)
         image[..., 0] += 128
         write_rgb(tmp_path / "photos" / f"p{i}.png", image)
-    code, out, err = run("predict", folder, tmp_path / "photos", "--out", tmp_path / "p.csv")
+    code, out, err = run_cli("predict", folder, tmp_path / "photos", "--out", tmp_path / "p.csv")
     assert code == 0 and "resizing images to 32x32" in out
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 4  # the header and every photo
 
@@ -232,27 +222,27 @@ def test_relative_paths_follow_the_config_file(tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    code, out, err = run("train", "--config", cfg)
+    code, out, err = run_cli("train", "--config", cfg)
     assert code == 0, err
     monkeypatch.chdir(tmp_path)
-    code, out, err = run("evaluate", elsewhere / "runs" / "softmax")
+    code, out, err = run_cli("evaluate", elsewhere / "runs" / "softmax")
     assert code == 0, err
 
 
 def test_a_malformed_set_is_one_line(tmp_path):
-    code, out, err = run("extract", "--config", config(tmp_path, make_data(tmp_path / "data")), "--set", "run.jobs=[1, 2")
+    code, out, err = run_cli("extract", "--config", config(tmp_path, make_data(tmp_path / "data")), "--set", "run.jobs=[1, 2")
     assert code == 2 and len(lines(err)) == 1 and "--set run.jobs=[1, 2" in err
 
 
 def test_verify_on_an_empty_cache(tmp_path):
-    code, out, err = run("cache", "verify", "--cache-dir", tmp_path / "empty")
+    code, out, err = run_cli("cache", "verify", "--cache-dir", tmp_path / "empty")
     assert code == 0 and "no entries" in out
 
 
 def test_a_rewrite_keeping_size_and_mtime_is_seen(tmp_path):
     data = make_data(tmp_path / "data")
     cfg = config(tmp_path, data)
-    run("extract", "--config", cfg)
+    run_cli("extract", "--config", cfg)
     path = data / "train" / "red" / "red_0.png"
     stat = path.stat()
     image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
@@ -260,21 +250,21 @@ def test_a_rewrite_keeping_size_and_mtime_is_seen(tmp_path):
     ok, encoded = cv2.imencode(".png", image)
     path.write_bytes(encoded.tobytes()[:stat.st_size].ljust(stat.st_size, b"\0"))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    code, out, err = run("extract", "--config", cfg)
+    code, out, err = run_cli("extract", "--config", cfg)
     assert path.stat().st_size == stat.st_size and "from the cache" not in out
 
 
 def test_cache_rm_takes_dependents_and_gc_orphans(tmp_path):
     cfg = config(tmp_path, make_data(tmp_path / "data"),
                  extractor={"bovw": {"n_words": 8, "n_samples": 500, "max_iter": 3, "descriptor": {"patches": {"size": 4}}}})
-    assert run("train", "--config", cfg)[0] == 0
+    assert run_cli("train", "--config", cfg)[0] == 0
     store = FeatureStore(tmp_path / "cache")
     assert {e["namespace"] for e in store.entries()} >= {"features", "pipelines", "heads", "aliases"}
     fit = next(e["key"] for e in store.entries(("pipelines",)))
-    code, out, err = run("cache", "rm", fit, "--cache-dir", tmp_path / "cache")
+    code, out, err = run_cli("cache", "rm", fit, "--cache-dir", tmp_path / "cache")
     assert code == 0 and not {e["namespace"] for e in store.entries()} & {"features", "pipelines", "heads", "aliases"}
     (tmp_path / "cache" / "aliases" / ("0" * 32 + ".json")).write_text(json.dumps({"key": "f" * 32, "parents": ["f" * 32]}))
-    code, out, _ = run("cache", "gc", "--cache-dir", tmp_path / "cache")
+    code, out, _ = run_cli("cache", "gc", "--cache-dir", tmp_path / "cache")
     assert "1 orphan" in out
 
 

@@ -3,8 +3,6 @@ during a run, and image headers that declare more pixels than allowed. One case 
 each asserts the documented exit code, one line and no traceback, and that the cache stays consistent."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import threading
@@ -13,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import make_image_folder, write_rgb
+from helpers import make_image_folder, run_cli, write_rgb
 
-from featurepipe.cli import main
 from featurepipe.store import FeatureStore
 
 CASES = {}
@@ -27,14 +24,6 @@ def case(function):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-def run(*argv) -> tuple[int, str, str]:
-    """``featurepipe ARGV`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
-
-
 def one_line(text: str) -> str:
     """The one line of ``text``, asserting there is exactly one and no traceback."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
@@ -62,7 +51,7 @@ def keys(root: Path, namespace: str) -> list[str]:
 
 def verified(root: Path) -> None:
     """``cache verify`` passes on every entry."""
-    code, out, err = run("cache", "verify", "--cache-dir", root / "cache")
+    code, out, err = run_cli("cache", "verify", "--cache-dir", root / "cache")
     assert code == 0 and not err and all(line.endswith(": ok") for line in out.strip().splitlines()), out + err
 
 
@@ -96,16 +85,16 @@ def rm_while_extract_writes_the_entry_is_refused(root, monkeypatch):
     writer.start()
     assert paused.wait(60)
     key = keys(root, "features")[0]
-    code, out, err = run("cache", "rm", key, "--cache-dir", root / "cache")
+    code, out, err = run_cli("cache", "rm", key, "--cache-dir", root / "cache")
     FeatureStore(root / "cache").set_attrs(key, parents=["f" * 32])  # now an orphan too, for gc
-    gc_code, gc_out, _ = run("cache", "gc", "--cache-dir", root / "cache")
+    gc_code, gc_out, _ = run_cli("cache", "gc", "--cache-dir", root / "cache")
     resume.set()
     writer.join(60)
     assert code == 1 and not out and "is in use" in one_line(err)
     assert gc_code == 0 and f"features {key}: kept: " in gc_out and "0 orphan(s) removed" in gc_out
     assert results and results[0].n_ok == 24 and (root / "cache" / "features" / key).is_dir()
     verified(root)
-    assert run("cache", "rm", key, "--cache-dir", root / "cache")[0] == 0  # once the writer is done
+    assert run_cli("cache", "rm", key, "--cache-dir", root / "cache")[0] == 0  # once the writer is done
 
 
 @case
@@ -115,15 +104,15 @@ def a_stub_left_by_a_removal_is_rebuilt(root, monkeypatch):
     import zarr
 
     cfg = setup(root)
-    assert run("extract", "--config", cfg)[0] == 0
+    assert run_cli("extract", "--config", cfg)[0] == 0
     key = keys(root, "features")[0]
     path = root / "cache" / "features" / key
     shutil.rmtree(path)
     zarr.open_group(store=str(path), mode="a", zarr_format=3)
     (path / "complete.json").write_text("{}")
-    code, out, _ = run("cache", "verify", "--cache-dir", root / "cache")
+    code, out, _ = run_cli("cache", "verify", "--cache-dir", root / "cache")
     assert code == 1 and f"{key}: a stub" in out
-    code, out, err = run("extract", "--config", cfg)
+    code, out, err = run_cli("extract", "--config", cfg)
     assert code == 0 and "is a stub" in one_line(err) and "rebuilding it" in err and "24 ok" in out
     verified(root)
 
@@ -145,11 +134,11 @@ def hash_swap_and_restore_is_recomputed(root, monkeypatch):
     swapped = extract_features(load_config(cfg), dataset)
     assert swapped.n_failed == 1 and "changed since the data set was listed" in swapped.ledger.read_text()
     victim.write_bytes(original)  # restored
-    code, out, err = run("extract", "--config", cfg)
+    code, out, err = run_cli("extract", "--config", cfg)
     assert code == 0 and "recomputing 1 damaged chunk" in one_line(err) and "changed while the run read" in err
     assert "24 ok, 0 skipped" in out and f"entry {swapped.key}" in out
     clean = setup(root / "clean", hash=True)
-    assert run("extract", "--config", clean)[0] == 0
+    assert run_cli("extract", "--config", clean)[0] == 0
     store, fresh = FeatureStore(root / "cache"), FeatureStore(root / "clean" / "cache")
     assert np.array_equal(store.read(swapped.key).X, fresh.read(swapped.key).X)
     verified(root)
@@ -159,12 +148,12 @@ def hash_swap_and_restore_is_recomputed(root, monkeypatch):
 def _damaged_then_trained(root: Path, cfg: Path, namespace: str, damage) -> None:
     """Train, damage the one entry of ``namespace``, then: verify names it (exit 1, one line), train fits it
     again saying so in one line (exit 0), and verify passes."""
-    assert run("train", "--config", cfg)[0] == 0
+    assert run_cli("train", "--config", cfg)[0] == 0
     key = keys(root, namespace)[0]
     damage(root / "cache" / namespace / key)
-    code, out, _ = run("cache", "verify", key, "--cache-dir", root / "cache")
+    code, out, _ = run_cli("cache", "verify", key, "--cache-dir", root / "cache")
     assert code == 1 and one_line(out).startswith(f"{namespace} {key}: ") and "SHA-256" in out
-    code, out, err = run("train", "--config", cfg)
+    code, out, err = run_cli("train", "--config", cfg)
     assert code == 0 and key in one_line(err) and err.strip().endswith("fitting it again")
     verified(root)
 
@@ -204,7 +193,7 @@ def oversized_hdr_is_refused_before_decoding(root, monkeypatch):
     seen = []
     imdecode = cv2.imdecode
     monkeypatch.setattr(cv2, "imdecode", lambda data, flags: seen.append(bytes(data[:2])) or imdecode(data, flags))
-    code, out, err = run("extract", "--config", cfg)
+    code, out, err = run_cli("extract", "--config", cfg)
     ledger = (root / "cache" / "features" / keys(root, "features")[0] / "errors.csv").read_text()
     assert code == 3 and not err and "1 skipped" in one_line(out) and b"#?" not in seen and len(seen) >= 24  # the config check decodes a sample too
     assert "bomb.hdr,200000x200000 pixels exceeds the limit of 89478485" in ledger
