@@ -134,6 +134,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
                       "folds": train.folds, "refit": train.refit},
         "grid": search.results(), "chosen": {"normalize": best["normalize"], "params": best["params"]},
         "at_edge": search.edges(), "search_seconds": search_seconds,
+        "solvers": [{"normalize": option, "solver": search.solver(n)} for n, option in enumerate(search.options)],
         "fit_seconds": fit_seconds, "peak_fit_mib": peak / 2**20, "epochs": int(model.n_iter_),
         "history": model.history_, "train": train_score,
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
