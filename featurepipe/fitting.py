@@ -18,6 +18,7 @@ import numpy as np
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
+from .heads.row_space import RowSpace
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import score_predictions
 from .normalize import Normalization
@@ -164,17 +165,30 @@ def _refit(search: Search, best: dict, refit: bool):
     segments, y = data.segments(positions, augmented=True)
     normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
     matrix = build_matrix(data.store, segments, normalization)
-    model, seconds, peak = _timed_fit(model, matrix, y)
+    K = search.all_rows_gram(search.options.index(best["normalize"])) if refit else None
+    if K is not None and model.solves_by_gram(*matrix.shape):
+        model, seconds, peak = _timed_fit(model, matrix, y, fit=lambda X, y: _fit_in_row_space(model, X, y, K))
+    else:
+        model, seconds, peak = _timed_fit(model, matrix, y)
     originals = len(positions)
     scored = score_predictions(y[:originals], model.predict(matrix[:originals]), data.classes)
     return model, normalization, scored, seconds, peak
 
 
-def _timed_fit(model, X, y):
-    """Fit ``model``; also returns its seconds and the peak memory it allocated (tracemalloc, bytes)."""
+def _fit_in_row_space(model, X, y, K):
+    """``model.fit(X, y)`` through the row space of ``X`` built from its Gram matrix ``K``, computed already
+    (by the search, on the same rows in the same order)."""
+    space = RowSpace(X, K)
+    preconditioner = model._build_preconditioner(X, len(np.unique(y)), space, model.alpha)
+    return model._fit(X, y, preconditioner=preconditioner)
+
+
+def _timed_fit(model, X, y, fit=None):
+    """Fit ``model`` (by ``fit(X, y)`` when given); also returns its seconds and the peak memory it allocated
+    (tracemalloc, bytes)."""
     tracemalloc.start()
     start = time.perf_counter()
-    model.fit(X, y)
+    (fit or model.fit)(X, y)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

@@ -337,6 +337,11 @@ class Search:
         self.kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit))
         return matrix, y_fit, y_val, self.kept.models
 
+    def all_rows_gram(self, n: int) -> np.ndarray | None:
+        """The Gram matrix of every training row under option ``n``, when its search computed one that all
+        splits shared (a refit on those rows reuses it), else None."""
+        return self.grams[n].all_rows() if n in self.grams else None
+
     def results(self) -> list[dict]:
         """One dict per grid point searched: normalisation, parameters, mean and per-split accuracy, and for a
         point that successive halving dropped, the ``max_iter`` it was scored at (``eliminated_at``)."""
