@@ -2,7 +2,13 @@
 problem: same features, same folds, same normalisation options, same C grid, same objective.
 
     python benchmarks/bench_search.py --config configs/scene15-bench.yaml --data /tmp/scene15 \
-        --cache-dir /tmp/fpcache-s15 --pipeline fisher_phow --head svm [--rounds 1]
+        --cache-dir /tmp/fpcache-s15 --pipeline fisher_phow --head svm [--rounds 1] [--options 0,1]
+    python benchmarks/bench_search.py ... --classes 100     # ours at the data's classes and at 100
+
+``--options`` keeps some of the normalisation options (indices), for a shorter run on both sides.
+``--classes K`` times instead our search on the data's labels against the same search on a generated
+labelling into ``K`` classes (each class cut into sub-classes of consecutive images, for timing only): one Gram
+matrix and shared solves should make the time grow much less than the number of classes.
 
 Features come through the product (the bench config's pipeline, extracted into the cache or reused). The
 training rows are split by ``featurepipe.selection.make_splits`` (the config's ``train``: k folds, seed) and
@@ -66,6 +72,24 @@ def load_problem(args):
     return data, head, options, splits
 
 
+def regrouped(data, n_classes: int):
+    """A copy of ``data`` whose training labels cut each class into sub-classes (of consecutive images), ``n_classes``
+    in all; the test labels are left alone (the search never reads them)."""
+    import copy
+
+    labels = np.asarray(data.labels, object).copy()
+    rows = data.train_rows
+    classes = sorted(set(labels[rows]))
+    parts = np.full(len(classes), n_classes // len(classes))
+    parts[:n_classes % len(classes)] += 1
+    for c, k in zip(classes, parts):
+        mine = rows[labels[rows] == c]
+        labels[mine] = [f"{c}/{i % k}" for i in range(len(mine))]
+    other = copy.copy(data)
+    other.labels = labels
+    return other
+
+
 def ours(data, head_class, params, splits, options):
     from featurepipe.selection import Search
 
@@ -109,8 +133,10 @@ def main():
     from featurepipe.normalize import Normalization
 
     args = harness.parser(__doc__, config="", data="", cache_dir="", pipeline="fisher_phow", head="svm",
-                          rounds=1).parse_args()
+                          rounds=1, options="", classes=0).parse_args()
     data, head, options, splits = load_problem(args)
+    if args.options:
+        options = [options[int(i)] for i in args.options.split(",")]
     head_class = REGISTRY.get("head", head.model)
     params = dict(head.params)
     loss, max_iter = params.get("loss", "log_loss"), int(params.get("max_iter", 500))
@@ -122,6 +148,8 @@ def main():
     print(f"\n{X.shape[0]} training rows x {X.shape[1]} features, {len(splits)} folds, options {options}, loss {loss}\n")
 
     normalizations = [Normalization.from_spec(option) for option in options]
+    if args.classes:
+        return compare_classes(data, head_class, params, options, args)
     timings = {"featurepipe": [], "GridSearchCV": []}
     found = {}
     for _ in range(args.rounds):
@@ -164,6 +192,27 @@ def main():
     print(f"objective at alpha {alpha:.3g} ({best['normalize']}), fold 1: featurepipe {f_ours:.7g}, "
           f"{type(head_model).__name__} {f_theirs:.7g} (relative difference {(f_theirs - f_ours) / abs(f_ours):+.2e}; "
           f"its n_iter {np.max(head_model.n_iter_)})")
+    print(f"load at the end: {harness.load_text()}")
+
+
+def compare_classes(data, head_class, params, options, args):
+    """Our search on the data's labels and on ``args.classes`` regrouped ones, alternately; prints both."""
+    from featurepipe.selection import make_splits
+
+    many = regrouped(data, args.classes)
+    problems = {}
+    for name, which in ((f"{len(data.classes)} classes", data), (f"{args.classes} classes", many)):
+        labels = which.labels[which.train_rows]
+        _, splits = make_splits(labels, "kfold", 0.1, 5, 0)
+        problems[name] = (which, splits, len(set(labels)))
+    times = harness.timed_rounds({name: (lambda p=p: ours(p[0], head_class, params, p[1], options))
+                                  for name, p in problems.items()}, args.rounds)
+    print("| labelling | classes | search seconds (best of rounds) |")
+    print("|---|---:|---:|")
+    for name, (_, _, k) in problems.items():
+        print(f"| {name} | {k} | {min(times[name]):.1f} |")
+    few, more = (min(t) for t in times.values())
+    print(f"\nratio {args.classes} / {len(data.classes)} classes: **{more / few:.2f}** (rounds: {times})")
     print(f"load at the end: {harness.load_text()}")
 
 

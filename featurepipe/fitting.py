@@ -14,6 +14,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import clone
 
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
@@ -163,9 +164,15 @@ def _refit(search: Search, best: dict, refit: bool):
     model = search.head_class(**{**search.params, **best["params"]})
     positions = np.arange(len(data.train_rows)) if refit else search.splits[0].fit
     segments, y = data.segments(positions, augmented=True)
-    normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
-    matrix = build_matrix(data.store, segments, normalization)
-    K = search.all_rows_gram(search.options.index(best["normalize"])) if refit else None
+    option = search.options.index(best["normalize"])
+    K = search.all_rows_gram(option) if refit else None
+    grams = search.grams.get(option)
+    if grams is not None and grams.kernel is not None:
+        normalization, matrix = _kernel_features(data.store, segments, grams, K)
+        K = None  # the kernel's, not the features' Gram matrix
+    else:
+        normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
+        matrix = build_matrix(data.store, segments, normalization)
     if K is not None and model.solves_by_gram(*matrix.shape):
         model, seconds, peak = _timed_fit(model, matrix, y, fit=lambda X, y: _fit_in_row_space(model, X, y, K))
     else:
@@ -173,6 +180,16 @@ def _refit(search: Search, best: dict, refit: bool):
     originals = len(positions)
     scored = score_predictions(y[:originals], model.predict(matrix[:originals]), data.classes)
     return model, normalization, scored, seconds, peak
+
+
+def _kernel_features(store, segments, grams, K):
+    """The normalisation ending in an exact kernel fitted on the rows of ``segments`` and those rows' features
+    (``K U L^(-1/2)``, from their kernel matrix ``K``: the search's when given, else computed)."""
+    before = fit_normalization(store, segments, clone(grams.before))
+    rows = build_matrix(store, segments, before)
+    K = grams.kernel.kernel_matrix(rows) if K is None else K
+    kernel = clone(grams.kernel).fit_kernel(rows, K)
+    return Normalization((*before.steps, kernel)), (K @ kernel.coefficients_).astype(np.float32)
 
 
 def _fit_in_row_space(model, X, y, K):

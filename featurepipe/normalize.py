@@ -39,6 +39,14 @@ class Normalizer(Transformer):
     def n_outputs(self, n_features: int) -> int:
         return n_features
 
+    def check_state(self, width: int) -> str | None:
+        """What is wrong with the fitted state for ``width`` input features (a loaded head's), or None: each
+        learnt array spans that width."""
+        for name, array in self.fitted_state().items():
+            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
+                return f"has {name} for {array.shape[0]} features, it receives {width}"
+        return None
+
     def _transform(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -298,3 +306,6 @@ def _chain(steps, X):
     for step in steps:
         X = step.transform(X)
     return X
+
+
+from . import exact_kernel  # noqa: E402,F401  (registers the exact kernels' normaliser, defined there)

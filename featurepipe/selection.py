@@ -11,10 +11,12 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import clone
 
 from .heads.base import Start
 from .heads.row_space import GramSpace, gram
 from .matrix import build_matrix, fit_normalization
+from .exact_kernel import ExactKernel
 from .normalize import Normalization
 
 #: Below this many training images in its smallest class, ``selection: auto`` uses k-fold cross-validation.
@@ -149,30 +151,36 @@ def extend_grid(points: list[dict], chosen_params: dict, edges: list[str]) -> li
 
 class Grams:
     """The Gram matrices ``X X^T`` of every training row of ``data`` normalised by ``spec``, computed from the
-    store a block at a time: one for all splits when the normalisation learns nothing from the rows
+    store a block at a time -- or, when the normalisation ends in an ``exact_kernel``, the kernel matrices of
+    the rows as they reach it: one for all splits when the normalisation learns nothing else from the rows
     (``shared``), else one per split, with the normalisation fitted on that split's fit rows. ``width`` is
-    the normalised features' width."""
+    the width of the rows the matrices are computed from."""
 
     def __init__(self, data, spec):
-        self.data, self.spec = data, spec
-        self.shared = not Normalization.from_spec(spec).learns
+        self.data = data
+        steps = Normalization.from_spec(spec).steps
+        self.kernel = steps[-1] if steps and isinstance(steps[-1], ExactKernel) else None
+        self.before = Normalization(steps[:-1] if self.kernel is not None else steps)
+        if any(isinstance(step, ExactKernel) for step in self.before.steps):
+            raise ValueError(f"normalize: {spec!r}: exact_kernel must be the last step")
+        self.shared = not self.before.learns
         self._by_split: dict = {}
 
     def of(self, split: Split) -> np.ndarray:
-        """The Gram matrix of all training rows (in their order), normalised as ``split`` needs."""
+        """The matrix of all training rows (in their order), normalised as ``split`` needs."""
         key = None if self.shared else id(split)
         if key not in self._by_split:
             data = self.data
             everything, _ = data.segments(np.arange(len(data.train_rows)), augmented=False)
             fit, _ = data.segments(split.fit, augmented=False)
-            normalization = fit_normalization(data.store, fit, Normalization.from_spec(self.spec))
+            normalization = fit_normalization(data.store, fit, clone(self.before))
             matrix = build_matrix(data.store, everything, normalization)
             self.width = matrix.shape[1]
-            self._by_split[key] = gram(matrix)
+            self._by_split[key] = gram(matrix) if self.kernel is None else self.kernel.kernel_matrix(matrix)
         return self._by_split[key]
 
     def all_rows(self) -> np.ndarray | None:
-        """The Gram matrix every split shares (``shared``), computed already, or None."""
+        """The matrix every split shares (``shared``), computed already, or None."""
         return self._by_split.get(None) if self.shared else None
 
 
@@ -229,14 +237,20 @@ class Search:
         (fewer fit rows than features, L2 only, L-BFGS: ``solves_by_gram``) and no augmented copies
         multiply the rows, else ``PRIMAL``. The data chooses: the rows and the normalised width."""
         if n not in self.solvers:
-            self.solvers[n] = PRIMAL
-            if not self.data.augment and hasattr(self.head_class, "fit_gram_path"):
-                d = Normalization.from_spec(self.options[n]).n_outputs(self.data.store.dimension(self.data.key))
-                rows = max(len(split.fit) for split in self.splits)
-                points, _ = expand_grid(self.head_class, self.params,
-                                        {"n_samples": rows, "n_features": d, "mean_square_norm": 1.0})
-                if all(self.head_class(**point).solves_by_gram(rows, d) for point in points):
-                    self.solvers[n] = GRAM
+            rows = max(len(split.fit) for split in self.splits)
+            exact = _exact_kernel(self.options[n])
+            # An exact kernel is a Gram matrix of features as many as the rows that could ever come: the data
+            # cannot choose there.
+            d = rows + 1 if exact else Normalization.from_spec(self.options[n]).n_outputs(
+                self.data.store.dimension(self.data.key))
+            points, _ = expand_grid(self.head_class, self.params,
+                                    {"n_samples": rows, "n_features": d, "mean_square_norm": 1.0})
+            gram_ok = not self.data.augment and hasattr(self.head_class, "fit_gram_path") and all(
+                self.head_class(**point).solves_by_gram(rows, d) for point in points)
+            if exact and not gram_ok:
+                raise ValueError(f"normalize: {self.options[n]!r}: an exact kernel needs a linear head fitted by L-BFGS "
+                                 f"with an L2 penalty only, and no augmented copies ({self.head_class.__name__} here)")
+            self.solvers[n] = GRAM if gram_ok else PRIMAL
         return self.solvers[n]
 
     def _run_primal(self, n: int, points) -> None:
@@ -379,6 +393,11 @@ class Search:
         if kept is None or kept.option != self.options.index(best["normalize"]):
             return None
         return kept.models.get(_frozen(best["params"]))
+
+
+def _exact_kernel(spec) -> bool:
+    """Whether the normalisation ``spec`` has an ``exact_kernel`` step."""
+    return any(isinstance(step, ExactKernel) for step in Normalization.from_spec(spec).steps)
 
 
 def _alpha_groups(points: list[dict]) -> dict:

@@ -104,3 +104,33 @@ def test_the_refit_reuses_the_searchs_gram_matrix_and_fits_the_same_model(wide, 
     fresh = fit_and_score(wide, SVM, settings).model
     assert calls == [1] and fresh is not reused
     np.testing.assert_allclose(reused.coef_, fresh.coef_, atol=1e-3 * np.abs(fresh.coef_).max())
+
+
+EXACT = ["l1", {"exact_kernel": {"kernel": "chi2"}}]
+
+
+def test_a_search_refit_and_saved_head_with_an_exact_kernel(wide, tmp_path):
+    from featurepipe.exact_kernel import ExactKernel
+    from featurepipe.trained import load_bundle, save_bundle
+
+    options = [EXACT, ["l1", {"kernel_map": {"kernel": "chi2"}}]]
+    record = fit_and_score(wide, SVM, KFOLD.model_copy(update={"normalize": options})).record
+    assert record["solvers"][0] == {"normalize": EXACT, "solver": GRAM}
+    assert min([r["normalize"] for r in record["grid"]].count(o) for o in options) >= 6  # beside the map
+    exact = fit_and_score(wide, SVM, KFOLD.model_copy(update={"normalize": [EXACT]}))
+    kernel = exact.normalization.steps[-1]
+    assert isinstance(kernel, ExactKernel) and kernel.rows_.shape == (125, 36)
+    assert exact.model.n_features_in_ == kernel.coefficients_.shape[1] and exact.record["test"]["accuracy"] > 0.8
+    save_bundle(tmp_path / "bundle", exact)
+    loaded = load_bundle(tmp_path / "bundle")
+    rows = wide.store.feature_array(wide.key)[:]
+    np.testing.assert_array_equal(loaded.model.predict(loaded.normalization.transform(rows)),
+                                  exact.model.predict(exact.normalization.transform(rows)))
+
+
+def test_an_exact_kernel_needs_a_head_that_fits_in_the_row_space(wide):
+    mlp = HeadConfig(name="mlp", model="mlp", params={"hidden_layer_sizes": [4], "max_iter": 5})
+    with pytest.raises(ValueError, match="an exact kernel needs a linear head fitted by L-BFGS"):
+        search(wide, mlp, [EXACT])
+    with pytest.raises(ValueError, match="exact_kernel must be the last step"):
+        search(wide, SVM, [[{"exact_kernel": {}}, "l2"]])
