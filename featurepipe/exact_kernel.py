@@ -1,9 +1,9 @@
-"""Exact additive kernels between feature rows, and the normaliser that makes them a linear head's features.
+"""Exact additive kernels between feature rows (``normalize.ExactKernel`` makes them a linear head's features).
 
 ``kernel_map`` approximates the chi2 and intersection kernels by explicit features three times as wide
 (VLFeat's homogeneous kernel maps); here the kernels are computed exactly, as VLFeat's ``vl_alldist2``
 does, for every pair of rows: ``chi2(x, y) = sum_i 2 x_i y_i / (x_i + y_i)``, ``intersection(x, y) =
-sum_i min(x_i, y_i)``, on non-negative features (L1-normalised histograms). ``ExactKernel`` turns a kernel
+sum_i min(x_i, y_i)``, on non-negative features (L1-normalised histograms). ``normalize.ExactKernel`` turns a kernel
 into features through the training rows' Gram matrix (the empirical kernel map: ``k(x, X) U L^(-1/2)`` from
 ``K = U L U^T``), so that a linear head on them is the kernel SVM or kernel logistic regression on the span of
 the training rows, and a search fits its folds from one kernel matrix (``selection.Grams``). It costs
@@ -16,8 +16,6 @@ from importlib.util import find_spec
 
 import numpy as np
 
-from .core import Options, register
-from .normalize import Normalizer
 
 _ROWS = 256  # rows of X per block of the numpy route
 
@@ -73,52 +71,3 @@ def _compiled(kernel: str):
 
     loop = {"chi2": chi2, "intersection": intersection}[kernel]
     return numba.njit(parallel=True, fastmath=True, nogil=True, boundscheck=False)(loop)
-
-
-@register("normalizer", "exact_kernel")
-class ExactKernel(Normalizer):
-    """The empirical map of an exact additive kernel (``chi2`` or ``intersection``) on the training rows: a
-    row ``x`` becomes ``k(x, rows_) coefficients_`` (``rows_``: the training rows, ``d x n``, as they reach this
-    step; ``coefficients_``: ``U L^(-1/2)`` of their kernel matrix, ``n x r``). A linear head with an L2 penalty
-    on these features is the kernel machine of the training rows; ``kernel_map`` is its cheaper approximation.
-    The last step of a normalisation, after ``l1``."""
-
-    learns = True
-    _constraints = {"kernel": Options("chi2", "intersection")}
-
-    def __init__(self, kernel="chi2"):
-        self.kernel = kernel
-
-    def fit_blocks(self, blocks):
-        self.validate_params()
-        rows = np.vstack(list(blocks)).astype(np.float32, copy=False)
-        return self.fit_kernel(rows, additive_kernel(rows, rows, self.kernel))
-
-    def fit_kernel(self, rows, K) -> "ExactKernel":
-        """Fit on ``rows`` whose kernel matrix ``K`` is computed already (a search's, for its refit)."""
-        from .heads.row_space import GramSpace
-
-        self.validate_params()
-        self.rows_ = np.ascontiguousarray(np.asarray(rows, np.float32).T)
-        self.coefficients_ = GramSpace(K).coefficients.astype(np.float32)
-        return self
-
-    def kernel_matrix(self, X) -> np.ndarray:
-        """The kernel between the rows of ``X`` (as they reach this step): what a search's folds share."""
-        self.validate_params()
-        return additive_kernel(X, X, self.kernel)
-
-    def n_outputs(self, n_features: int) -> int:
-        """The rank of the training rows' kernel matrix, once fitted; before, ``n_features`` (unknown: the
-        search treats an exact kernel as the Gram matrix it is)."""
-        return self.coefficients_.shape[1] if hasattr(self, "coefficients_") else n_features
-
-    def check_state(self, width: int) -> str | None:
-        if self.rows_.ndim != 2 or self.coefficients_.ndim != 2 or self.rows_.shape[0] != width or (
-                self.coefficients_.shape[0] != self.rows_.shape[1]):
-            return (f"has rows_ of shape {self.rows_.shape} and coefficients_ of shape {self.coefficients_.shape}, "
-                    f"it receives {width} features")
-        return None
-
-    def _transform(self, X):
-        return (additive_kernel(X, self.rows_.T, self.kernel) @ self.coefficients_).astype(np.float32)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .core import NULL, REGISTRY, Instance, Integer, Options, Real, Sequence, Transformer, register
+from .exact_kernel import additive_kernel
 
 _EPS = np.float32(1e-12)
 
@@ -250,6 +251,55 @@ class AdditiveKernelMap(Normalizer):
         return np.hstack(out).astype(np.float32, copy=False)
 
 
+@register("normalizer", "exact_kernel")
+class ExactKernel(Normalizer):
+    """The empirical map of an exact additive kernel (``chi2`` or ``intersection``) on the training rows: a
+    row ``x`` becomes ``k(x, rows_) coefficients_`` (``rows_``: the training rows, ``d x n``, as they reach this
+    step; ``coefficients_``: ``U L^(-1/2)`` of their kernel matrix, ``n x r``). A linear head with an L2 penalty
+    on these features is the kernel machine of the training rows; ``kernel_map`` is its cheaper approximation.
+    The last step of a normalisation, after ``l1``."""
+
+    learns = True
+    _constraints = {"kernel": Options("chi2", "intersection")}
+
+    def __init__(self, kernel="chi2"):
+        self.kernel = kernel
+
+    def fit_blocks(self, blocks):
+        self.validate_params()
+        rows = np.vstack(list(blocks)).astype(np.float32, copy=False)
+        return self.fit_kernel(rows, additive_kernel(rows, rows, self.kernel))
+
+    def fit_kernel(self, rows, K) -> "ExactKernel":
+        """Fit on ``rows`` whose kernel matrix ``K`` is computed already (a search's, for its refit)."""
+        from .heads.row_space import GramSpace
+
+        self.validate_params()
+        self.rows_ = np.ascontiguousarray(np.asarray(rows, np.float32).T)
+        self.coefficients_ = GramSpace(K).coefficients.astype(np.float32)
+        return self
+
+    def kernel_matrix(self, X) -> np.ndarray:
+        """The kernel between the rows of ``X`` (as they reach this step): what a search's folds share."""
+        self.validate_params()
+        return additive_kernel(X, X, self.kernel)
+
+    def n_outputs(self, n_features: int) -> int:
+        """The rank of the training rows' kernel matrix, once fitted; before, ``n_features`` (unknown: the
+        search treats an exact kernel as the Gram matrix it is)."""
+        return self.coefficients_.shape[1] if hasattr(self, "coefficients_") else n_features
+
+    def check_state(self, width: int) -> str | None:
+        if self.rows_.ndim != 2 or self.coefficients_.ndim != 2 or self.rows_.shape[0] != width or (
+                self.coefficients_.shape[0] != self.rows_.shape[1]):
+            return (f"has rows_ of shape {self.rows_.shape} and coefficients_ of shape {self.coefficients_.shape}, "
+                    f"it receives {width} features")
+        return None
+
+    def _transform(self, X):
+        return (additive_kernel(X, self.rows_.T, self.kernel) @ self.coefficients_).astype(np.float32)
+
+
 class Normalization(Transformer):
     """A chain of normalisers applied in order (``steps``: a list of ``Normalizer`` objects)."""
 
@@ -306,6 +356,3 @@ def _chain(steps, X):
     for step in steps:
         X = step.transform(X)
     return X
-
-
-from . import exact_kernel  # noqa: E402,F401  (registers the exact kernels' normaliser, defined there)

@@ -16,7 +16,7 @@ from sklearn.base import clone
 from .heads.base import Start
 from .heads.row_space import GramSpace, gram
 from .matrix import build_matrix, fit_normalization
-from .exact_kernel import ExactKernel
+from .normalize import ExactKernel
 from .normalize import Normalization
 
 #: Below this many training images in its smallest class, ``selection: auto`` uses k-fold cross-validation.

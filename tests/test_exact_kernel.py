@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics.pairwise import additive_chi2_kernel
 
-from featurepipe.exact_kernel import ExactKernel, additive_kernel
+from featurepipe.exact_kernel import additive_kernel
+from featurepipe.normalize import ExactKernel
 
 
 @pytest.fixture(scope="module")

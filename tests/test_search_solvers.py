@@ -110,7 +110,7 @@ EXACT = ["l1", {"exact_kernel": {"kernel": "chi2"}}]
 
 
 def test_a_search_refit_and_saved_head_with_an_exact_kernel(wide, tmp_path):
-    from featurepipe.exact_kernel import ExactKernel
+    from featurepipe.normalize import ExactKernel
     from featurepipe.trained import load_bundle, save_bundle
 
     options = [EXACT, ["l1", {"kernel_map": {"kernel": "chi2"}}]]
