@@ -15,6 +15,7 @@ from featurepipe.core import ParamError
 from featurepipe.extractors.hog import hog
 from featurepipe.heads import LinearClassifier, MLPClassifier
 from featurepipe.imageops import resize_batch
+from featurepipe.normalize import Normalization
 from featurepipe.pipeline import build_pipeline
 
 
@@ -156,3 +157,37 @@ def test_alpha_auto_from_python_says_where_auto_works(head, name):
         featurepipe.create("head", name, alpha="auto")
     with pytest.raises(ParamError, match="^alpha: must be a number >= 0, got 'much'"):
         head(alpha="much").fit(X, y)
+
+
+# -- normalisers: the steps between features and a head --------------------------------------------------
+def test_normaliser_names_follow_their_columns():
+    rows = np.array([[0.0, 0.5, 0.0], [0.0, 0.2, 0.0]], np.float32)  # only the second feature is non-zero
+    kernel_map = featurepipe.create("normalizer", "kernel_map", order=2)
+    out = kernel_map.fit(rows).transform(rows)
+    names = kernel_map.get_feature_names_out(["a", "b", "c"])
+    assert len(names) == out.shape[1] == 3 * 5 and names[0] == "a_sqrt" and names[3] == "a_cos1"
+    assert {n for n, value in zip(names, out[0]) if value != 0} == {"b_sqrt", "b_cos1", "b_sin1", "b_cos2", "b_sin2"}
+    assert list(featurepipe.create("normalizer", "power").fit(rows).get_feature_names_out()) == ["x0", "x1", "x2"]
+    whiten = featurepipe.create("normalizer", "pca_whiten").fit(np.random.default_rng(0).random((20, 3)))
+    assert list(whiten.get_feature_names_out()) == ["pca_whiten0", "pca_whiten1", "pca_whiten2"]
+    with pytest.raises(NotFittedError, match="^l2: fit or transform rows first"):
+        featurepipe.create("normalizer", "l2").get_feature_names_out()
+
+
+def test_a_scikit_learn_pipeline_of_extractor_and_normalisers_names_its_columns(batch):
+    pipeline = make_pipeline(featurepipe.create("extractor", "hsv_hist", bins=(4, 2, 2)),
+                             featurepipe.create("normalizer", "power"),
+                             featurepipe.create("normalizer", "kernel_map", kernel="hellinger"))
+    frame = pipeline.set_output(transform="pandas").fit_transform(batch)
+    assert isinstance(frame, pd.DataFrame) and frame.columns[0] == "hsv_hist_cell0_h0_s0_v0_sqrt"
+    assert list(frame.columns) == list(pipeline.get_feature_names_out())
+    normalization = Normalization.from_spec(["power", "l2"])
+    with sklearn.config_context(transform_output="pandas"):  # featurepipe's own chain still reads arrays
+        assert isinstance(normalization.fit(frame).transform(frame.to_numpy()), np.ndarray)
+
+
+def test_a_normaliser_keeps_a_data_frame_s_index():
+    frame = pd.DataFrame([[1.0, 3.0], [2.0, 2.0]], index=["img_a", "img_b"], columns=["u", "v"])
+    out = featurepipe.create("normalizer", "l1").set_output(transform="pandas").transform(frame)
+    assert list(out.index) == ["img_a", "img_b"] and list(out.columns) == ["u", "v"]
+    np.testing.assert_allclose(out.to_numpy(), [[0.25, 0.75], [0.5, 0.5]])

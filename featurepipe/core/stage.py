@@ -230,8 +230,9 @@ class Transformer(Stage):
             self._sklearn_output_config = {"transform": transform}  # the attribute scikit-learn's clone copies
         return self
 
-    def _as_output(self, X, names):
-        """``X``, or a DataFrame of it with the columns ``names()`` when ``set_output`` asks for one."""
+    def _as_output(self, X, names, given=None):
+        """``X``, or a DataFrame of it with the columns ``names()`` when ``set_output`` asks for one (with the
+        index of ``given``, the input, when that is a DataFrame)."""
         setting = _output_setting(self)
         if setting == "default":
             return X
@@ -242,7 +243,8 @@ class Transformer(Stage):
             import pandas as pd
         except ImportError:
             raise ImportError(f"{self.name}: set_output(transform='pandas') needs pandas: pip install pandas") from None
-        return pd.DataFrame(X, columns=names(), copy=False)
+        index = given.index if isinstance(given, pd.DataFrame) else None
+        return pd.DataFrame(X, index=index, columns=names(), copy=False)
 
 
 def _output_setting(stage: Stage) -> str:
