@@ -25,6 +25,14 @@ class Extractor(Transformer):
     size_dependent = False
     requires_fit = False  # True for data-driven extractors (codebooks, PCA): fit on the training split
 
+    def fit(self, images, y=None):
+        """Stateless by default: validate the parameters and note the images' shape, which the feature names
+        of some extractors follow (data-driven extractors learn here)."""
+        self.validate_params()
+        if len(images):
+            self._image_shape = as_batch(images[:1])[0].shape
+        return self
+
     def transform(self, images):
         """Features ``(n, d)`` of ``images``: float32, or a DataFrame after ``set_output(transform="pandas")``."""
         return self._as_output(self.features(images), self.get_feature_names_out)
@@ -38,15 +46,15 @@ class Extractor(Transformer):
         if self.colour_only and channels != {3}:
             raise ValueError(f"{self.name}: needs colour (RGB) images, got grey ones; drop the `grey` step")
         if len(batch):
-            self._image_shape = batch[0].shape  # what the names of these features follow
+            self._image_shape = batch[0].shape
         if isinstance(batch, np.ndarray):
             return np.asarray(self._transform_batch(batch), dtype=np.float32)
         return self._transform_mixed(batch)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """One name per feature, e.g. ``hog_b3_c2_o7`` (block 3, cell 2 of the block, orientation 7), for the
-        images last transformed (their size and channels set the width of some extractors). Images have
-        no input feature names: ``input_features`` must be None."""
+        images last fitted or transformed (their size and channels set the width of some extractors).
+        Images have no input feature names: ``input_features`` must be None."""
         if input_features is not None:
             raise ValueError(f"{self.name}: images have no feature names; input_features must be None, "
                              f"got {len(input_features)} names")
@@ -61,8 +69,8 @@ class Extractor(Transformer):
         if shape is None:
             from sklearn.exceptions import NotFittedError
 
-            raise NotFittedError(f"{self.name}: the number of features follows the images; transform some before "
-                                 "asking for feature names")
+            raise NotFittedError(f"{self.name}: the number of features follows the images; fit or transform "
+                                 "some first")
         return shape
 
     def _transform_mixed(self, images):

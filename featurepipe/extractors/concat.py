@@ -18,6 +18,10 @@ class Concat(Extractor):
         self.extractors = extractors
 
     @property
+    def colour_only(self):
+        return any(e.colour_only for e in self.extractors)
+
+    @property
     def size_dependent(self):
         return any(e.size_dependent for e in self.extractors)
 
@@ -37,7 +41,7 @@ class Concat(Extractor):
     def _feature_names(self, shape):
         """The names of each extractor's features, in order; when two extractors name features alike (two
         HOGs), prefixed by their position: ``extractor1__hog_b0_c0_o0``."""
-        names = [list(e._feature_names(shape)) for e in self.extractors]
+        names = [list(e.get_feature_names_out()) for e in self.extractors]
         if len({n for part in names for n in part}) < sum(map(len, names)):
             names = [[f"extractor{i}__{n}" for n in part] for i, part in enumerate(names)]
         return [n for part in names for n in part]
