@@ -46,7 +46,7 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
     figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
     from .catalog import create
 
-    hist = create("extractor", "hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
+    hist = create("extractor", "hsv_hist", bins=(8, 3, 3)).features(image[None])[0]
     figures["HSV histogram"] = plots.hsv_histogram(image, hist, (8, 3, 3), folder / "hsv_histogram.png")
     for name, spec in cfg.bench.pipelines.items():
         pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec.pipeline()}), dataset, store)
