@@ -14,7 +14,7 @@ chunk counts as done exactly when its status rows are set. A killed run leaves a
 status, which the next run recomputes and overwrites with the same values. ``complete.json`` marks an
 entry whose every chunk is done and whose ledger is written. A writer holds the entry's lock (``writing``,
 ``locks.py``); an entry lacking what every entry has from its creation on is a stub, rebuilt by the next
-writer.
+writer. Writing and reading an entry mark it used (``usage.py``).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import numpy as np
 from ..files import read_json, temporary_sibling, write_csv_atomic, write_json_atomic
 from . import locks
 from .records import FeatureSet
+from .usage import mark_used
 
 OK, FAILED = 1, 2
 _ENTRY_ATTRIBUTES = ("n", "items_sha256", "created")  # written with the entry, before it is renamed into place
@@ -82,6 +83,7 @@ class FeatureEntries:
         while True:
             with locks.shared(self.root, "features", key):
                 if self.stub_reason(key) is None:
+                    mark_used(self.path(key))
                     yield
                     return
             self._remove_stub(key)
@@ -379,6 +381,7 @@ class FeatureEntries:
         damaged entry raises ``DamagedEntryError`` naming the entry and the chunk, never serves data."""
         if not self.exists(key):
             raise KeyError(f"no feature entry {key} in {self.root}")
+        mark_used(self.path(key))
         group = self._group(key)
         items = self.items(key)
         status = self.status(key)
