@@ -13,10 +13,11 @@ from .errors import UsageError
 from .limits import human_bytes, human_duration
 from .store import EntryInUseError, FeatureStore
 
-_PARAMETERS_WIDTH = 72  # characters of an entry's parameters that the listing shows
+_PARAMETERS_WIDTH = 120  # characters of an entry's parameters that the listing shows, at most
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "s": 1, "h": 3600, "d": 86400}
+_BYTES = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_size(text: str, option: str = "--max-size") -> int:
@@ -24,7 +25,7 @@ def parse_size(text: str, option: str = "--max-size") -> int:
     match = _SIZE.fullmatch(text.strip())
     if match is None:
         raise UsageError(f"{option}: expected a size such as 500M or 10G (K, M, G, T: powers of 1024), got {text!r}")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
+    return int(float(match[1]) * _BYTES[match[2].lower()])
 
 
 def parse_age(text: str, option: str = "--older-than") -> float:
@@ -32,7 +33,7 @@ def parse_age(text: str, option: str = "--older-than") -> float:
     match = _AGE.fullmatch(text.strip())
     if match is None:
         raise UsageError(f"{option}: expected an age such as 12h or 30d (s, m, h, d), got {text!r}")
-    return float(match[1]) * {"m": 60}.get(match[2].lower(), _UNITS[match[2].lower()])
+    return float(match[1]) * _SECONDS[match[2].lower()]
 
 
 def resolve(store: FeatureStore, prefixes) -> list[dict]:
