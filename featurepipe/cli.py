@@ -1,6 +1,7 @@
 """The ``featurepipe`` command: argument parsing only; each command calls one API function.
 
-Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure, 2 bad usage,
+Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure (also: no entry has
+the key given), 2 bad usage (also: a key prefix that several entries share, a malformed option value),
 config or trained-head folder (``evaluate`` / ``predict`` refuse a folder they cannot trust).
 """
 from __future__ import annotations

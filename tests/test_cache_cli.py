@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -303,8 +304,32 @@ def test_gc_never_evicts_an_entry_in_use(aged):
         code, out, _ = run_cli("cache", "gc", "--older-than", "0s", "--cache-dir", aged.root)
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == (f"features {key('aa')}: kept: features entry {key('aa')} is in use "
-                                      f"(an extract is writing it); try again when it ends")
+                                      f"(a run is writing or reading it); try again when it ends")
     assert lines[-1].startswith("2 removed") and kept_keys(aged) == ["aa"]
+
+
+def test_gc_and_rm_leave_an_entry_another_process_reads(aged):
+    """A process the store served an entry to holds it until it ends: neither gc nor rm removes it meanwhile;
+    afterwards both may."""
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(aged.root), key("aa")], stdout=subprocess.PIPE,
+                              stdin=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert reader.stdout.readline().strip() == "6 rows"
+        code, out, _ = run_cli("cache", "gc", "--max-size", "0", "--cache-dir", aged.root)
+        assert code == 0 and f"features {key('aa')}: kept: " in out and kept_keys(aged) == ["aa"]
+        code, _, err = run_cli("cache", "rm", "aa", "--cache-dir", aged.root)
+        assert code == 1 and "is in use (a run is writing or reading it)" in one_line(err)
+    finally:
+        reader.communicate("", timeout=60)
+    assert run_cli("cache", "rm", "aa", "--cache-dir", aged.root)[0] == 0 and kept_keys(aged) == []
+
+
+READER = """
+import sys
+from featurepipe.store import FeatureStore
+print(len(FeatureStore(sys.argv[1]).read(sys.argv[2]).X), "rows", flush=True)
+sys.stdin.read()
+"""
 
 
 @pytest.mark.parametrize("option, value", [("--max-size", "10X"), ("--max-size", "-1G"), ("--older-than", "30"),

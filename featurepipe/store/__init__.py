@@ -175,9 +175,10 @@ class FeatureStore(FeatureEntries, ObjectEntries):
         return done + self._remove_orphans()
 
     def _evict(self, max_bytes: int | None, older_than: float | None) -> list[dict]:
+        """Evict groups of entries (``usage.py``) from a listing taken once: see ``gc``."""
         done, kept, now = [], set(), time.time()
+        everything = self.entries()
         while True:
-            everything = self.entries()
             total = sum(e["bytes"] for e in everything)
             group = next((g for g in usage.groups_by_last_use(everything)
                           if not any((e["namespace"], e["key"]) in kept for e in g)), None)
@@ -199,6 +200,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
                 done.append({**group[0], "kept": str(e)})
                 continue
             done += [{**entry, "evicted": why} for entry in group]
+            everything = [e for e in everything if not any(e is member for member in group)]
 
     def _remove_orphans(self) -> list[dict]:
         removed = []

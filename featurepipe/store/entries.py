@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from ..files import read_json, read_npz, temporary_sibling, write_json_atomic, write_npz_atomic
+from . import locks
 from .features import DamagedEntryError
 from .usage import mark_used
 
@@ -87,12 +88,12 @@ class ObjectEntries:
         path = self.root / "aliases" / f"{recipe}.json"
         try:
             key = read_json(path)["key"]
-        except (FileNotFoundError, ValueError, KeyError):
+            self.serve(key)  # held before it is checked: a removal cannot come between
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
         if not (self.is_complete(key) and self.stub_reason(key) is None):
             return None
         mark_used(path)
-        mark_used(self.path(key))
         return key
 
     def _mkdir(self, namespace: str) -> Path:
@@ -136,6 +137,7 @@ class ObjectEntries:
     def dataset(self, name: str, write) -> Path:
         """The folder of data set ``name``, written by ``write(folder)`` on first use."""
         folder = self._create("datasets", name, {"parents": []}, write)
+        locks.hold(self.root, "datasets", name)  # its images are read from there
         mark_used(folder)
         return folder
 
