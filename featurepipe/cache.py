@@ -59,7 +59,7 @@ def listing(store: FeatureStore, prefixes=()) -> list[str]:
     now = time.time()
     rows = [("NAMESPACE", "KEY", "AGE", "USED", "SIZE", "ITEMS", "STATE", "WHAT")]
     rows += [(e["namespace"], e["key"], _ago(now, e["created"]), _ago(now, e["used"]), human_bytes(e["bytes"]),
-              _items(e), _state(e), _what(e)) for e in entries]
+              _printable(_items(e)), _state(e), _printable(_what(e))) for e in entries]
     total = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}, {human_bytes(sum(e['bytes'] for e in entries))}"
     return [f"cache {store.root}", *_aligned(rows), total]
 
@@ -68,6 +68,11 @@ def _aligned(rows: list[tuple]) -> list[str]:
     """Rows of cells as lines, each column as wide as its widest cell (the last one as it is)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return ["  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]).rstrip() for row in rows]
+
+
+def _printable(text: str) -> str:
+    """``text`` with what a terminal would act on (escape sequences, line breaks) shown escaped: entries are data."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _ago(now: float, then) -> str:
@@ -82,7 +87,7 @@ def _items(entry: dict) -> str:
 
 
 def _state(entry: dict) -> str:
-    if entry["what"].startswith("unreadable"):
+    if str(entry["what"]).startswith("unreadable"):
         return "unreadable"
     if not entry["complete"]:
         chunks = entry.get("chunks")
@@ -94,7 +99,7 @@ def _state(entry: dict) -> str:
 def _what(entry: dict) -> str:
     """A feature entry's pipeline (its non-default parameters) and data set; the others' own description."""
     if entry["namespace"] != "features" or "pipeline" not in entry:
-        return entry["what"]
+        return str(entry["what"])
     return f"{pipeline_text(entry['pipeline'])} on {entry.get('root')}"
 
 

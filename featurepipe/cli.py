@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cache_options(p, default):
+    """Where a ``cache`` command finds the cache: ``--cache-dir``, or the config ``--config`` names."""
     p.add_argument("--cache-dir", dest="cache_dir", default=default, help="feature cache folder")
     p.add_argument("--config", default=default, help="a config whose run.cache_dir is the cache folder "
                    "(when --cache-dir is not given)")

@@ -312,7 +312,7 @@ def test_gc_and_rm_leave_an_entry_another_process_reads(aged):
     """A process the store served an entry to holds it until it ends: neither gc nor rm removes it meanwhile;
     afterwards both may."""
     reader = subprocess.Popen([sys.executable, "-c", READER, str(aged.root), key("aa")], stdout=subprocess.PIPE,
-                              stdin=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                              stdin=subprocess.PIPE, text=True)
     try:
         assert reader.stdout.readline().strip() == "6 rows"
         code, out, _ = run_cli("cache", "gc", "--max-size", "0", "--cache-dir", aged.root)
