@@ -54,6 +54,7 @@ def feature_columns(store: FeatureStore, key: str) -> dict[str, np.ndarray]:
     read against its CRC-32C, a missing one refused."""
     if not store.exists(key):
         raise KeyError(f"{key}: not a feature entry (only feature entries hold a matrix to export)")
+    store.serve(key)  # held while it is read, and marked used
     status = store.status(key)
     items = store.items(key)
     rows = np.flatnonzero(status == OK)
@@ -96,7 +97,7 @@ def _write_parquet(path: Path, columns: dict) -> None:
     values = pa.array(np.ascontiguousarray(features).reshape(-1), pa.float32())
     table = {"features": pa.FixedSizeListArray.from_arrays(values, features.shape[1]),
              **{name: pa.array(column.tolist(), pa.string()) for name, column in columns.items() if name != "features"}}
-    parquet.write_table(pa.table(table), path)
+    parquet.write_table(pa.table(table), str(path))
 
 
 def _pyarrow():

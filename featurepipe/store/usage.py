@@ -1,9 +1,9 @@
 """When each entry was last used, and in which order ``cache gc`` evicts entries.
 
 An entry's last use is the modification time of its folder (of its file, for an alias): creating the
-entry sets it, and the store sets it to now whenever it serves the entry to a run (an extract that finds
-or fills it, a read, a fitted pipeline, head or data set loaded: ``mark_used``). Listing, checking and
-exporting an entry do not count. Where a user may not touch an entry of a shared cache (another user's
+entry sets it, and the store sets it to now whenever it serves the entry (to an extract that finds or
+fills it, a read or an export, a fitted pipeline, head or data set loaded: ``mark_used``). Listing and
+checking an entry do not count. Where a user may not touch an entry of a shared cache (another user's
 folder, a read-only mount), its last use stays the last one that could be recorded.
 
 Eviction goes by group: an entry with every entry made from it (what ``cache rm`` removes with it), used
