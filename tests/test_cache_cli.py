@@ -289,10 +289,10 @@ def test_gc_keeps_a_parent_used_through_what_was_made_from_it(tmp_path):
     set_used(store.entry_path("pipelines", fit), 10 * DAY)
     make_entry(store, features, parents=[fit], used=60)
     store.alias(alias, features)
-    set_used(store.root / "aliases" / f"{alias}.json", 5 * DAY)
     run_cli("cache", "gc", "--older-than", "1d", "--cache-dir", store.root)
     assert kept_keys(store) == ["dd", "ee", "ff"]
     set_used(store.path(features), 5 * DAY)
+    set_used(store.root / "aliases" / f"{alias}.json", 5 * DAY)
     code, out, _ = run_cli("cache", "gc", "--older-than", "1d", "--cache-dir", store.root)
     assert [line.split(":")[0] for line in out.splitlines()[:-1]] == [f"aliases {alias}", f"features {features}",
                                                                      f"pipelines {fit}"]
