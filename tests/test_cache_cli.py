@@ -89,7 +89,7 @@ def test_ls_shows_the_root_each_entry_and_the_total(tmp_path):
     features = [line for line in lines if line.startswith("features")]
     assert len(features) == 2
     whats = {line.split("complete", 1)[1].strip() for line in features}
-    assert whats == {f"concat(extractors=[hog(pixels_per_cell=[4, 4], cells_per_block=[{c}, {c}]), hsv_hist]) "
+    assert whats == {f"concat(extractors=[hog(cells_per_block=[{c}, {c}], pixels_per_cell=[4, 4]), hsv_hist]) "
                      f"<- resize(size=[16, 16]) on {data}" for c in (1, 2)}
     assert all(" 18 x " in line and "KiB" in line and re.fullmatch(r"\d+s", line.split()[3]) for line in features)
     entries = FeatureStore(cache).entries()

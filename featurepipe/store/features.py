@@ -77,13 +77,13 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key}: unreadable metadata ({e})") from None
 
     # -- writing -------------------------------------------------------------------------------------
-    @contextlib.contextmanager
     def serve(self, key: str) -> None:
         """Entry ``key`` is read by this process: hold its lock (``locks.hold``) and mark it used."""
         path = self.path(key)  # a key that names no entry is refused before its lock is touched
         locks.hold(self.root, "features", key)
         mark_used(path)
 
+    @contextlib.contextmanager
     def writing(self, key: str):
         """Hold entry ``key``'s lock shared while filling it, and then as its reader (``cache rm`` and ``gc``
         leave it alone); a stub found there is removed first, with one line, so the entry is built again."""
