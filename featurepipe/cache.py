@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import sys
 import time
@@ -61,7 +62,7 @@ def listing(store: FeatureStore, prefixes=()) -> list[str]:
     rows += [(e["namespace"], e["key"], _ago(now, e["created"]), _ago(now, e["used"]), human_bytes(e["bytes"]),
               _printable(_items(e)), _state(e), _printable(_what(e))) for e in entries]
     total = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}, {human_bytes(sum(e['bytes'] for e in entries))}"
-    return [f"cache {store.root}", *_aligned(rows), total]
+    return [f"cache {os.path.abspath(store.root)}", *_aligned(rows), total]
 
 
 def _aligned(rows: list[tuple]) -> list[str]:

@@ -261,7 +261,7 @@ def test_gc_by_size_evicts_least_recently_used_first(aged):
     sizes = {e["key"][:2]: e["bytes"] for e in aged.entries()}
     code, out, _ = run_cli("cache", "gc", "--max-size", sizes["bb"] + sizes["cc"], "--cache-dir", aged.root)
     lines = out.strip().splitlines()
-    assert code == 0 and lines[0].startswith(f"features {key('aa')}: evicted (least recently used, the cache holding")
+    assert code == 0 and lines[0].startswith(f"features {key('aa')}: evicted (least recently used; the cache held ")
     assert lines[-1].startswith("1 removed (") and "2 entries left" in lines[-1]
     assert kept_keys(aged) == ["bb", "cc"]
     code, out, _ = run_cli("cache", "gc", "--max-size", "1K", "--cache-dir", aged.root)
@@ -281,20 +281,21 @@ def test_serving_an_entry_counts_as_its_use(aged):
 
 
 def test_gc_keeps_a_parent_used_through_what_was_made_from_it(tmp_path):
-    """A fitted pipeline unused for long, whose features were used a minute ago, stays; once everything
-    made from it is old too, what was made from it goes first (the alias, then the features), then the fit."""
+    """A fitted pipeline unused for long, whose features were used a minute ago, stays, and so does an old
+    alias to them; once everything made from the fit is old too, the features go first (with their alias),
+    then the fit."""
     store = FeatureStore(tmp_path / "cache")
     fit, features, alias = key("ff"), key("ee"), key("dd")
     store.save_fitted(fit, {"centres": np.zeros((2, 2))}, {}, {"fingerprint": "x", "timings": {}, "what": "fit"})
     set_used(store.entry_path("pipelines", fit), 10 * DAY)
     make_entry(store, features, parents=[fit], used=60)
     store.alias(alias, features)
+    set_used(store.root / "aliases" / f"{alias}.json", 5 * DAY)  # an alias goes with its entry, never alone
     run_cli("cache", "gc", "--older-than", "1d", "--cache-dir", store.root)
     assert kept_keys(store) == ["dd", "ee", "ff"]
     set_used(store.path(features), 5 * DAY)
-    set_used(store.root / "aliases" / f"{alias}.json", 5 * DAY)
     code, out, _ = run_cli("cache", "gc", "--older-than", "1d", "--cache-dir", store.root)
-    assert [line.split(":")[0] for line in out.splitlines()[:-1]] == [f"aliases {alias}", f"features {features}",
+    assert [line.split(":")[0] for line in out.splitlines()[:-1]] == [f"features {features}", f"aliases {alias}",
                                                                      f"pipelines {fit}"]
     assert kept_keys(store) == []
 

@@ -188,7 +188,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
             if older_than is not None and idle > older_than:
                 why = f"unused for {human_duration(idle)}"
             elif max_bytes is not None and total > max_bytes:
-                why = f"least recently used, the cache holding {human_bytes(total)}"
+                why = f"least recently used; the cache held {human_bytes(total)}, more than {human_bytes(max_bytes)}"
             else:
                 return done
             try:

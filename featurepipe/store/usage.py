@@ -8,7 +8,8 @@ folder, a read-only mount), its last use stays the last one that could be record
 
 Eviction goes by group: an entry with every entry made from it (what ``cache rm`` removes with it), used
 last when any of them was. The group used least recently goes first, the smaller one first at equal
-times: a fitted pipeline is never evicted ahead of the recent features made from it.
+times: a fitted pipeline is never evicted ahead of the recent features made from it. An alias (a few
+bytes naming a feature entry) is not evicted on its own: it goes with the entry it names.
 """
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ def last_used(path: Path) -> float:
 
 
 def groups_by_last_use(everything: list[dict]) -> list[list[dict]]:
-    """Each entry of ``everything`` (``FeatureStore.entries``) followed by the entries made from it,
-    recursively: least recently used group first, the smaller first at equal times."""
+    """Each entry of ``everything`` (``FeatureStore.entries``) but aliases, followed by the entries made from
+    it, recursively: least recently used group first, the smaller first at equal times."""
     children: dict[str, list[dict]] = {}
     for entry in everything:
         for parent in entry["parents"]:
             children.setdefault(parent, []).append(entry)
     groups = []
-    for entry in everything:
+    for entry in (e for e in everything if e["namespace"] != "aliases"):
         group, seen, todo = [], set(), [entry]
         while todo:
             member = todo.pop()
