@@ -88,6 +88,8 @@ class ObjectEntries:
         path = self.root / "aliases" / f"{recipe}.json"
         try:
             key = read_json(path)["key"]
+            if not self.exists(key):
+                return None
             self.serve(key)  # held before it is checked: a removal cannot come between
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None

@@ -77,12 +77,6 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key}: unreadable metadata ({e})") from None
 
     # -- writing -------------------------------------------------------------------------------------
-    def serve(self, key: str) -> None:
-        """Entry ``key`` is read by this process: hold its lock (``locks.hold``) and mark it used."""
-        path = self.path(key)  # a key that names no entry is refused before its lock is touched
-        locks.hold(self.root, "features", key)
-        mark_used(path)
-
     @contextlib.contextmanager
     def writing(self, key: str):
         """Hold entry ``key``'s lock shared while filling it, and then as its reader (``cache rm`` and ``gc``
@@ -330,6 +324,12 @@ class FeatureEntries:
         return problems
 
     # -- reading -------------------------------------------------------------------------------------
+    def serve(self, key: str) -> None:
+        """Entry ``key`` is read by this process: hold its lock (``locks.hold``) and mark it used."""
+        path = self.path(key)  # a key that names no entry is refused before its lock is touched
+        locks.hold(self.root, "features", key)
+        mark_used(path)
+
     def dimension(self, key: str) -> int | None:
         """Feature length of an entry, or None before its first features are written."""
         meta = self.path(key) / "features" / "zarr.json"
