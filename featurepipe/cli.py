@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("keys", nargs="*", help="show only the entries whose key starts with one of these")
     q = actions.add_parser("verify", help="check entries: feature chunks, fitted pipelines, heads, data sets")
     q.add_argument("keys", nargs="*", help=f"{keys} (default: every entry)")
-    q = actions.add_parser("rm", help="remove entries and what depends on them (refused while an extract writes one)")
+    q = actions.add_parser("rm", help="remove entries and what depends on them (refused while a run writes or reads one)")
     q.add_argument("keys", nargs="*", help=keys)
     q = actions.add_parser("export", help="write a feature entry's matrix, item paths and labels to .npz or .parquet")
     q.add_argument("key", help="a feature entry's key, or a prefix of it that no other key shares")
