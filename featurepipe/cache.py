@@ -212,6 +212,7 @@ def gc(store: FeatureStore, max_size: str | None = None, older_than: str | None 
                    else f"removed ({e.get('what') or 'orphan'})")
         print(f"{e['namespace']} {e['key']}: {outcome}")
     gone = [e for e in done if "kept" not in e]
+    evicted = sum("evicted" in e for e in gone)
     left = store.entries()
-    print(f"{len(gone)} removed ({human_bytes(sum(e.get('bytes', 0) for e in gone))}) from {store.root}; "
-          f"{len(left)} entries left, {human_bytes(sum(e['bytes'] for e in left))}")
+    print(f"{evicted} evicted, {len(gone) - evicted} orphan(s) removed ({human_bytes(sum(e.get('bytes', 0) for e in gone))}) "
+          f"from {store.root}; {len(left)} entries left, {human_bytes(sum(e['bytes'] for e in left))}")

@@ -262,7 +262,7 @@ def test_gc_by_size_evicts_least_recently_used_first(aged):
     code, out, _ = run_cli("cache", "gc", "--max-size", sizes["bb"] + sizes["cc"], "--cache-dir", aged.root)
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith(f"features {key('aa')}: evicted (least recently used; the cache held ")
-    assert lines[-1].startswith("1 removed (") and "2 entries left" in lines[-1]
+    assert lines[-1].startswith("1 evicted, 0 orphan(s) removed (") and "2 entries left" in lines[-1]
     assert kept_keys(aged) == ["bb", "cc"]
     code, out, _ = run_cli("cache", "gc", "--max-size", "1K", "--cache-dir", aged.root)
     assert [line.split()[1][:2] for line in out.splitlines()[:-1]] == ["bb", "cc"] and kept_keys(aged) == []
@@ -306,7 +306,7 @@ def test_gc_never_evicts_an_entry_in_use(aged):
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == (f"features {key('aa')}: kept: features entry {key('aa')} is in use "
                                       f"(a run is writing or reading it); try again when it ends")
-    assert lines[-1].startswith("2 removed") and kept_keys(aged) == ["aa"]
+    assert lines[-1].startswith("2 evicted, 0 orphan(s) removed") and kept_keys(aged) == ["aa"]
 
 
 def test_gc_and_rm_leave_an_entry_another_process_reads(aged):
@@ -343,4 +343,4 @@ def test_gc_refuses_a_malformed_bound_naming_the_option(aged, option, value):
 
 def test_gc_without_bounds_only_removes_orphans(aged):
     code, out, _ = run_cli("cache", "gc", "--cache-dir", aged.root)
-    assert code == 0 and one_line(out).startswith("0 removed (0 B)") and len(aged.entries()) == 3
+    assert code == 0 and one_line(out).startswith("0 evicted, 0 orphan(s) removed (0 B)") and len(aged.entries()) == 3
