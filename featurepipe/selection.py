@@ -301,11 +301,11 @@ class Search:
 
     def _run_gram(self, n: int, points) -> None:
         """Fit option ``n``'s ``points`` on each split from the Gram matrix of the training rows (``Grams``):
-        every alpha and class of a split shares its ``GramSpace``, and a split's fits start from the previous
-        split's solutions when the splits share one Gram matrix."""
+        every alpha and class of a split shares its ``GramSpace``, the alphas are a warm-started path, and a
+        split's path starts from the previous split's solution when the splits share one Gram matrix."""
         grams = self.grams.setdefault(n, Grams(self.data, self.options[n]))
         labels = self.data.labels[self.data.train_rows]
-        previous = {}  # group of points -> (split, space, models) of the last split fitted
+        previous = {}  # group of points -> (split, space, model at the largest alpha) of the last split fitted
         for s, split in enumerate(self.splits):
             K = grams.of(split)
             space = GramSpace(K[np.ix_(split.fit, split.fit)])
@@ -317,16 +317,15 @@ class Search:
             X_val = space.project(K[np.ix_(split.val, split.fit)])
             for group, members in _alpha_groups(todo).items():
                 alphas = [self.head_class(**point).alpha for point in members]
-                starts = None
-                if grams.shared and group in previous:
-                    before, old_space, old_models = previous[group]
+                start = None
+                if grams.shared and group in previous:  # the last split's solution at the largest alpha
+                    before, old_space, old_model = previous[group]
                     cross = K[np.ix_(split.fit, self.splits[before].fit)]
-                    starts = [Start(space.transfer(old_space, cross, m._network_params()), m.classes_)
-                              if m is not None else None for m in (old_models.get(a) for a in alphas)]
-                models = self.head_class(**members[0]).fit_gram_path(space, labels[split.fit], alphas, starts)
+                    start = Start(space.transfer(old_space, cross, old_model._network_params()), old_model.classes_)
+                models = self.head_class(**members[0]).fit_gram_path(space, labels[split.fit], alphas, start)
                 for point, model in zip(members, models):
                     self._score(self.scores, n, s, point, model.predict(X_val), labels[split.val])
-                previous[group] = (s, space, dict(zip(alphas, models)))
+                previous[group] = (s, space, models[int(np.argmax(alphas))])
 
     def _score(self, scores: dict, n: int, s: int, point: dict, predicted, truth) -> None:
         """Append the accuracy of ``predicted`` to ``scores[(n, point)]`` and log it."""

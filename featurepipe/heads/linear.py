@@ -2,6 +2,7 @@
 import numpy as np
 
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from ..core import Boolean, register
 from .base import BaseHead, Start, fit_together
@@ -209,22 +210,29 @@ class LinearClassifier(BaseHead):
         matrix (``fit_gram_path``) instead of their features."""
         return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
 
-    def fit_gram_path(self, space, y, alphas, starts=None):
-        """Fitted copies of this head, one per value of ``alpha``, on rows known by their ``GramSpace`` (built from
-        their Gram matrix ``K = X X^T`` alone): the models are fitted on its features (``n_features_in_`` is its
-        rank), so score other rows ``X'`` with ``model.predict(space.project(X' X^T))``. The fits run together,
-        each with its own exact preconditioner; ``starts``, when given, holds a ``Start`` (or None) per alpha,
-        e.g. another fold's solution taken into this space by ``GramSpace.transfer``.
+    def fit_gram_path(self, space, y, alphas, start=None):
+        """Fitted copies of this head, one per value of ``alpha`` (in the order given), on rows known by their
+        ``GramSpace`` (built from their Gram matrix ``K = X X^T`` alone): the models are fitted on its features
+        (``n_features_in_`` is its rank), so score other rows ``X'`` with ``model.predict(space.project(X'
+        X^T))``. Each fit has its own exact preconditioner and starts from the solution at the next larger
+        alpha (LIBLINEAR's warm-started C path); the largest starts from ``start`` when given (a ``Start``:
+        e.g. another fold's solution taken into this space by ``GramSpace.transfer``).
 
         The folds of a cross-validated search share one Gram matrix of all their rows: a fold's fit then costs
         an ``n x n`` eigen-decomposition and iterations of ``n x r`` products, never a pass over ``d`` features.
+        Products that small run fastest on one BLAS thread: OpenBLAS's threads cost more to wake than they
+        save there, and L-BFGS-B's own vector work slows tenfold with them on a busy machine.
         """
-        alphas = [float(a) for a in alphas]
-        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=alphas[0],
+        y = np.asarray(y)
+        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=max(alphas),
                                         curvature=self._part("loss").curvature)
-        models = [clone(self).set_params(alpha=alpha) for alpha in alphas]
-        fit_together(models, space.features, y, preconditioners=[base.for_alpha(a) for a in alphas], starts=starts)
-        return models
+        fitted = {}
+        with threadpool_limits(1, user_api="blas"):
+            for alpha in sorted(set(float(a) for a in alphas), reverse=True):
+                model = clone(self).set_params(alpha=alpha)
+                fitted[alpha] = model._fit(space.features, y, start=start, preconditioner=base.for_alpha(alpha))
+                start = Start.of(model)
+        return [fitted[float(a)] for a in alphas]
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]
