@@ -11,6 +11,11 @@ from .preconditioning import OrthogonalPreconditioner, build_preconditioner
 from .row_space import RowSpace, applies
 
 
+#: Values of a matrix up to which its products run on one BLAS thread and a path of alphas is fitted one alpha
+#: after another, warm-started (above it, the alphas share passes over the matrix: ``fit_together``).
+_SMALL = 1 << 24
+
+
 @register("head", "linear")
 class LinearClassifier(BaseHead):
     """Linear classifier trained by mini-batch optimisation (or L-BFGS) on a choice of losses.
@@ -185,22 +190,25 @@ class LinearClassifier(BaseHead):
         """Fitted copies of this head, one per value of ``alpha``, in the order given.
 
         With L-BFGS and its preconditioner (shared by the path; with its ``RowSpace`` when there are fewer rows
-        than features) the fits run together (``fit_together``): one pass over ``X`` per round evaluates every
-        alpha still running, so the grid costs a small multiple of its slowest fit. Otherwise they are fitted
-        from the largest alpha down, each starting from the previous solution.
+        than features) on a matrix of more than ``_SMALL`` values the fits run together (``fit_together``):
+        one pass over ``X`` per round evaluates every alpha still running, so the grid costs a small multiple
+        of its slowest fit. Otherwise they are fitted from the largest alpha down, each starting from the
+        previous solution -- on one BLAS thread for a small matrix, whose products gain nothing from more.
         """
         alphas = [float(a) for a in alphas]
         preconditioner = self._path_preconditioner(X, y, alphas)
         distinct = sorted(set(alphas), reverse=True)
         models = [clone(self).set_params(alpha=alpha) for alpha in distinct]
-        if preconditioner is not None:
-            exact = [preconditioner.for_alpha(a) if hasattr(preconditioner, "for_alpha") else preconditioner
-                     for a in distinct]
+        exact = [preconditioner.for_alpha(a) if hasattr(preconditioner, "for_alpha") else preconditioner
+                 for a in distinct]
+        if preconditioner is not None and np.size(X) > _SMALL:
             fit_together(models, X, y, preconditioners=exact)
         else:
-            previous = None
-            for model in models:
-                previous = model._fit(X, y, start=Start.of(previous) if previous is not None else None)
+            with threadpool_limits(1 if np.size(X) <= _SMALL else None, user_api="blas"):
+                previous = None
+                for model, preconditioner in zip(models, exact):
+                    start = Start.of(previous) if previous is not None else None
+                    previous = model._fit(X, y, start=start, preconditioner=preconditioner)
         fitted = dict(zip(distinct, models))
         return [fitted[a] for a in alphas]
 
