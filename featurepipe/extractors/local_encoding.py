@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, require, timed
+from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, as_batch, require, timed
 from ..local.pooling import NORMS, encode_images, valid_pyramid
 from ..local.projections import PROJECTIONS, fit_projection, project
 from .base import Extractor
@@ -100,11 +100,32 @@ class LocalEncoding(Extractor):
             return features
         return features._replace(values=project(features.values, self.mean_, self.projection_))
 
-    def _transform_batch(self, batch):
+    def _check_fitted(self):
         if not hasattr(self, self._vocabulary):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"{self.name}: the vocabulary is learnt from training images; call fit first")
+
+    def nearest_words(self, images):
+        """The descriptors of ``images`` (``LocalFeatures``, through the fitted projection) and, for each one,
+        its vocabulary entry (the nearest centroid, or the most probable Gaussian): the visual-word map that
+        ``featurepipe show`` draws."""
+        self._ensure_valid()
+        self._check_fitted()
+        features = self._describe(as_batch(images))
+        return features, self._nearest(features.values)
+
+    def _nearest(self, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Entries of the fitted vocabulary: centroids or Gaussians."""
+        self._check_fitted()
+        return len(getattr(self, self._vocabulary))
+
+    def _transform_batch(self, batch):
+        self._check_fitted()
         encoding = self._part("encoding").bind(**self._vocabulary_arrays())
         return encode_images(self._describe, encoding, batch, tuple(self.pyramid), self._part("pooling"),
                              self.normalize)
