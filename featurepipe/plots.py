@@ -187,25 +187,28 @@ def validation_curve(grid: list[dict], path, title: str = "") -> Path:
     scale when it spans decades), one line per combination of the settings that vary besides it (legend
     below the plot); a bar per point otherwise."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
     varying = [k for k in grid[0]["params"] if len({repr(r["params"].get(k)) for r in grid}) > 1]
     numeric = [k for k in varying if all(isinstance(r["params"].get(k), (int, float))
                                          and not isinstance(r["params"].get(k), bool) for r in grid)]
     several_norms = len({repr(r["normalize"]) for r in grid}) > 1
+    lines: dict = {}
     if numeric:
         axis = max(numeric, key=lambda k: len({r["params"][k] for r in grid}))
-        lines: dict = {}
         for r in grid:
             label = _setting(r["normalize"] if several_norms else None,
                              {k: r["params"].get(k) for k in varying if k != axis})
             lines.setdefault(label, []).append((r["params"][axis], r["val_accuracy"]))
+    columns = 2 if max(map(len, lines), default=0) <= 45 else 1
+    legend_rows = -(-len(lines) // columns) if len(lines) > 1 else 0
+    fig, ax = plt.subplots(figsize=(7.5, 3.8 + 0.17 * legend_rows), layout="constrained")
+    if numeric:
         for label, points in lines.items():
             points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label or None)
         _log_scale_if_decades(ax, "x", [r["params"][axis] for r in grid])
         ax.set_xlabel(axis)
-        if len(lines) > 1:
-            fig.legend(loc="outside lower center", ncols=2, fontsize=7)
+        if legend_rows:
+            fig.legend(loc="outside lower center", ncols=columns, fontsize=7)
     else:
         ax.bar(range(len(grid)), [r["val_accuracy"] for r in grid])
         ax.set_xticks(range(len(grid)), [_setting(r["normalize"] if several_norms else None,
