@@ -67,6 +67,7 @@ def test_same_seed_same_codebook_and_sample_size_checked():
         kmeans(X, 600)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3-iteration GMMs, on purpose
 def test_vocabulary_fits_show_progress_only_when_their_caller_asks(capsys):
     from tqdm import tqdm
 
