@@ -120,7 +120,8 @@ def accuracy_vs_cost(rows: list[dict], path) -> Path:
     ax.grid(alpha=0.3)
     handles = [Line2D([], [], linestyle="", marker="o", color=c, markeredgecolor="black", markeredgewidth=0.5,
                       label=name) for name, c in colours.items()]
-    handles += [Line2D([], [], linestyle="", marker=m, color="grey", label=f"head: {name}") for name, m in markers.items()]
+    handles += [Line2D([], [], linestyle="", marker=m, color="white", markeredgecolor="black", label=f"head: {name}")
+                for name, m in markers.items()]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     return _save(plt, fig, path)
 
@@ -266,9 +267,9 @@ def _show_image(ax, image, **kwargs):
 
 def hog_drawer(image: np.ndarray, orientations: int, pixels_per_cell, colour: bool):
     """Draws the HOG cells of ``image`` as scikit-image's ``hog(visualize=True)`` does: per cell, a star of
-    lines, one per orientation bin, as bright as the bin's vote. A small image is enlarged first (its cells
-    with it) so that each glyph has pixels enough to be seen."""
-    from skimage.exposure import rescale_intensity
+    lines, one per orientation bin, as bright as the bin's vote (the brightest 1% of pixels saturate, so
+    that weak cells still show). A small image is enlarged first (its cells with it) so that each glyph has
+    pixels enough to be seen."""
     from skimage.feature import hog
 
     zoom = max(1, 128 // min(image.shape[:2]))
@@ -277,17 +278,29 @@ def hog_drawer(image: np.ndarray, orientations: int, pixels_per_cell, colour: bo
     _, glyphs = hog(big if colour else big[..., 0], orientations=orientations, pixels_per_cell=cell,
                     cells_per_block=(1, 1), visualize=True, channel_axis=-1 if colour else None)
 
+    bright = np.percentile(glyphs[glyphs > 0], 99) if (glyphs > 0).any() else 1.0
+
     def draw(ax):
-        ax.imshow(rescale_intensity(glyphs, out_range=(0, 1)), cmap="gray", interpolation="nearest")
+        ax.imshow(glyphs, cmap="gray", vmin=0, vmax=bright, interpolation="nearest")
         ax.axis("off")
     return draw
 
 
 def histogram_drawer(histogram: np.ndarray, colours: np.ndarray, xlabel: str):
-    """Draws a colour histogram: one bar per bin, painted in its bin's colour (``colours`` (bins, 3) in [0, 1])."""
+    """Draws a colour histogram: one bar per bin, painted in its bin's colour (``colours`` (bins, 3) in [0, 1]).
+    Past 128 bins (a joint RGB histogram has 512) only the bins that count pixels are drawn, in bin order,
+    so that each bar stays wide enough to show its colour."""
+    shown = np.arange(len(histogram))
+    if len(histogram) > 128:
+        shown = np.flatnonzero(histogram)
+        xlabel = f"the {len(shown)} bins of {len(histogram)} that count pixels, in bin order"
+
     def draw(ax):
-        ax.bar(np.arange(len(histogram)), histogram, width=1.0, color=colours, edgecolor="black", linewidth=0.3)
-        ax.set(xlabel=xlabel, ylabel="share of the pixels", xlim=(-0.5, len(histogram) - 0.5))
+        ax.bar(np.arange(len(shown)), histogram[shown], width=0.9, color=colours[shown], edgecolor="black",
+               linewidth=0.3)
+        ax.set(xlabel=xlabel, ylabel="share of the pixels", xlim=(-0.5, len(shown) - 0.5))
+        if len(shown) < len(histogram):
+            ax.set_xticks([])
         ax.grid(alpha=0.3, axis="y")
     return draw
 

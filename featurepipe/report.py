@@ -144,7 +144,7 @@ def write_report(rows, cfg: Config, dataset, output: Path, quick: bool, name: st
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-            "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}img{max-width:100%}</style></head><body>"
+            "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}img{max-width:100%}p.note{color:#666}</style></head><body>"
             + "\n".join(body) + "</body></html>")
     (output / "report.html").write_text(page)
     return output / "report.html"

@@ -40,7 +40,8 @@ def show_image(cfg: Config, image_path, pipeline_name: str | None = None, out=No
     except ValueError as e:  # an image the extractor cannot take: smaller than a HOG block, say
         raise ExtractError(f"{image_path}: {e}") from None
     out = Path(out or f"{Path(image_path).stem}-{name}.png")
-    plots.picture_row(pictures, out, f"{Path(image_path).name} as pipeline {name} sees it")
+    seer = "the config's pipeline" if cfg.pipeline is spec else f"pipeline {name}"
+    plots.picture_row(pictures, out, f"{Path(image_path).name} as {seer} sees it")
     return out, notes + more
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, as_batch, require, timed
+from ..core.progress import progress_bar
 from ..local.pooling import NORMS, encode_images, valid_pyramid
 from ..local.projections import PROJECTIONS, fit_projection, project
 from .base import Extractor
@@ -84,10 +85,11 @@ class LocalEncoding(Extractor):
         for stale in ("mean_", "projection_"):
             self.__dict__.pop(stale, None)
         if self.projection != "none":
-            with timed(timings, "projection"):
+            with timed(timings, "projection"), progress_bar(1, f"{self.projection.upper()} projection", "fit") as bar:
                 self.mean_, self.projection_ = fit_projection(samples, self.projection, self.n_components,
                                                               self.whiten, self.whiten_eps)
                 samples = project(samples, self.mean_, self.projection_)
+                bar.update()
         with timed(timings, "vocabulary"):
             self._fit_vocabulary(samples, rng)
         self.fit_timings_ = timings
