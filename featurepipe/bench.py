@@ -38,7 +38,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
         data = training_data(sub, dataset)
         summary = data.store.summary(data.key)
         rate = summary["computed"] / summary["seconds"] if summary.get("computed") else None
-        extract_seconds = len(dataset) / rate if rate else 0.0
+        extract_seconds = _extraction_seconds(summary)
         features_seconds = _features_seconds(data)
         for _, spec in (c for c in cells if c[0] == pipeline_name):
             done += 1
@@ -72,12 +72,13 @@ def _features_seconds(data) -> float:
     included) and the extraction of every item of its entry and of its augmented copies (a resumed entry's
     rate extrapolated to all its items)."""
     fit = data.store.summary(data.key).get("fit") or {}
-    seconds = fit.get("load", 0.0) + fit.get("fit", 0.0)
-    for key in [data.key, *data.augment]:
-        summary = data.store.summary(key)
-        if summary.get("computed"):
-            seconds += summary["seconds"] * summary["n"] / summary["computed"]
-    return seconds
+    return fit.get("load", 0.0) + fit.get("fit", 0.0) + sum(_extraction_seconds(data.store.summary(key))
+                                                             for key in [data.key, *data.augment])
+
+
+def _extraction_seconds(summary: dict) -> float:
+    """Seconds to extract every item of an entry, from its record (0 when none was computed)."""
+    return summary["seconds"] * summary["n"] / summary["computed"] if summary.get("computed") else 0.0
 
 
 def _time_left(done: int, total: int, elapsed: float) -> str:
