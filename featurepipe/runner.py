@@ -129,14 +129,14 @@ def _process_chunk(index, paths, pipeline, on_error, rows, images, errors):
     if not images:
         return index, None, status, errors, None
     try:
-        block = pipeline.extractor.transform(images)
+        block = pipeline.extractor.features(images)
     except _SYSTEMIC as exc:
         raise ExtractError(f"{type(exc).__name__}: {exc}") from exc
     except Exception:  # noqa: BLE001 -- isolate the culprit(s) one image at a time
         kept, parts = [], []
         for row, image in zip(rows, images):
             try:
-                parts.append(pipeline.extractor.transform([image]))
+                parts.append(pipeline.extractor.features([image]))
                 kept.append(row)
             except Exception as exc:  # noqa: BLE001
                 if on_error == "fail":

@@ -128,7 +128,7 @@ def _histogram(stage, batch):
     """The histogram the extractor computes, each bar in its bin's colour (a grid's cells one after the other)."""
     import cv2
 
-    histogram = stage.transform(batch)[0]
+    histogram = stage.features(batch)[0]
     if isinstance(stage, HSVHistogram):
         nh, ns, nv = stage.bins
         h, s, v = np.meshgrid(np.arange(nh), np.arange(ns), np.arange(nv), indexing="ij")

@@ -126,6 +126,15 @@ class LocalEncoding(Extractor):
         self._check_fitted()
         return len(getattr(self, self._vocabulary))
 
+    def _feature_names(self, shape):
+        """``bovw_w17_l1_c2``: word 17 (its encoding's name for each value of a cell, see ``cell_names``) in
+        cell 2 (row-major) of pyramid level 1 (the second grid of ``pyramid``)."""
+        self._check_fitted()
+        words, length = getattr(self, self._vocabulary).shape
+        values = self._part("encoding").cell_names(words, length)
+        return [f"{self.name}_{value}_l{level}_c{cell}" for level, grid in enumerate(self.pyramid)
+                for cell in range(grid * grid) for value in values]
+
     def _transform_batch(self, batch):
         self._check_fitted()
         encoding = self._part("encoding").bind(**self._vocabulary_arrays())

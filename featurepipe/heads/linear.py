@@ -152,7 +152,7 @@ class LinearClassifier(BaseHead):
         return {"alpha": [float(scale * 10 ** (k / 2)) for k in range(1, -5, -1)]}
 
     def _row_space(self, X, full_batch):
-        return RowSpace(X) if applies(X, self.l1, full_batch) else None
+        return RowSpace(X) if applies(*X.shape, self.l1, full_batch) else None
 
     def _preconditioner(self, X, n_classes, space=None):
         if not self.precondition:
@@ -202,6 +202,29 @@ class LinearClassifier(BaseHead):
                 previous = model._fit(X, y, start=Start.of(previous) if previous is not None else None)
         fitted = dict(zip(distinct, models))
         return [fitted[a] for a in alphas]
+
+    def solves_by_gram(self, n_samples, n_features) -> bool:
+        """Whether a fit of ``n_samples`` rows of ``n_features`` goes through their row space (fewer rows than
+        features, L2 only, L-BFGS with its preconditioner), so that a search can fit its folds on their Gram
+        matrix (``fit_gram_path``) instead of their features."""
+        return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
+
+    def fit_gram_path(self, space, y, alphas, starts=None):
+        """Fitted copies of this head, one per value of ``alpha``, on rows known by their ``GramSpace`` (built from
+        their Gram matrix ``K = X X^T`` alone): the models are fitted on its features (``n_features_in_`` is its
+        rank), so score other rows ``X'`` with ``model.predict(space.project(X' X^T))``. The fits run together,
+        each with its own exact preconditioner; ``starts``, when given, holds a ``Start`` (or None) per alpha,
+        e.g. another fold's solution taken into this space by ``GramSpace.transfer``.
+
+        The folds of a cross-validated search share one Gram matrix of all their rows: a fold's fit then costs
+        an ``n x n`` eigen-decomposition and iterations of ``n x r`` products, never a pass over ``d`` features.
+        """
+        alphas = [float(a) for a in alphas]
+        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=alphas[0],
+                                        curvature=self._part("loss").curvature)
+        models = [clone(self).set_params(alpha=alpha) for alpha in alphas]
+        fit_together(models, space.features, y, preconditioners=[base.for_alpha(a) for a in alphas], starts=starts)
+        return models
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]
