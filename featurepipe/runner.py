@@ -245,7 +245,7 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
     if not images:
         raise ExtractError("no training image could be read to fit the pipeline")
     with timed(timings, "fit"), shown_by(tqdm if progress else None):
-        pipeline.extractor.fit(images, labels or None)  # its codebook or mixture shows its own bars
+        pipeline.extractor.fit(images, labels or None)  # its sampling and vocabulary fit show their own bars
     return {**timings, **fit_timings(pipeline.extractor)}
 
 

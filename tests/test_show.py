@@ -7,8 +7,8 @@ from helpers import class_images, run_cli, write_rgb
 from PIL import Image
 
 from featurepipe.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from featurepipe.show import pictures_of
 from featurepipe.pipeline import build_pipeline
+from featurepipe.show import pictures_of
 
 HOG = {"hog": {"orientations": 9, "pixels_per_cell": [8, 8], "cells_per_block": [2, 2]}}
 BOVW = {"bovw": {"descriptor": {"patches": {"size": 6, "stride": 2}}, "n_words": 8, "n_samples": 2000,
