@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -156,8 +157,18 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     from .report import table_markdown
 
-    rows = run_bench(_config(args), quick=args.quick, output=args.output)
+    rows = run_bench(_config(args), quick=args.quick, output=args.output, name=Path(args.config).stem)
     print(table_markdown(rows))
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from .show import show_image
+
+    out, notes = show_image(_config(args), args.image, args.pipeline, args.out)
+    for line in notes:
+        print(f"featurepipe: {line}", file=sys.stderr)
+    print(f"wrote {out}")
     return EXIT_OK
 
 
@@ -206,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the same matrix on a small per-class subset")
     p.add_argument("--output", help="report folder (default: the config's output)")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("show", help="draw one image as a pipeline sees it: HOG cells, visual words, colour histogram")
+    p.add_argument("image", help="an image file")
+    p.add_argument("--config", required=True, help="YAML config file")
+    p.add_argument("--pipeline", help="which of the config's bench.pipelines (default: its pipeline)")
+    p.add_argument("--out", help="PNG to write (default: IMAGE-PIPELINE.png in this folder)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--data", help="the data set whose fitted vocabulary to use (same as --set dataset.path=...)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder")
+    p.set_defaults(func=cmd_show)
     p = sub.add_parser("evaluate", help="score a trained head on a split of its data set")
     _add_head_options(p)
     p.add_argument("--data", help="the data set's path (default: the one the head was trained on)")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .core import timed
+from .core.progress import shown_by
 from .datasets import Dataset, ImageError, decode
 from .datasets.decode import MAX_PIXELS
 from .datasets.sources import content_stamp
@@ -243,8 +244,8 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
             bar.update(len(part) + len(failed))
     if not images:
         raise ExtractError("no training image could be read to fit the pipeline")
-    with timed(timings, "fit"):
-        pipeline.extractor.fit(images, labels or None)
+    with timed(timings, "fit"), shown_by(tqdm if progress else None):
+        pipeline.extractor.fit(images, labels or None)  # its sampling and vocabulary fit show their own bars
     return {**timings, **fit_timings(pipeline.extractor)}
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, require, timed
+from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, as_batch, require, timed
+from ..core.progress import progress_bar
 from ..local.pooling import NORMS, encode_images, valid_pyramid
 from ..local.projections import PROJECTIONS, fit_projection, project
 from .base import Extractor
@@ -84,10 +85,11 @@ class LocalEncoding(Extractor):
         for stale in ("mean_", "projection_"):
             self.__dict__.pop(stale, None)
         if self.projection != "none":
-            with timed(timings, "projection"):
+            with timed(timings, "projection"), progress_bar(1, f"{self.projection.upper()} projection", "fit") as bar:
                 self.mean_, self.projection_ = fit_projection(samples, self.projection, self.n_components,
                                                               self.whiten, self.whiten_eps)
                 samples = project(samples, self.mean_, self.projection_)
+                bar.update()
         with timed(timings, "vocabulary"):
             self._fit_vocabulary(samples, rng)
         self.fit_timings_ = timings
@@ -105,6 +107,24 @@ class LocalEncoding(Extractor):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"{self.name}: the vocabulary is learnt from training images; call fit first")
+
+    def nearest_words(self, images):
+        """The descriptors of ``images`` (``LocalFeatures``, through the fitted projection) and, for each one,
+        its vocabulary entry (the nearest centroid, or the most probable Gaussian): the visual-word map that
+        ``featurepipe show`` draws."""
+        self._ensure_valid()
+        self._check_fitted()
+        features = self._describe(as_batch(images))
+        return features, self._nearest(features.values)
+
+    def _nearest(self, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Entries of the fitted vocabulary: centroids or Gaussians."""
+        self._check_fitted()
+        return len(getattr(self, self._vocabulary))
 
     def _feature_names(self, shape):
         """``bovw_w17_l1_c2``: word 17 (its encoding's name for each value of a cell, see ``cell_names``) in
