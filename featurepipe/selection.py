@@ -164,7 +164,8 @@ class Search:
     rows' augmented copies included -- is kept with the models fitted on it: a grid extension of the same
     option reuses it, and so does the refit (``kept_model``). Those models are built with ``warm_start``, so
     that they keep what a warm refit reuses. ``log(split, n_splits, normalize, params, accuracy)`` is
-    called after each grid point.
+    called after each grid point. Each point's decision values on the validation rows are kept
+    (``out_of_fold``: what ``calibration.py`` fits probabilities on).
     """
 
     def __init__(self, data, head_class, params: dict, splits: list[Split], options: list, *, keep: bool,
@@ -173,6 +174,7 @@ class Search:
         self.splits, self.options, self.keep, self.log = splits, options, keep, log
         self.grids: dict[int, tuple[list[dict], set]] = {}  # option -> (points, the auto parameters)
         self.scores: dict[tuple, list[float]] = {}          # (option, frozen point) -> accuracy per split
+        self.decisions: dict[tuple, list[np.ndarray]] = {}  # (option, frozen point) -> validation rows' per split
         self.kept: _Kept | None = None
 
     def run(self, todo: dict | None = None) -> None:
@@ -189,6 +191,7 @@ class Search:
                 for point, model in _fit_grid(self.head_class, points, X_fit, y_fit, self.keep):
                     accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
                     self.scores.setdefault((n, _frozen(point)), []).append(accuracy)
+                    self.decisions.setdefault((n, _frozen(point)), []).append(model.decision_function(X_val))
                     if models is not None:
                         models[_frozen(point)] = model
                     if self.log is not None:
@@ -238,6 +241,13 @@ class Search:
         self.grids[n][0].extend(points)
         self.run({n: points})
         return True
+
+    def out_of_fold(self, best: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The decision values of ``best``'s setting on every split's validation rows (fitted without them),
+        and those rows' labels."""
+        n = self.options.index(best["normalize"])
+        labels = [self.data.labels[self.data.train_rows[split.val]] for split in self.splits]
+        return np.concatenate(self.decisions[(n, _frozen(best["params"]))]), np.concatenate(labels)
 
     def kept_model(self, best: dict):
         """The model fitted on the kept matrix at ``best``'s setting, or None."""
