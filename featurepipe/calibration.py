@@ -76,6 +76,8 @@ def _fit_sigmoid(f: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     n_positive = int(positive.sum())
     n_negative = len(positive) - n_positive
     negative_target = np.where(positive, 1 / (n_positive + 2), (n_negative + 1) / (n_negative + 2))
+    scale = max(1.0, float(np.abs(f).max()))  # scores of any size, one conditioning for L-BFGS
+    f = f / scale
 
     def loss(ab):
         z = ab[0] * f + ab[1]  # P(positive) = 1 / (1 + e^z); its log loss is log(1 + e^z) - (1 - t) z
@@ -83,5 +85,6 @@ def _fit_sigmoid(f: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
         return np.sum(np.logaddexp(0, z) - negative_target * z), np.array([gradient @ f, gradient.sum()])
 
     start = [0.0, np.log((n_negative + 1) / (n_positive + 1))]
-    a, b = minimize(loss, start, jac=True, method="L-BFGS-B").x
-    return float(a), float(b)
+    tolerances = {"gtol": 1e-6, "ftol": 64 * np.finfo(float).eps}  # scikit-learn's
+    a, b = minimize(loss, start, jac=True, method="L-BFGS-B", options=tolerances).x
+    return float(a) / scale, float(b)

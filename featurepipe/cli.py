@@ -170,7 +170,7 @@ def cmd_predict(args) -> int:
 
     done = predict(args.model, args.images, args.out, _run_settings(args), top_k=args.top_k)
     refused = f"{done.n_refused} refused, listed in {done.ledger}" if done.n_refused else "none refused"
-    print(f"{done.n_labelled} images labelled in {done.table}; {refused}")
+    print(f"{done.n_labelled} image{'' if done.n_labelled == 1 else 's'} labelled in {done.table}; {refused}")
     return EXIT_SKIPPED if done.n_refused else EXIT_OK
 
 
@@ -216,12 +216,12 @@ def _add_head_options(p):
     p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
 
 
-PREDICT_TABLE = """Label each image with a trained head. The CSV (--out) has a row per image: path (relative to
-the folder), label (the most probable class), probability (its probability), then label_2, probability_2,
-... label_K, probability_K (the next most probable, K = --top-k). Probabilities are a log-loss head's own
-(softmax) or, for a hinge-loss head (SVM), its scores Platt-scaled on its validation folds; over all
-classes they sum to 1. Files that cannot be read are listed beside the CSV, with the reason, in
-OUT.refused.csv (e.g. predictions.refused.csv)."""
+PREDICT_TABLE = """Label an image file, or every image of a folder, with a trained head. The CSV (--out) has a
+row per image: path (relative to the folder), label (the most probable class), probability (its
+probability), then label_2, probability_2, ... label_K, probability_K (the next most probable, K =
+--top-k). Probabilities are a log-loss head's own (softmax) or, for a hinge-loss head (SVM), its scores
+Platt-scaled on its validation folds; over all classes they sum to 1. Files that cannot be read are
+listed, with the reason, beside the CSV: p.csv -> p.refused.csv."""
 
 
 def _at_least_one(text: str) -> int:

@@ -3,8 +3,9 @@
 A head is fitted on stored features: the training rows (with their augmented copies) are read from
 the store, normalised and searched over the head's grid on validation splits of the training split
 (``selection.py``); the chosen setting is refit on the whole training split and the test rows are
-scored once, for it. The result -- model, normalisation, a record of every score and, for a head that gives
-only scores, the Platt scaling fitted on its validation scores -- is kept in the store's ``heads`` namespace, so a re-run fits nothing that did not change.
+scored once, for it. The result -- model, normalisation, a record of every score and, for a head that
+gives only scores, the Platt scaling fitted on its validation scores -- is kept in the store's ``heads``
+namespace, so a re-run fits nothing that did not change.
 """
 from __future__ import annotations
 
