@@ -82,15 +82,17 @@ def test_the_svm_folder_holds_the_calibration_train_fitted(runs):
     np.testing.assert_array_equal(svm.calibration.intercept, fitted.intercept)
 
 
-def test_top_k_sets_the_columns_and_stops_at_the_number_of_classes(runs, images, tmp_path):
+def test_top_k_sets_the_columns_and_stops_at_the_number_of_classes(runs, images, tmp_path, capsys):
     _, folder = images
     for k, columns in [("1", COLUMNS[:3]), ("2", COLUMNS[:5]), ("10", COLUMNS)]:
         assert predict(runs / "svm", folder, "--out", tmp_path / "p.csv", "--top-k", k,
                        "--cache-dir", tmp_path / "cache")[0] == EXIT_OK
         header, rows = read_table(tmp_path / "p.csv")
         assert header == columns and all(len(row) == len(columns) for row in rows)
-    code, _, err = run_cli("predict", runs / "svm", folder, "--top-k", "0")
-    assert code == EXIT_USAGE and "--top-k: must be a whole number of 1 or more, got '0'" in err
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        main(["predict", str(runs / "svm"), str(folder), "--top-k", "0"])
+    assert usage.value.code == EXIT_USAGE
+    assert "--top-k: must be a whole number of 1 or more, got '0'" in capsys.readouterr().err
 
 
 def test_one_image_file_is_predicted(runs, images, tmp_path):
