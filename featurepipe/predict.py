@@ -70,20 +70,31 @@ def predict(folder, images, out=None, run: RunConfig | None = None, top_k: int =
     if result.n_ok == 0:
         raise ExtractError(f"{images}: no image could be read (see {ledger})")
     check_features(trained, trained.pipeline, cache.dimension(result.key))
-    classes = np.asarray(trained.model.classes_)
-    k = min(top_k, len(classes))
+    k = min(top_k, len(trained.model.classes_))
     rows = np.flatnonzero(cache.status(result.key) == OK)
+    ranked, probabilities = _most_probable(trained, cache, result.key, rows, k)
+    ids, classes = cache.items(result.key)["ids"], np.asarray(trained.model.classes_)
+    table = (_row(ids[row], classes[top], chances) for row, top, chances in zip(rows, ranked, probabilities))
+    write_csv_atomic(out, columns(k), table, name_columns=(0, *range(1, 2 * k, 2)))
+    return Predictions(out, len(rows), ledger, result.n_failed)
+
+
+def _most_probable(trained, cache, key, rows, k):
+    """The ``k`` most probable classes (indices) of each of ``rows`` of entry ``key``, and their probabilities."""
     ranked, probabilities = np.empty((len(rows), k), np.int64), np.empty((len(rows), k))
-    for positions, block in iter_blocks(cache, result.key, rows):
+    for positions, block in iter_blocks(cache, key, rows):
         proba = trained.predict_proba(block)
         ranked[positions] = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         probabilities[positions] = np.take_along_axis(proba, ranked[positions], axis=1)
-    ids = cache.items(result.key)["ids"]
-    table = ([formula_safe(ids[row]), *(cell for c, p in zip(classes[top], chances)
-                                        for cell in (formula_safe(str(c)), f"{p:.4f}"))]
-             for row, top, chances in zip(rows, ranked, probabilities))
-    write_csv_atomic(out, columns(k), table, name_columns=(0, *range(1, 2 * k, 2)))
-    return Predictions(out, len(rows), ledger, result.n_failed)
+    return ranked, probabilities
+
+
+def _row(path: str, labels, chances) -> list[str]:
+    """A table row: the image's path, then each label with its probability."""
+    cells = [formula_safe(path)]
+    for label, chance in zip(labels, chances):
+        cells += [formula_safe(str(label)), f"{chance:.4f}"]
+    return cells
 
 
 def _relative(path: str, root: Path) -> str:
