@@ -14,8 +14,8 @@ from featurepipe.metrics import ece
 from featurepipe.store import FeatureStore
 from featurepipe.trained import TrainedFolderError, load_bundle, save_bundle
 
-SVM = HeadConfig(name="svm", model="linear",
-                 params={"loss": "squared_hinge", "optimizer": "lbfgs", "alpha": "auto", "random_state": 0})
+SVM = HeadConfig(name="svm", model="linear", params={"loss": "squared_hinge", "optimizer": "lbfgs", "alpha": 0.1,
+                                                     "precondition": False, "random_state": 0})
 
 
 class _Scores(ClassifierMixin, BaseEstimator):
@@ -27,6 +27,10 @@ class _Scores(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         return X[:, 0] if len(self.classes_) == 2 else X
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        return self.classes_[(scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)]
 
 
 def noisy_scores(rng, n, n_classes):
