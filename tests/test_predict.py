@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
         "run": {"cache_dir": str(root / "cache"), "progress": False}, "output": str(root / "runs"),
         "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 100, "random_state": 0}},
                   {"name": "svm", "model": "linear", "params": {"loss": "squared_hinge", "optimizer": "lbfgs",
-                                                                "alpha": "auto", "random_state": 0}}]}))
+                                                                "alpha": 0.1, "random_state": 0}}]}))
     assert main(["train", "--config", str(config)]) == EXIT_OK
     return root / "runs"
 
