@@ -5,6 +5,7 @@ store, so a re-run only computes what changed. ``report.py`` writes the tables, 
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .checks import check_bench
@@ -14,8 +15,9 @@ from .fitting import cached_head, fit_and_score, head_key, named_heads
 from .report import write_report
 
 
-def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
-    """Run (or reuse) every cell of the matrix and write the report; returns one row per cell."""
+def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = None) -> list[dict]:
+    """Run (or reuse) every cell of the matrix and write the report (titled ``name``, the config's name);
+    returns one row per cell. Each cell's line ends with the time so far and an estimate of the rest."""
     if cfg.bench is None:
         raise ConfigError("bench: missing (name the pipelines to compare under bench.pipelines)")
     heads = named_heads(cfg)
@@ -29,14 +31,15 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
     unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {h.name for h in heads})
     if unknown:
         raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
-    rows, total, done = [], len(cells), 0
+    rows, total, done, start = [], len(cells), 0, time.perf_counter()
     for pipeline_name, entry in cfg.bench.pipelines.items():
         sub = cfg.model_copy(update={"pipeline": entry.pipeline(), "train": entry.train(cfg.train)})
         print(f"[{done + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
         data = training_data(sub, dataset)
         summary = data.store.summary(data.key)
         rate = summary["computed"] / summary["seconds"] if summary.get("computed") else None
-        extract_seconds = len(dataset) / rate if rate else 0.0
+        extract_seconds = _extraction_seconds(summary)
+        features_seconds = _features_seconds(data)
         for _, spec in (c for c in cells if c[0] == pipeline_name):
             done += 1
             where = f"[{done}/{total}] {pipeline_name} x {spec.name}"
@@ -47,19 +50,51 @@ def run_bench(cfg: Config, quick: bool = False, output=None) -> list[dict]:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
             record = fit_and_score(data, head, sub.train).record
             print(f"{where}: {'cached (' if cached else '    '}test {record['test']['accuracy']:.1%}"
-                  f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s",
-                  flush=True)
+                  f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s; "
+                  f"{_time_left(done, total, time.perf_counter() - start)}", flush=True)
             rows.append({"pipeline": pipeline_name, "head": spec.name, "head_key": key, "feature_key": data.key,
                          "kind": _kind(pipeline_name in cfg.bench.learned, spec.model == "mlp"),
                          "feature_dim": record["feature_dim"], "extract_images_per_s": rate,
                          "extract_seconds": extract_seconds, "fit_seconds": record["fit_seconds"],
-                         "search_seconds": record["search_seconds"], "peak_fit_mib": record["peak_fit_mib"],
+                         "search_seconds": record["search_seconds"], "features_seconds": features_seconds,
+                         "cost_seconds": features_seconds + record["search_seconds"] + record["fit_seconds"],
+                         "peak_fit_mib": record["peak_fit_mib"],
                          "train_accuracy": record["train"]["accuracy"], "val_accuracy": record["val"]["accuracy"],
                          "test_accuracy": record["test"]["accuracy"], "chosen": record["chosen"],
                          "confusion_matrix": record["test"]["confusion_matrix"], "classes": record["classes"],
                          "history": record["history"]})
-    write_report(rows, cfg, dataset, output, quick)
+    write_report(rows, cfg, dataset, output, quick, name)
     return rows
+
+
+def _features_seconds(data) -> float:
+    """What a cell's features cost, as first computed: the pipeline's fit (loading its training images
+    included) and the extraction of every item of its entry and of its augmented copies (a resumed entry's
+    rate extrapolated to all its items)."""
+    fit = data.store.summary(data.key).get("fit") or {}
+    return fit.get("load", 0.0) + fit.get("fit", 0.0) + sum(_extraction_seconds(data.store.summary(key))
+                                                             for key in [data.key, *data.augment])
+
+
+def _extraction_seconds(summary: dict) -> float:
+    """Seconds to extract every item of an entry, from its record (0 when none was computed)."""
+    return summary["seconds"] * summary["n"] / summary["computed"] if summary.get("computed") else 0.0
+
+
+def _time_left(done: int, total: int, elapsed: float) -> str:
+    """``3 min 05 s so far, about 6 min 10 s to go``: the rest at the mean pace of the cells done."""
+    if done == total:
+        return f"all {total} cells in {_duration(elapsed)}"
+    return f"{_duration(elapsed)} so far, about {_duration(elapsed / done * (total - done))} to go"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _kind(raw_input: bool, mlp: bool) -> str:

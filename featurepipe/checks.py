@@ -100,7 +100,7 @@ def _leaf_width(extractor, key: str, pipeline, image) -> int | None:
     if image is None:
         return None
     try:
-        return int(extractor.transform(pipeline.prepare([image])).shape[1])
+        return int(extractor.features(pipeline.prepare([image])).shape[1])
     except MemoryError:
         raise ConfigError(f"{key}: the features of one {image.shape[1]}x{image.shape[0]} image would need more "
                           f"memory than this machine has") from None

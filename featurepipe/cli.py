@@ -1,6 +1,7 @@
 """The ``featurepipe`` command: argument parsing only; each command calls one API function.
 
-Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure, 2 bad usage,
+Exit codes: 0 success, 3 success with skipped files (see the error ledger), 1 failure (also: no entry has
+the key given), 2 bad usage (also: a key prefix that several entries share, a malformed option value),
 config or trained-head folder (``evaluate`` / ``predict`` refuse a folder they cannot trust).
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -83,67 +85,38 @@ def cmd_list(args) -> int:
 
 
 def cmd_cache(args) -> int:
+    from . import cache
     from .store import FeatureStore
 
-    store = FeatureStore(args.cache_dir)
+    store = FeatureStore(_cache_root(args))
     if args.action == "ls":
-        entries = store.entries()
-        for e in entries:
-            state = "complete" if e["complete"] else "partial"
-            print(f"{e['namespace']:<9} {e['key']:<32}  {state:8} {e['mib']:9.1f} MiB  {e['what']}")
-        if not entries:
-            print(f"no entries in {store.root}")
-        return EXIT_OK
-    if args.action == "gc":
-        removed = store.gc()
-        for e in removed:
-            print(f"{e['namespace']} {e['key']}: " + (f"kept: {e['kept']}" if "kept" in e else
-                                                       f"removed ({e.get('what') or 'orphan'})"))
-        print(f"{sum('kept' not in e for e in removed)} orphan(s) removed from {store.root}")
+        print("\n".join(cache.listing(store, args.keys)))
         return EXIT_OK
     if args.action == "verify":
-        return _cache_verify(store, args.keys)
-    if not args.keys:
-        print("featurepipe: cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
-        return EXIT_USAGE
-    return max(_cache_rm(store, key) for key in [store.check_key(key) for key in args.keys])
+        return EXIT_OK if cache.verify(store, args.keys) else EXIT_FAILED
+    if args.action == "rm":
+        if not args.keys:
+            print("featurepipe: cache rm: name the entries to remove (keys from `featurepipe cache ls`)", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK if cache.rm(store, args.keys) else EXIT_FAILED
+    if args.action == "gc":
+        cache.gc(store, args.max_size, args.older_than)
+        return EXIT_OK
+    from .export import export_features
 
-
-def _cache_rm(store, key: str) -> int:
-    """Remove one entry and its dependents; one line when it is missing or in use (a writer holds it)."""
-    from .store import EntryInUseError
-
-    if store.find(key) is None:
-        print(f"{key}: no such entry in {store.root}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        removed = store.remove(key)
-    except EntryInUseError as e:
-        print(f"featurepipe: cache rm {key}: nothing removed: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    for e in removed:
-        print(f"{e['namespace']} {e['key']}: removed")
+    done = export_features(store, store.lookup(args.key)["key"], args.to)
+    print(f"{'replaced' if done.replaced else 'wrote'} {done.path}: {done.rows} rows x {done.width} features")
     return EXIT_OK
 
 
-def _cache_verify(store, keys) -> int:
-    """Check the named entries (default: every feature entry, fitted pipeline, head and data set): one line each."""
-    entries = [store.find(store.check_key(key)) or {"key": key} for key in keys] if keys else \
-        store.entries(("features", "pipelines", "heads", "datasets"))
-    if not entries:
-        print(f"no entries to verify in {store.root}")
-        return EXIT_OK
-    status = EXIT_OK
-    for entry in entries:
-        namespace, key = entry.get("namespace"), entry["key"]
-        if namespace in (None, "aliases"):
-            print(f"{key}: no entry to verify in {store.root}", file=sys.stderr)
-            status = EXIT_FAILED
-            continue
-        problems = store.verify(key) if namespace == "features" else store.verify_object(namespace, key)
-        print(f"{namespace} {key}: " + ("ok" if not problems else "; ".join(problems)))
-        status = status if not problems else EXIT_FAILED
-    return status
+def _cache_root(args) -> str:
+    """The cache folder of a ``cache`` command: ``--cache-dir``, else the config's ``run.cache_dir``, else the
+    default (``$FEATUREPIPE_CACHE`` or ``~/.cache/featurepipe``)."""
+    from .config import RunConfig, load_config
+
+    if args.cache_dir is not None:
+        return args.cache_dir
+    return load_config(args.config).run.cache_dir if args.config else RunConfig().cache_dir
 
 
 def cmd_train(args) -> int:
@@ -185,8 +158,18 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     from .report import table_markdown
 
-    rows = run_bench(_config(args), quick=args.quick, output=args.output)
+    rows = run_bench(_config(args), quick=args.quick, output=args.output, name=Path(args.config).stem)
     print(table_markdown(rows))
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from .show import show_image
+
+    out, notes = show_image(_config(args), args.image, args.pipeline, args.out)
+    for line in notes:
+        print(f"featurepipe: {line}", file=sys.stderr)
+    print(f"wrote {out}")
     return EXIT_OK
 
 
@@ -249,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the same matrix on a small per-class subset")
     p.add_argument("--output", help="report folder (default: the config's output)")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("show", help="draw one image as a pipeline sees it: HOG cells, visual words, colour histogram")
+    p.add_argument("image", help="an image file")
+    p.add_argument("--config", required=True, help="YAML config file")
+    p.add_argument("--pipeline", help="which of the config's bench.pipelines (default: its pipeline)")
+    p.add_argument("--out", help="PNG to write (default: IMAGE-PIPELINE.png in this folder)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--data", help="the data set whose fitted vocabulary to use (same as --set dataset.path=...)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder")
+    p.set_defaults(func=cmd_show)
     p = sub.add_parser("evaluate", help="score a trained head on a split of its data set")
     _add_head_options(p)
     p.add_argument("--data", help="the data set's path (default: the one the head was trained on)")
@@ -273,15 +265,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'h*'")
     p.add_argument("--kind", help="one kind (extractor, head, optimizer...) or 'all' (default: the feature side)")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("cache", help="inspect, check and clean the cache")
-    p.add_argument("action", choices=["ls", "verify", "rm", "gc"],
-                   help="ls: every entry of every namespace; verify: check entries (features, fitted pipelines, "
-                        "heads); rm: remove entries and what depends on them (refused while an extract writes one); "
-                        "gc: remove orphans and dead writers' temporary files")
-    p.add_argument("keys", nargs="*", help="entry keys (verify: every entry when none given)")
-    p.add_argument("--cache-dir", dest="cache_dir", default=None, help="feature cache folder")
+    p = sub.add_parser("cache", help="inspect, check, export and clean the cache")
+    _add_cache_options(p, default=None)
     p.set_defaults(func=cmd_cache)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    keys = "entry keys, or prefixes of them that no other key shares"
+    q = actions.add_parser("ls", help="the cache folder, its entries (age, last use, size, parameters), the total")
+    q.add_argument("keys", nargs="*", help="show only the entries whose key starts with one of these")
+    q = actions.add_parser("verify", help="check entries: feature chunks, fitted pipelines, heads, data sets")
+    q.add_argument("keys", nargs="*", help=f"{keys} (default: every entry)")
+    q = actions.add_parser("rm", help="remove entries and what depends on them (refused while a run writes or reads one)")
+    q.add_argument("keys", nargs="*", help=keys)
+    q = actions.add_parser("export", help="write a feature entry's matrix, item paths and labels to .npz or .parquet")
+    q.add_argument("key", help="a feature entry's key, or a prefix of it that no other key shares")
+    q.add_argument("--to", required=True, metavar="FILE", help="FILE.npz, or FILE.parquet (needs pyarrow)")
+    q = actions.add_parser("gc", help="evict least recently used entries (--max-size, --older-than), then remove "
+                                      "orphans and dead writers' temporary files")
+    q.add_argument("--max-size", dest="max_size", metavar="SIZE", help="evict until the cache holds at most SIZE "
+                   "(K, M, G, T: powers of 1024, e.g. 10G)")
+    q.add_argument("--older-than", dest="older_than", metavar="AGE", help="evict entries unused for longer than AGE "
+                   "(s, m, h, d, e.g. 30d)")
+    for q in actions.choices.values():
+        _add_cache_options(q, default=argparse.SUPPRESS)  # also after the action, where a given value wins
     return parser
+
+
+def _add_cache_options(p, default):
+    """Where a ``cache`` command finds the cache: ``--cache-dir``, or the config ``--config`` names."""
+    p.add_argument("--cache-dir", dest="cache_dir", default=default, help="feature cache folder")
+    p.add_argument("--config", default=default, help="a config whose run.cache_dir is the cache folder "
+                   "(when --cache-dir is not given)")
 
 
 _interrupted = threading.Event()
@@ -334,6 +347,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"featurepipe: warning: {category.__name__}: {message}", file=file or sys.stderr)
 
 
+def _parse(argv) -> argparse.Namespace:
+    """The parsed command line; options may come anywhere, also between the keys a command takes (argparse
+    alone stops taking keys at the first option)."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and isinstance(getattr(args, "keys", None), list) and not any(a.startswith("-") for a in rest):
+        args.keys += rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv=None) -> int:
     with warnings.catch_warnings():  # the one-line format stays inside this call
         warnings.showwarning = _show_warning
@@ -355,12 +380,8 @@ def _main(argv) -> int:
     sys.unraisablehook = _unraisable
     warnings.filterwarnings("ignore", module="joblib",
                             message=r"\d+ tasks (have been successfully executed|which were still being processed)")
-    args = build_parser().parse_args(argv)
-    if getattr(args, "cache_dir", "unset") is None and args.command == "cache":
-        from .config import RunConfig
-
-        args.cache_dir = RunConfig().cache_dir
-    from .errors import ConfigError, ExtractError, TrainedFolderError
+    args = _parse(argv)
+    from .errors import ConfigError, ExtractError, TrainedFolderError, UsageError
 
     try:
         return args.func(args)
@@ -371,6 +392,9 @@ def _main(argv) -> int:
         return EXIT_USAGE
     except TrainedFolderError as e:
         print(f"featurepipe: refused: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as e:
+        print(f"featurepipe: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _reported.set()

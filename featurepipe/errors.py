@@ -16,3 +16,8 @@ class ExtractError(RuntimeError):
 class TrainedFolderError(ValueError):
     """A trained-head folder that is incomplete, edited, unsafe to read or does not match what it is applied
     to (``trained.py``); the command line answers it with exit code 2."""
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used as given (a malformed size, a key prefix that several entries
+    share); the command line answers it with one line and exit code 2."""

@@ -54,20 +54,17 @@ def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
     description and the code behind it, as every stage keys) and the training items' identity, and reused
     from there: extraction never refits silently, and a changed setting or training set gets a new fit.
     """
-    from .core import restore_state, stage_state
+    from .core import stage_state
     from .runner import fit_pipeline
 
     pipeline = build_config_pipeline(cfg)
     if not pipeline.requires_fit:
         return pipeline, None, {}
     train = dataset.subset("train") if dataset.splits is not None else dataset
-    fit_key = FeatureStore.key("pipelines", pipeline=pipeline.fingerprint(), train=train.identity(),
-                               max_pixels=cfg.run.max_pixels, **_unchecked_formats(cfg))
-    saved = store.load_fitted(fit_key)
-    if saved is not None:
-        arrays, values, record = saved
-        restore_state(pipeline, arrays, values, record["fingerprint"], f"fitted pipeline {fit_key}")
-        return pipeline, fit_key, record["timings"]
+    fit_key = _fit_key(cfg, pipeline, train)
+    timings = _restore_fit(store, fit_key, pipeline)
+    if timings is not None:
+        return pipeline, fit_key, timings
     timings = fit_pipeline(pipeline, dataset, jobs=cfg.run.jobs, on_error=cfg.run.on_error,
                            max_pixels=cfg.run.max_pixels, chunk_rows=cfg.run.chunk_size, progress=cfg.run.progress,
                            unchecked=cfg.run.allow_unchecked_formats)
@@ -75,6 +72,33 @@ def fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
     store.save_fitted(fit_key, arrays, values, {"fingerprint": pipeline.fingerprint(), "timings": timings,
                                                 "what": f"{pipeline.extractor.name} fitted on {len(train)} images"})
     return pipeline, fit_key, timings
+
+
+def stored_fitted_pipeline(cfg: Config, dataset: Dataset, store: FeatureStore):
+    """The config's pipeline as ``fitted_pipeline`` would give it, when that needs no fitting: a pipeline that
+    is not data-driven, or one whose fit on ``dataset``'s training split is in the store; else None."""
+    pipeline = build_config_pipeline(cfg)
+    if not pipeline.requires_fit:
+        return pipeline
+    train = dataset.subset("train") if dataset.splits is not None else dataset
+    return pipeline if _restore_fit(store, _fit_key(cfg, pipeline, train), pipeline) is not None else None
+
+
+def _fit_key(cfg: Config, pipeline, train: Dataset) -> str:
+    return FeatureStore.key("pipelines", pipeline=pipeline.fingerprint(), train=train.identity(),
+                            max_pixels=cfg.run.max_pixels, **_unchecked_formats(cfg))
+
+
+def _restore_fit(store: FeatureStore, fit_key: str, pipeline):
+    """Restore the fit stored under ``fit_key`` into ``pipeline``; its timings, or None when there is none."""
+    from .core import restore_state
+
+    saved = store.load_fitted(fit_key)
+    if saved is None:
+        return None
+    arrays, values, record = saved
+    restore_state(pipeline, arrays, values, record["fingerprint"], f"fitted pipeline {fit_key}")
+    return record["timings"]
 
 
 def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) -> ExtractResult:

@@ -15,11 +15,13 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import clone
 
 from .calibration import PlattScaling, fit_platt
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
+from .heads.row_space import RowSpace
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import score_predictions
 from .normalize import Normalization
@@ -140,6 +142,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
                       "folds": train.folds, "refit": train.refit},
         "grid": search.results(), "chosen": {"normalize": best["normalize"], "params": best["params"]},
         "at_edge": search.edges(), "search_seconds": search_seconds,
+        "solvers": [{"normalize": option, "solver": search.solver(n)} for n, option in enumerate(search.options)],
         "fit_seconds": fit_seconds, "peak_fit_mib": peak / 2**20, "epochs": int(model.n_iter_),
         "history": model.history_, "train": train_score,
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
@@ -167,19 +170,48 @@ def _refit(search: Search, best: dict, refit: bool):
     model = search.head_class(**{**search.params, **best["params"]})
     positions = np.arange(len(data.train_rows)) if refit else search.splits[0].fit
     segments, y = data.segments(positions, augmented=True)
-    normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
-    matrix = build_matrix(data.store, segments, normalization)
-    model, seconds, peak = _timed_fit(model, matrix, y)
+    option = search.options.index(best["normalize"])
+    K = search.all_rows_gram(option) if refit else None
+    grams = search.grams.get(option)
+    if grams is not None and grams.kernel is not None:
+        normalization, matrix = _kernel_features(data.store, segments, grams, K)
+        K = None  # the kernel's, not the features' Gram matrix
+    else:
+        normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
+        matrix = build_matrix(data.store, segments, normalization)
+    if K is not None and model.solves_by_gram(*matrix.shape):
+        model, seconds, peak = _timed_fit(model, matrix, y, fit=lambda X, y: _fit_in_row_space(model, X, y, K))
+    else:
+        model, seconds, peak = _timed_fit(model, matrix, y)
     originals = len(positions)
     scored = score_predictions(y[:originals], model.predict(matrix[:originals]), data.classes)
     return model, normalization, scored, seconds, peak
 
 
-def _timed_fit(model, X, y):
-    """Fit ``model``; also returns its seconds and the peak memory it allocated (tracemalloc, bytes)."""
+def _kernel_features(store, segments, grams, K):
+    """The normalisation ending in an exact kernel fitted on the rows of ``segments`` and those rows' features
+    (``K U L^(-1/2)``, from their kernel matrix ``K``: the search's when given, else computed)."""
+    before = fit_normalization(store, segments, clone(grams.before))
+    rows = build_matrix(store, segments, before)
+    K = grams.kernel.kernel_matrix(rows) if K is None else K
+    kernel = clone(grams.kernel).fit_kernel(rows, K)
+    return Normalization((*before.steps, kernel)), (K @ kernel.coefficients_).astype(np.float32)
+
+
+def _fit_in_row_space(model, X, y, K):
+    """``model.fit(X, y)`` through the row space of ``X`` built from its Gram matrix ``K``, computed already
+    (by the search, on the same rows in the same order)."""
+    space = RowSpace(X, K)
+    preconditioner = model._build_preconditioner(X, len(np.unique(y)), space, model.alpha)
+    return model._fit(X, y, preconditioner=preconditioner)
+
+
+def _timed_fit(model, X, y, fit=None):
+    """Fit ``model`` (by ``fit(X, y)`` when given); also returns its seconds and the peak memory it allocated
+    (tracemalloc, bytes)."""
     tracemalloc.start()
     start = time.perf_counter()
-    model.fit(X, y)
+    (fit or model.fit)(X, y)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

@@ -47,6 +47,14 @@ def human_bytes(n: float) -> str:
         n /= 1024
 
 
+def human_duration(seconds: float) -> str:
+    """``seconds`` in the largest unit of which it holds two or more: ``40s``, ``12m``, ``5h``, ``31d``."""
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * length:
+            return f"{seconds // length:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
 def refuse_oversize(key: str, what: str, nbytes: int) -> None:
     """Raise ``ConfigError`` ``<key>: <what> would need <n>; this machine has <m>`` when ``nbytes`` exceeds
     the machine's physical memory."""

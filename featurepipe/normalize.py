@@ -13,13 +13,15 @@ import math
 import numpy as np
 
 from .core import NULL, REGISTRY, Instance, Integer, Options, Real, Sequence, Transformer, register
+from .exact_kernel import additive_kernel
 
 _EPS = np.float32(1e-12)
 
 
 class Normalizer(Transformer):
-    """Base: ``fit_blocks`` learns from training rows given as blocks (nothing, by default); ``transform``
-    maps rows; ``n_outputs(d)`` is the output width for ``d`` input features."""
+    """Base: ``fit_blocks`` learns from training rows given as blocks (nothing, by default); ``apply`` maps
+    rows (``transform`` too, in the container ``set_output`` asks for); ``n_outputs(d)`` is the output
+    width for ``d`` input features, ``_names(inputs)`` the names of those outputs."""
 
     kind = "normalizer"
     learns = False  # True when fit_blocks reads the training rows
@@ -30,14 +32,49 @@ class Normalizer(Transformer):
         return self
 
     def fit(self, X, y=None):
-        return self.fit_blocks([np.asarray(X, np.float32)])
+        X = np.asarray(X, np.float32)
+        self._n_features_in = X.shape[1]
+        return self.fit_blocks([X])
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X):
+        """Normalised float32 rows, or a DataFrame after ``set_output(transform="pandas")`` (the columns of a
+        DataFrame ``X`` named through this step)."""
+        columns = getattr(X, "columns", None)
+        return self._as_output(self.apply(X), lambda: self.get_feature_names_out(
+            None if columns is None else [str(c) for c in columns]), X)
+
+    def apply(self, X) -> np.ndarray:
+        """Normalised float32 rows: what featurepipe's own code reads."""
         self._ensure_valid()
-        return self._transform(np.asarray(X, np.float32))
+        X = np.asarray(X, np.float32)
+        self._n_features_in = X.shape[1]  # what the names of the output follow
+        return self._transform(X)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """One name per output column, from the input's names (``input_features``, else ``x0``, ``x1``, ... for
+        the rows last fitted or transformed): the same names for a step that keeps its columns."""
+        if input_features is None:
+            width = getattr(self, "_n_features_in", None)
+            if width is None:
+                from sklearn.exceptions import NotFittedError
+
+                raise NotFittedError(f"{self.name}: fit or transform rows first, or give input_features")
+            input_features = [f"x{i}" for i in range(width)]
+        return np.asarray(self._names(list(input_features)), dtype=object)
 
     def n_outputs(self, n_features: int) -> int:
         return n_features
+
+    def check_state(self, width: int) -> str | None:
+        """What is wrong with the fitted state for ``width`` input features (a loaded head's), or None: each
+        learnt array spans that width."""
+        for name, array in self.fitted_state().items():
+            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
+                return f"has {name} for {array.shape[0]} features, it receives {width}"
+        return None
+
+    def _names(self, inputs: list[str]) -> list[str]:
+        return inputs
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -158,6 +195,10 @@ class PCAWhiten(Normalizer):
             return self.components_.shape[1]
         return n_features if self.n_components is None else min(self.n_components, n_features)
 
+    def _names(self, inputs):
+        """``pca_whiten0``, ``pca_whiten1``, ...: the principal axes, largest variance first."""
+        return [f"pca_whiten{i}" for i in range(self.n_outputs(len(inputs)))]
+
     def _transform(self, X):
         return (X - self.mean_) @ self.components_
 
@@ -229,6 +270,14 @@ class AdditiveKernelMap(Normalizer):
     def n_outputs(self, n_features):
         return n_features * (1 if self.kernel == "hellinger" else 2 * self.order + 1)
 
+    def _names(self, inputs):
+        """``x3_sqrt`` for every input, then per j ``x3_cos1`` and ``x3_sin1``: the order of the columns."""
+        terms = [[f"{x}_sqrt" for x in inputs]]
+        if self.kernel != "hellinger":
+            for j in range(1, self.order + 1):
+                terms += [[f"{x}_cos{j}" for x in inputs], [f"{x}_sin{j}" for x in inputs]]
+        return [name for term in terms for name in term]
+
     def _transform(self, X):
         step, kappa = self._terms()
         sign, magnitude = np.sign(X), np.abs(X)
@@ -240,6 +289,58 @@ class AdditiveKernelMap(Normalizer):
                 factor = sign * np.sqrt(magnitude * np.float32(2 * step * kappa[j]))
                 out += [factor * np.cos(np.float32(j * step) * log_x), factor * np.sin(np.float32(j * step) * log_x)]
         return np.hstack(out).astype(np.float32, copy=False)
+
+
+@register("normalizer", "exact_kernel")
+class ExactKernel(Normalizer):
+    """The empirical map of an exact additive kernel (``chi2`` or ``intersection``) on the training rows: a
+    row ``x`` becomes ``k(x, rows_) coefficients_`` (``rows_``: the training rows, ``d x n``, as they reach this
+    step; ``coefficients_``: ``U L^(-1/2)`` of their kernel matrix, ``n x r``). A linear head with an L2 penalty
+    on these features is the kernel machine of the training rows; ``kernel_map`` is its cheaper approximation.
+    The last step of a normalisation, after ``l1``."""
+
+    learns = True
+    _constraints = {"kernel": Options("chi2", "intersection")}
+
+    def __init__(self, kernel="chi2"):
+        self.kernel = kernel
+
+    def fit_blocks(self, blocks):
+        self.validate_params()
+        rows = np.vstack(list(blocks)).astype(np.float32, copy=False)
+        return self.fit_kernel(rows, additive_kernel(rows, rows, self.kernel))
+
+    def fit_kernel(self, rows, K) -> "ExactKernel":
+        """Fit on ``rows`` whose kernel matrix ``K`` is computed already (a search's, for its refit)."""
+        from .heads.row_space import GramSpace
+
+        self.validate_params()
+        self.rows_ = np.ascontiguousarray(np.asarray(rows, np.float32).T)
+        self.coefficients_ = GramSpace(K).coefficients.astype(np.float32)
+        return self
+
+    def kernel_matrix(self, X) -> np.ndarray:
+        """The kernel between the rows of ``X`` (as they reach this step): what a search's folds share."""
+        self.validate_params()
+        return additive_kernel(X, X, self.kernel)
+
+    def n_outputs(self, n_features: int) -> int:
+        """The rank of the training rows' kernel matrix, once fitted; before, ``n_features`` (unknown: the
+        search treats an exact kernel as the Gram matrix it is)."""
+        return self.coefficients_.shape[1] if hasattr(self, "coefficients_") else n_features
+
+    def check_state(self, width: int) -> str | None:
+        if self.rows_.ndim != 2 or self.coefficients_.ndim != 2 or self.rows_.shape[0] != width or (
+                self.coefficients_.shape[0] != self.rows_.shape[1]):
+            return (f"has rows_ of shape {self.rows_.shape} and coefficients_ of shape {self.coefficients_.shape}, "
+                    f"it receives {width} features")
+        return None
+
+    def _names(self, inputs):
+        return [f"{self.kernel}_kernel{i}" for i in range(self.n_outputs(len(inputs)))]
+
+    def _transform(self, X):
+        return (additive_kernel(X, self.rows_.T, self.kernel) @ self.coefficients_).astype(np.float32)
 
 
 class Normalization(Transformer):
@@ -296,5 +397,5 @@ class Normalization(Transformer):
 
 def _chain(steps, X):
     for step in steps:
-        X = step.transform(X)
+        X = step.apply(X)
     return X

@@ -48,9 +48,13 @@ class FeaturePipeline(Extractor):
         self.extractor.fit(self.prepare(images), y)
         return self
 
-    def transform(self, images):
+    def features(self, images):
         self._ensure_valid()
-        return self.extractor.transform(self.prepare(images))
+        return self.extractor.features(self.prepare(images))
+
+    def _feature_names(self, shape):
+        """The extractor's names, for the images it was last given (after the preprocessing steps)."""
+        return self.extractor.get_feature_names_out()
 
     def describe(self):
         return {"name": self.name, "preprocess": [s.describe() for s in self.preprocess],

@@ -10,10 +10,19 @@ from .imageops import INTERPOLATION, resize_batch, to_grey
 
 
 class Preprocessor(Transformer):
-    """Base of image-to-image steps: ``transform`` maps images to images (a stacked batch when possible)."""
+    """Base of image-to-image steps: ``transform`` maps images to images (a stacked batch when possible).
+
+    Images are no table: a step's output stays an array whatever ``set_output`` says (scikit-learn's
+    ``Pipeline.set_output`` sets every step), and it names no features.
+    """
 
     kind = "preprocess"
     fixes_size = False  # True when every output image has the same size whatever the input
+
+    def get_feature_names_out(self, input_features=None):
+        """None: images in, images out, no feature names (so a scikit-learn pipeline asks the extractor after
+        this step for its names)."""
+        return None
 
     def transform(self, images):
         self._ensure_valid()

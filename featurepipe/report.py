@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
+from . import plots, show
 from .config import Config
 from .core import iter_stages
 from .datasets import read_image
@@ -39,17 +39,22 @@ def _patch_words(stage):
     return centroids.reshape(-1, size, size, 3)  # patch descriptors are laid out row, column, channel
 
 
-def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> dict[str, Path]:
-    """Pictures of what the features see: HOG glyphs, an HSV histogram, visual words, MLP templates."""
-    figures = {}
+def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: Path) -> tuple[dict, list[str]]:
+    """Pictures of what the features see, and one line per picture left out: a test image through each
+    pipeline that has a kind of feature not drawn yet (HOG, colour histograms, local descriptors: see
+    ``show.py``), the visual words of patch codebooks, an MLP's first-layer templates."""
+    figures, notes, drawn = {}, [], set()
     image = read_image(dataset.root / _first_decoded(store, rows[0]["feature_key"], "test" if dataset.splits else None))
-    figures["HOG glyphs"] = plots.hog_glyphs(image, folder / "hog_glyphs.png")
-    from .catalog import create
-
-    hist = create("extractor", "hsv_hist", bins=(8, 3, 3)).transform(image[None])[0]
-    figures["HSV histogram"] = plots.hsv_histogram(image, hist, (8, 3, 3), folder / "hsv_histogram.png")
     for name, spec in cfg.bench.pipelines.items():
         pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec.pipeline()}), dataset, store)
+        kinds = show.drawn_kinds(pipeline)
+        if kinds - drawn:
+            drawn |= kinds
+            pictures, left_out = show.pictures_of(pipeline, image)
+            notes += [f"pipeline {name}: {line}" for line in left_out]
+            if len(pictures) > 1:  # more than the image itself
+                figures[f"what {name} sees"] = plots.picture_row(pictures, folder / f"sees_{name}.png",
+                                                                 f"a test image as pipeline {name} sees it")
         for _, stage in iter_stages(pipeline):
             words = _patch_words(stage)
             if words is not None:
@@ -64,7 +69,7 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
             figures["MLP first-layer templates"] = plots.montage(weights.reshape(-1, side, side, 3),
                                                                  folder / "mlp_templates.png",
                                                                  "first-layer weights of the MLP on raw pixels")
-    return figures
+    return figures, notes
 
 
 def _first_decoded(store: FeatureStore, key: str, split: str | None) -> str:
@@ -103,8 +108,9 @@ def _table_html(rows) -> str:
     return f"<table><tr>{header}</tr>{body}</table>"
 
 
-def write_report(rows, cfg: Config, dataset, output: Path, quick: bool) -> Path:
-    """results.{md,csv,json}, figures/*.png and report.html (images inlined, viewable offline)."""
+def write_report(rows, cfg: Config, dataset, output: Path, quick: bool, name: str | None = None) -> Path:
+    """results.{md,csv,json}, figures/*.png and report.html (images inlined, viewable offline), titled with
+    ``name`` (the config's name; default: the name of the config's output folder)."""
     figures_dir = output / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(json.dumps(rows, indent=1))
@@ -119,11 +125,14 @@ def write_report(rows, cfg: Config, dataset, output: Path, quick: bool) -> Path:
             figures[f"confusion: {label} ({best['pipeline']} x {best['head']})"] = plots.confusion_matrix(
                 best["confusion_matrix"], best["classes"], figures_dir / f"confusion_{prefix.split()[0]}.png",
                 f"{best['pipeline']} x {best['head']}: test {best['test_accuracy']:.1%}")
-    figures.update(_feature_pictures(cfg, dataset, FeatureStore(cfg.run.cache_dir), rows, figures_dir))
+    pictures, notes = _feature_pictures(cfg, dataset, FeatureStore(cfg.run.cache_dir), rows, figures_dir)
+    figures.update(pictures)
     n_train = sum(s == "train" for s in dataset.splits)
-    title = f"featurepipe bench: {dataset.root.name}{' (quick)' if quick else ''}"
+    title = f"featurepipe bench: {name or Path(cfg.output).name}{' (quick)' if quick else ''}"
+    source = f"the built-in {cfg.dataset.builtin} set" if cfg.dataset.builtin else str(dataset.root)
     body = [f"<h1>{html.escape(title)}</h1>",
-            f"<p>{len(dataset)} images ({n_train} train, {len(dataset) - n_train} test), {len(rows)} cells, written "
+            f"<p>Data: {html.escape(source)}, {len(dataset)} images ({n_train} train, {len(dataset) - n_train} test"
+            f"{', a per-class subset' if quick else ''}); {len(rows)} cells, written "
             f"{time.strftime('%Y-%m-%d %H:%M')}. Each cell's settings are chosen on the training split "
             f"(selection: {cfg.train.selection}) and refit on it; test accuracy is reported once per cell, and the "
             "best cells are chosen on validation accuracy.</p>",
@@ -131,10 +140,11 @@ def write_report(rows, cfg: Config, dataset, output: Path, quick: bool) -> Path:
     for label, path in figures.items():
         data = base64.b64encode(Path(path).read_bytes()).decode()
         body.append(f"<h2>{html.escape(label)}</h2><img alt='{html.escape(label)}' src='data:image/png;base64,{data}'>")
+    body += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-            "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}img{max-width:100%}</style></head><body>"
+            "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}img{max-width:100%}p.note{color:#666}</style></head><body>"
             + "\n".join(body) + "</body></html>")
     (output / "report.html").write_text(page)
     return output / "report.html"

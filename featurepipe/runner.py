@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .core import timed
+from .core.progress import shown_by
 from .datasets import Dataset, ImageError, decode
 from .datasets.decode import MAX_PIXELS
 from .datasets.sources import content_stamp
@@ -128,14 +129,14 @@ def _process_chunk(index, paths, pipeline, on_error, rows, images, errors):
     if not images:
         return index, None, status, errors, None
     try:
-        block = pipeline.extractor.transform(images)
+        block = pipeline.extractor.features(images)
     except _SYSTEMIC as exc:
         raise ExtractError(f"{type(exc).__name__}: {exc}") from exc
     except Exception:  # noqa: BLE001 -- isolate the culprit(s) one image at a time
         kept, parts = [], []
         for row, image in zip(rows, images):
             try:
-                parts.append(pipeline.extractor.transform([image]))
+                parts.append(pipeline.extractor.features([image]))
                 kept.append(row)
             except Exception as exc:  # noqa: BLE001
                 if on_error == "fail":
@@ -243,8 +244,8 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
             bar.update(len(part) + len(failed))
     if not images:
         raise ExtractError("no training image could be read to fit the pipeline")
-    with timed(timings, "fit"):
-        pipeline.extractor.fit(images, labels or None)
+    with timed(timings, "fit"), shown_by(tqdm if progress else None):
+        pipeline.extractor.fit(images, labels or None)  # its sampling and vocabulary fit show their own bars
     return {**timings, **fit_timings(pipeline.extractor)}
 
 

@@ -11,12 +11,21 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import clone
 
+from .heads.base import Start
+from .heads.row_space import GramSpace, gram
 from .matrix import build_matrix, fit_normalization
+from .normalize import ExactKernel
 from .normalize import Normalization
 
 #: Below this many training images in its smallest class, ``selection: auto`` uses k-fold cross-validation.
 SMALL_CLASS = 300
+#: How a normalisation option is searched (``Search.solver``): on the Gram matrix of the training rows, or on
+#: their features.
+GRAM, PRIMAL = "gram", "primal"
+#: Successive halving keeps the best third of a head's grid points at each reduced ``max_iter``.
+HALVING_FACTOR = 3
 
 
 @dataclass
@@ -140,6 +149,41 @@ def extend_grid(points: list[dict], chosen_params: dict, edges: list[str]) -> li
     return new
 
 
+class Grams:
+    """The Gram matrices ``X X^T`` of every training row of ``data`` normalised by ``spec``, computed from the
+    store a block at a time -- or, when the normalisation ends in an ``exact_kernel``, the kernel matrices of
+    the rows as they reach it: one for all splits when the normalisation learns nothing else from the rows
+    (``shared``), else one per split, with the normalisation fitted on that split's fit rows. ``width`` is
+    the width of the rows the matrices are computed from."""
+
+    def __init__(self, data, spec):
+        self.data = data
+        steps = Normalization.from_spec(spec).steps
+        self.kernel = steps[-1] if steps and isinstance(steps[-1], ExactKernel) else None
+        self.before = Normalization(steps[:-1] if self.kernel is not None else steps)
+        if any(isinstance(step, ExactKernel) for step in self.before.steps):
+            raise ValueError(f"normalize: {spec!r}: exact_kernel must be the last step")
+        self.shared = not self.before.learns
+        self._by_split: dict = {}
+
+    def of(self, split: Split) -> np.ndarray:
+        """The matrix of all training rows (in their order), normalised as ``split`` needs."""
+        key = None if self.shared else id(split)
+        if key not in self._by_split:
+            data = self.data
+            everything, _ = data.segments(np.arange(len(data.train_rows)), augmented=False)
+            fit, _ = data.segments(split.fit, augmented=False)
+            normalization = fit_normalization(data.store, fit, clone(self.before))
+            matrix = build_matrix(data.store, everything, normalization)
+            self.width = matrix.shape[1]
+            self._by_split[key] = gram(matrix) if self.kernel is None else self.kernel.kernel_matrix(matrix)
+        return self._by_split[key]
+
+    def all_rows(self) -> np.ndarray | None:
+        """The matrix every split shares (``shared``), computed already, or None."""
+        return self._by_split.get(None) if self.shared else None
+
+
 @dataclass
 class _Kept:
     """A holdout search's matrix -- [fit rows, their copies, validation rows, their copies] -- with its
@@ -176,27 +220,128 @@ class Search:
         self.scores: dict[tuple, list[float]] = {}          # (option, frozen point) -> accuracy per split
         self.decisions: dict[tuple, list[np.ndarray]] = {}  # (option, frozen point) -> validation rows' per split
         self.kept: _Kept | None = None
+        self.solvers: dict[int, str] = {}   # option -> GRAM or PRIMAL (``solver``)
+        self.grams: dict[int, Grams] = {}   # option -> its Gram matrices, when searched by GRAM
+        self.eliminated: dict[tuple, int] = {}  # (option, frozen point) -> max_iter it was dropped at (halving)
 
     def run(self, todo: dict | None = None) -> None:
         """Fit the points ``todo[option]`` (None: the option's whole grid; default: every option's whole
         grid) on every split and record their validation accuracies."""
         todo = dict.fromkeys(range(len(self.options))) if todo is None else todo
+        for n, points in todo.items():
+            if self.solver(n) == GRAM:
+                self._run_gram(n, points)
+            else:
+                self._run_primal(n, points)
+
+    def solver(self, n: int) -> str:
+        """How option ``n`` is searched: ``GRAM`` when every grid point would fit its folds in their row space
+        (fewer fit rows than features, L2 only, L-BFGS: ``solves_by_gram``) and no augmented copies
+        multiply the rows, else ``PRIMAL``. The data chooses: the rows and the normalised width."""
+        if n not in self.solvers:
+            rows = max(len(split.fit) for split in self.splits)
+            exact = _exact_kernel(self.options[n])
+            # An exact kernel is a Gram matrix of features as many as the rows that could ever come: the data
+            # cannot choose there.
+            d = rows + 1 if exact else Normalization.from_spec(self.options[n]).n_outputs(
+                self.data.store.dimension(self.data.key))
+            points, _ = expand_grid(self.head_class, self.params,
+                                    {"n_samples": rows, "n_features": d, "mean_square_norm": 1.0})
+            gram_ok = not self.data.augment and hasattr(self.head_class, "fit_gram_path") and all(
+                self.head_class(**point).solves_by_gram(rows, d) for point in points)
+            if exact and not gram_ok:
+                raise ValueError(f"normalize: {self.options[n]!r}: an exact kernel needs a linear head fitted by L-BFGS "
+                                 f"with an L2 penalty only, and no augmented copies ({self.head_class.__name__} here)")
+            self.solvers[n] = GRAM if gram_ok else PRIMAL
+        return self.solvers[n]
+
+    def _run_primal(self, n: int, points) -> None:
+        """Fit option ``n``'s ``points`` on each split's normalised features; by successive halving when the
+        head fits one point at a time and the grid has ``HALVING_FACTOR`` points or more."""
+        rungs = self._rungs(n, points)
+        for epochs in rungs:
+            trial: dict = {}
+            points = self._primal_pass(n, points, trial, max_iter=epochs)
+            ranked = sorted(trial, key=lambda key: -np.mean(trial[key]))  # stable: grid order among equals
+            keep = -(-len(ranked) // HALVING_FACTOR)
+            for key in ranked[keep:]:
+                self.scores[key], self.eliminated[key] = trial[key], epochs
+            points = [dict(point) for _, point in ranked[:keep]]
+        self._primal_pass(n, points, self.scores)
+
+    def _rungs(self, n: int, points) -> list[int]:
+        """The reduced ``max_iter`` of each elimination round of successive halving (HalvingGridSearchCV's
+        schedule: each round keeps the best ``1 / HALVING_FACTOR`` of the points, the survivors run in full),
+        or none: for heads that fit a grid's alphas together (``fit_path``), and grids of fewer points."""
+        if (hasattr(self.head_class, "fit_path") or "max_iter" not in self.head_class().get_params()
+                or is_grid(self.params.get("max_iter"), None)):
+            return []
+        count = len(points) if points is not None else len(expand_grid(
+            self.head_class, self.params, {"n_samples": 1, "n_features": 1, "mean_square_norm": 1.0})[0])
+        max_iter = self.head_class(**{k: v for k, v in self.params.items() if not is_grid(v, None) and v != "auto"}).max_iter
+        rungs = []
+        while count >= HALVING_FACTOR:
+            rungs.append(count)
+            count = -(-count // HALVING_FACTOR)
+        return [max(1, max_iter // HALVING_FACTOR ** (len(rungs) - i)) for i in range(len(rungs))]
+
+    def _primal_pass(self, n: int, points, scores: dict, **overrides) -> list[dict]:
+        """One pass over the splits fitting ``points`` (None: the option's grid) with ``overrides``, their
+        validation accuracies appended to ``scores`` under ``(n, point)``; returns the points fitted."""
         for s, split in enumerate(self.splits):
-            for n, points in todo.items():
-                matrix, y_fit, y_val, models = self._matrix(n, split)
-                X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
-                if n not in self.grids:
-                    self.grids[n] = expand_grid(self.head_class, self.params, data_stats(X_fit))
-                points = self.grids[n][0] if points is None else points
-                for point, model in _fit_grid(self.head_class, points, X_fit, y_fit, self.keep):
-                    accuracy = float(np.mean(model.predict(X_val) == y_val[:len(split.val)]))
-                    self.scores.setdefault((n, _frozen(point)), []).append(accuracy)
-                    self.decisions.setdefault((n, _frozen(point)), []).append(model.decision_function(X_val))
-                    if models is not None:
-                        models[_frozen(point)] = model
-                    if self.log is not None:
-                        self.log(s, len(self.splits), self.options[n], _plain(point), accuracy)
-                del matrix, X_fit, X_val
+            matrix, y_fit, y_val, models = self._matrix(n, split)
+            X_fit, X_val = matrix[:len(y_fit)], matrix[len(y_fit):len(y_fit) + len(split.val)]
+            if n not in self.grids:
+                self.grids[n] = expand_grid(self.head_class, self.params, data_stats(X_fit))
+            points = self.grids[n][0] if points is None else points
+            for point, model in _fit_grid(self.head_class, points, X_fit, y_fit, self.keep, overrides):
+                self._score(scores, n, s, point, model.predict(X_val), y_val[:len(split.val)])
+                if scores is self.scores:  # a full pass, not a round of successive halving
+                    self._keep_decisions(n, point, model, X_val)
+                if models is not None and not overrides:
+                    models[_frozen(point)] = model
+            del matrix, X_fit, X_val
+        return points
+
+    def _run_gram(self, n: int, points) -> None:
+        """Fit option ``n``'s ``points`` on each split from the Gram matrix of the training rows (``Grams``):
+        every alpha and class of a split shares its ``GramSpace``, the alphas are a warm-started path, and a
+        split's path starts from the previous split's solution when the splits share one Gram matrix."""
+        grams = self.grams.setdefault(n, Grams(self.data, self.options[n]))
+        labels = self.data.labels[self.data.train_rows]
+        previous = {}  # group of points -> (split, space, model at the largest alpha) of the last split fitted
+        for s, split in enumerate(self.splits):
+            K = grams.of(split)
+            space = GramSpace(K[np.ix_(split.fit, split.fit)])
+            if n not in self.grids:
+                stats = {"n_samples": len(split.fit), "n_features": grams.width,
+                         "mean_square_norm": float(np.mean(np.diag(K)[split.fit]))}
+                self.grids[n] = expand_grid(self.head_class, self.params, stats)
+            todo = self.grids[n][0] if points is None else points
+            X_val = space.project(K[np.ix_(split.val, split.fit)])
+            for group, members in _alpha_groups(todo).items():
+                alphas = [self.head_class(**point).alpha for point in members]
+                start = None
+                if grams.shared and group in previous:  # the last split's solution at the largest alpha
+                    before, old_space, old_model = previous[group]
+                    cross = K[np.ix_(split.fit, self.splits[before].fit)]
+                    start = Start(space.transfer(old_space, cross, old_model._network_params()), old_model.classes_)
+                models = self.head_class(**members[0]).fit_gram_path(space, labels[split.fit], alphas, start)
+                for point, model in zip(members, models):
+                    self._score(self.scores, n, s, point, model.predict(X_val), labels[split.val])
+                    self._keep_decisions(n, point, model, X_val)
+                previous[group] = (s, space, models[int(np.argmax(alphas))])
+
+    def _score(self, scores: dict, n: int, s: int, point: dict, predicted, truth) -> None:
+        """Append the accuracy of ``predicted`` to ``scores[(n, point)]`` and log it."""
+        accuracy = float(np.mean(predicted == truth))
+        scores.setdefault((n, _frozen(point)), []).append(accuracy)
+        if self.log is not None:
+            self.log(s, len(self.splits), self.options[n], _plain(point), accuracy)
+
+    def _keep_decisions(self, n: int, point: dict, model, X_val) -> None:
+        """Keep ``model``'s decision values on a split's validation rows under ``(n, point)`` (``out_of_fold``)."""
+        self.decisions.setdefault((n, _frozen(point)), []).append(model.decision_function(X_val))
 
     def _matrix(self, n: int, split: Split):
         """(matrix, fit labels, validation labels, the kept models or None) of option ``n`` on ``split``:
@@ -214,14 +359,22 @@ class Search:
         self.kept = _Kept(n, normalization, matrix, np.concatenate([y_fit, y_val]), len(y_fit))
         return matrix, y_fit, y_val, self.kept.models
 
+    def all_rows_gram(self, n: int) -> np.ndarray | None:
+        """The Gram matrix of every training row under option ``n``, when its search computed one that all
+        splits shared (a refit on those rows reuses it), else None."""
+        return self.grams[n].all_rows() if n in self.grams else None
+
     def results(self) -> list[dict]:
-        """One dict per grid point searched: normalisation, parameters, mean and per-split accuracy."""
+        """One dict per grid point searched: normalisation, parameters, mean and per-split accuracy, and for a
+        point that successive halving dropped, the ``max_iter`` it was scored at (``eliminated_at``)."""
         return [{"normalize": self.options[n], "params": _plain(dict(point)), "val_accuracy": float(np.mean(accs)),
-                 "val_folds": accs} for (n, point), accs in self.scores.items()]
+                 "val_folds": accs, **({"eliminated_at": self.eliminated[(n, point)]}
+                                       if (n, point) in self.eliminated else {})}
+                for (n, point), accs in self.scores.items()]
 
     def best(self) -> dict:
-        """The result with the best mean validation accuracy (``choose``)."""
-        return choose(self.results())
+        """The result with the best mean validation accuracy among the points run in full (``choose``)."""
+        return choose([r for r in self.results() if "eliminated_at" not in r])
 
     def edges(self) -> list[str]:
         """The ``auto`` parameters whose best value lies at the edge of its grid (``at_edge``)."""
@@ -257,15 +410,26 @@ class Search:
         return kept.models.get(_frozen(best["params"]))
 
 
-def _fit_grid(head_class, points: list[dict], X, y, warm_start: bool):
-    """``(point, fitted model)`` for every grid point, with ``warm_start`` when asked: points that differ
-    only in ``alpha`` go through the head's ``fit_path`` when it has one, the others are fitted one by one."""
-    warm = {"warm_start": True} if warm_start else {}
+def _exact_kernel(spec) -> bool:
+    """Whether the normalisation ``spec`` has an ``exact_kernel`` step."""
+    return any(isinstance(step, ExactKernel) for step in Normalization.from_spec(spec).steps)
+
+
+def _alpha_groups(points: list[dict]) -> dict:
+    """The points grouped by everything but ``alpha``: each group is one regularisation path."""
+    groups: dict = {}
+    for point in points:
+        groups.setdefault(_frozen({k: v for k, v in point.items() if k != "alpha"}), []).append(point)
+    return groups
+
+
+def _fit_grid(head_class, points: list[dict], X, y, warm_start: bool, overrides: dict):
+    """``(point, fitted model)`` for every grid point (its parameters with ``overrides``), with ``warm_start``
+    when asked: points that differ only in ``alpha`` go through the head's ``fit_path`` when it has one, the
+    others are fitted one by one."""
+    warm = {"warm_start": True, **overrides} if warm_start else dict(overrides)
     if hasattr(head_class, "fit_path") and all("alpha" in p for p in points):
-        groups: dict = {}
-        for point in points:
-            groups.setdefault(_frozen({k: v for k, v in point.items() if k != "alpha"}), []).append(point)
-        for group in groups.values():
+        for group in _alpha_groups(points).values():
             head = head_class(**{**group[0], **warm})
             yield from zip(group, head.fit_path(X, y, [p["alpha"] for p in group]))
         return

@@ -52,7 +52,7 @@ def write_run(folder: Path, result, cfg: Config, pipeline, name: str) -> None:
     record = result.record
     save_trained(folder, result, cfg, pipeline)
     write_json_atomic(folder / "metrics.json", record)
-    training_curves(record["history"], folder / "curves.png", title=name)
+    training_curves(record["history"], folder / "curves.png", title=name, validation=record["val"]["accuracy"])
     validation_curve(record["grid"], folder / "validation.png", title=f"{name}: validation accuracy over the grid")
     confusion_matrix(record["test"]["confusion_matrix"], record["classes"], folder / "confusion.png",
                      title=f"{name}: test accuracy {record['test']['accuracy']:.1%}")

@@ -283,8 +283,7 @@ def _trial(folder, model, normalization, width: int) -> None:
 def _check_normalization_widths(folder, normalization, width: int) -> None:
     """Each learnt array spans the width its step receives."""
     for i, step in enumerate(normalization.steps):
-        for name, array in step.fitted_state().items():
-            if isinstance(array, np.ndarray) and array.ndim and array.shape[0] != width:
-                fail(folder, f"normalization step {i} ({step.name}) has {name} for {array.shape[0]} features, "
-                              f"it receives {width}")
+        problem = step.check_state(width)
+        if problem:
+            fail(folder, f"normalization step {i} ({step.name}) {problem}")
         width = step.n_outputs(width)

@@ -4,6 +4,7 @@ import json
 import re
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import yaml
 
@@ -32,6 +33,7 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     log = capsys.readouterr().out
     n_cells = sum(len(p.get("heads") or config["heads"]) for p in config["bench"]["pipelines"].values())
     assert f"[{n_cells}/{n_cells}]" in log and "fitting on" in log
+    assert "to go" in log and f"all {n_cells} cells in" in log  # each cell's line estimates the time left
 
     rows = json.loads((out / "results.json").read_text())
     assert len(rows) == n_cells
@@ -39,6 +41,10 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
         for column in ("feature_dim", "fit_seconds", "train_accuracy", "val_accuracy", "test_accuracy", "peak_fit_mib"):
             assert row[column] is not None
         assert 0 <= row["test_accuracy"] <= 1 and row["extract_images_per_s"] > 0
+        # a cell's cost is everything it took: its features (the pipeline's fit, extraction), search and refit
+        assert row["features_seconds"] >= row["extract_seconds"] > 0
+        assert row["cost_seconds"] == row["features_seconds"] + row["search_seconds"] + row["fit_seconds"]
+        assert row["search_seconds"] > 0
     assert {r["kind"] for r in rows} == {"learned", "raw pixels + linear", "hand-designed + linear",
                                          "hand-designed + MLP"}
     store = FeatureStore(tmp_path / "cache")
@@ -54,10 +60,15 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     titles = re.findall(r"<h2>(.*?)</h2>", page)
     assert len(images) == len(titles) >= 7
     assert any("confusion: best hand-designed" in t for t in titles) and any("best learned" in t for t in titles)
-    assert "MLP first-layer templates" in titles and "HOG glyphs" in titles
-    assert any(t.startswith("visual words (kmeans)") for t in titles)
-    for name in ("accuracy_vs_cost", "learning_curves", "hog_glyphs", "hsv_histogram", "mlp_templates"):
+    assert "MLP first-layer templates" in titles and any(t.startswith("visual words (kmeans)") for t in titles)
+    # one picture of a test image per kind of feature: the first pipeline of each
+    assert [t for t in titles if t.startswith("what ")] == [f"what {name} sees" for name in
+                                                            ("color_hist", "hsv_hist", "hog", "pca_sift_bow", "kmeans")]
+    assert "<h1>featurepipe bench: bench (quick)</h1>" in page and f"Data: {image_folder}, " in page
+    for name in ("accuracy_vs_cost", "learning_curves", "sees_hog", "sees_hsv_hist", "sees_kmeans", "mlp_templates"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 2000
+    kmeans = [r for r in rows if r["pipeline"] == "kmeans"]
+    assert kmeans[0]["features_seconds"] > kmeans[0]["extract_seconds"]  # its codebook's fit (and mirrored copies)
 
     assert main(["bench", "--config", str(path), "--quick", "--output", str(out)]) == EXIT_OK
     again = capsys.readouterr().out
@@ -72,3 +83,26 @@ def test_visual_words_are_drawn_as_the_patches_they_describe():
     assert words.shape == (4, 4, 4, 3)
     np.testing.assert_array_equal(words[1], image[0, :4, 4:8])   # second patch: top right
     np.testing.assert_array_equal(words[2], image[0, 4:8, :4])
+
+
+def test_a_grey_data_set_gets_no_colour_histogram(tmp_path, capsys):
+    """A colour histogram of a grey image is all in its grey bins: the report says so instead of drawing it."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("test", 2)):
+        for label, brightness in (("dark", 60), ("light", 180)):
+            for i in range(count):
+                grey = np.clip(rng.normal(brightness, 30, (32, 32)), 0, 255).astype(np.uint8)
+                path = tmp_path / "grey" / split / label / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(path), grey)
+    config = {"dataset": {"path": str(tmp_path / "grey")}, "run": {"cache_dir": str(tmp_path / "cache"), "progress": False},
+              "bench": {"pipelines": {"hsv": {"extractor": {"hsv_hist": {"bins": [8, 3, 3]}}},
+                                      "hog": {"extractor": {"hog": {"pixels_per_cell": [8, 8], "cells_per_block": [2, 2]}}}}},
+              "heads": [{"name": "softmax", "model": "linear", "params": {"max_iter": 20, "random_state": 0}}]}
+    path = tmp_path / "grey-bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["bench", "--config", str(path), "--output", str(tmp_path / "report")]) == EXIT_OK
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert re.findall(r"<h2>(what .*?)</h2>", page) == ["what hog sees"]
+    assert "pipeline hsv: colour histogram (hsv_hist) not drawn: the image is grey" in page
+    assert not (tmp_path / "report" / "figures" / "sees_hsv.png").exists()

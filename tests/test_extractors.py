@@ -48,6 +48,19 @@ def test_transform_gives_float32_rows(name, batch):
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("grey", [False, True], ids=["rgb", "grey"])
+@pytest.mark.parametrize("name", EXTRACTORS)
+def test_one_unique_name_per_feature(name, grey, batch):
+    extractor = make(name)
+    if grey and extractor.colour_only:
+        return
+    images = batch[..., 0] if grey else batch  # grey as scikit-learn's (n, H, W)
+    out = extractor.fit(images).transform(images)
+    names = extractor.get_feature_names_out()
+    assert len(names) == out.shape[1] and len(set(names)) == len(names)
+    assert all(isinstance(n, str) and n.isidentifier() for n in names)
+
+
 # One changed, valid parameter per extractor: its fingerprint must move. A new extractor needs an entry.
 CHANGED = {"raw": {"grey": True}, "color_hist": {"bins": 4}, "hsv_hist": {"bins": (4, 2, 2)},
            "hog": {"orientations": 8},

@@ -26,13 +26,18 @@ def make_folder(root, rng):
     return make_image_folder(root, rng, per_class=(12, 6), size=24, jpeg_every=10**6)
 
 
-@pytest.fixture
-def data(tmp_path):
+def training_data(tmp_path, bins):
+    """36 training and 18 test images' colour histograms, ``bins ** 3`` wide."""
     folder = make_folder(tmp_path / "images", np.random.default_rng(0))
     store = FeatureStore(tmp_path / "cache")
-    pipeline = build_pipeline({"extractor": {"color_hist": {"bins": 4}}})
+    pipeline = build_pipeline({"extractor": {"color_hist": {"bins": bins}}})
     key = extract(open_dataset(folder), pipeline, store, chunk_rows=8, progress=False).key
     return TrainingData(store, key), folder, pipeline
+
+
+@pytest.fixture
+def data(tmp_path):
+    return training_data(tmp_path, bins=4)  # 64 features: fewer rows than features, the Gram search
 
 
 def test_poisoned_test_labels_change_nothing_the_selection_sees(data, tmp_path):
@@ -141,9 +146,10 @@ def test_a_damaged_cached_head_is_fitted_again_with_one_line(data, capsys):
     assert fit_and_score(training, HEAD, SETTINGS).record == again.record  # stored whole again
 
 
-def test_the_holdout_refit_starts_from_the_search_model(data, monkeypatch):
-    """The refit on every training row is a warm start of the search's model at the chosen setting."""
-    training, _, _ = data
+def test_the_holdout_refit_starts_from_the_search_model(tmp_path, monkeypatch):
+    """The refit on every training row is a warm start of the search's model at the chosen setting (when the
+    search fits features: more rows than features)."""
+    training, _, _ = training_data(tmp_path, bins=2)
     fits = []
     real = LinearClassifier.fit
 

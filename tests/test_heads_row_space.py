@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from featurepipe.heads import LinearClassifier
-from featurepipe.heads.row_space import RowSpace
+from featurepipe.heads.base import Start
+from featurepipe.heads.row_space import GramSpace, RowSpace, gram
 
 
 def wide(n=120, d=400, seed=0):
@@ -74,3 +75,41 @@ def test_a_preconditioner_built_on_other_rows_is_refused():
     preconditioner = head._path_preconditioner(X[:100], y[:100], [1e-2])
     with pytest.raises(ValueError, match="row space of 100 rows, not of these 120"):
         head._fit(X, y, preconditioner=preconditioner)
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "log_loss"])
+def test_a_gram_path_scores_new_rows_as_the_fit_on_features_does(loss):
+    """Fitted from the Gram matrix alone, the path's models give held-out rows the scores of fits on X."""
+    X, y = wide(n=150)
+    fit, val = slice(0, 110), slice(110, None)
+    head = LinearClassifier(loss, optimizer="lbfgs", max_iter=3000, tol=1e-6, random_state=0)
+    alphas = [1e-1, 1e-2, 1e-3]
+    K = gram(X)
+    space = GramSpace(K[fit, fit])
+    path = head.fit_gram_path(space, y[fit], alphas)
+    projected = space.project(K[val, fit])
+    for alpha, model in zip(alphas, path):
+        single = LinearClassifier(**{**head.get_params(deep=False), "alpha": alpha}).fit(X[fit], y[fit])
+        assert model.n_features_in_ == 110 and model.alpha == alpha
+        assert model.loss_curve_[-1] <= single.loss_curve_[-1] * (1 + 1e-3)  # the same minimum, to tolerance
+        expected = single.decision_function(X[val])  # to the solvers' tolerance at the flat end of the path:
+        np.testing.assert_allclose(model.decision_function(projected), expected, atol=2e-2 * np.abs(expected).max())
+
+
+def test_a_transferred_solution_starts_another_fold_near_its_minimum():
+    """``GramSpace.transfer`` takes a fold's solution into another fold's space: it scores the rows both folds
+    share as before, and a fit started there reaches the minimum of one started afresh."""
+    X, y = wide(n=150)
+    first, second = np.arange(0, 110), np.arange(40, 150)
+    K = gram(X)
+    head = LinearClassifier("squared_hinge", optimizer="lbfgs", max_iter=3000, tol=1e-5, random_state=0)
+    space_a, space_b = GramSpace(K[np.ix_(first, first)]), GramSpace(K[np.ix_(second, second)])
+    (model_a,) = head.fit_gram_path(space_a, y[first], [1e-2])
+    moved = space_b.transfer(space_a, K[np.ix_(second, first)], model_a._network_params())
+    shared = np.arange(40, 110)
+    before = model_a.decision_function(space_a.project(K[np.ix_(shared, first)]))
+    after = space_b.project(K[np.ix_(shared, second)]) @ moved[0] + moved[1]
+    np.testing.assert_allclose(after, before, atol=1e-3 * np.abs(before).max())
+    (afresh,) = head.fit_gram_path(space_b, y[second], [1e-2])
+    (warm,) = head.fit_gram_path(space_b, y[second], [1e-2], start=Start(moved, model_a.classes_))
+    np.testing.assert_allclose(warm.loss_curve_[-1], afresh.loss_curve_[-1], rtol=1e-4)

@@ -65,3 +65,39 @@ def test_same_seed_same_codebook_and_sample_size_checked():
     assert not np.array_equal(a, kmeans(X, 8, rng=np.random.default_rng(8), max_iter=5))
     with pytest.raises(ValueError, match="at least n_clusters=600 samples"):
         kmeans(X, 600)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3-iteration GMMs, on purpose
+def test_vocabulary_fits_show_progress_only_when_their_caller_asks(capsys):
+    from tqdm import tqdm
+
+    from featurepipe.core.progress import shown_by
+    from featurepipe.local.gmm import fit_gmm
+
+    X = np.random.default_rng(6).standard_normal((400, 4), dtype=np.float32)
+    kmeans(X, 8, init="k-means++", max_iter=3)
+    fit_gmm(X, 3, max_iter=3)
+    assert capsys.readouterr().err == ""  # a stage alone prints nothing
+    with shown_by(tqdm):
+        kmeans(X, 8, init="k-means++", max_iter=3)
+        kmeans(X, 8, max_iter=2, batch_size=100)
+        fit_gmm(X, 3, max_iter=3)
+    shown = capsys.readouterr().err
+    assert "k-means++ init: 100%" in shown and "| 7/7 " in shown  # the other 7 centres
+    assert "k-means: " in shown and "mini-batch k-means: 100%" in shown and "| 8/8 " in shown  # 2 passes x 4
+    assert "GMM (EM): " in shown and "/3 " in shown
+
+
+def test_extract_shows_the_codebook_fit_unless_told_not_to(tmp_path, image_folder, cache_dir):
+    import yaml
+    from helpers import run_cli
+
+    config = tmp_path / "bovw.yaml"
+    config.write_text(yaml.safe_dump({
+        "dataset": {"path": str(image_folder)}, "run": {"cache_dir": str(cache_dir)},
+        "pipeline": {"extractor": {"bovw": {"descriptor": {"patches": {"size": 6, "stride": 2}}, "n_words": 8,
+                                            "n_samples": 2000, "max_iter": 5, "pyramid": [1]}}}}))
+    code, _, quiet = run_cli("extract", "--config", config, "--no-progress")
+    assert code == 0 and quiet == ""
+    code, _, shown = run_cli("extract", "--config", config, "--set", "pipeline.extractor.bovw.random_state=1")
+    assert code == 0 and "k-means: " in shown and "load for fit" in shown

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 
 from ..fingerprint import classes_code_version, digest
 from .constraints import ParamError, Part, check_constraints
@@ -110,6 +111,7 @@ class Stage:
     # -- validation ------------------------------------------------------------------------------------
     def validate_params(self) -> None:
         """Raise ``ParamError`` naming the first invalid parameter, of this stage or of a nested one."""
+        self._refuse_searched_auto()
         check_constraints(self, self._constraints)
         parts = self.parts()  # a part given as {name: params} is built, and so checked, here
         self._check_combination()
@@ -117,6 +119,19 @@ class Stage:
             for item in part if isinstance(part, list) else [part]:
                 item.validate_params()
         self._validated = _snapshot(self)
+
+    def _refuse_searched_auto(self) -> None:
+        """``'auto'`` for a parameter this stage does not take it for, on a stage with an ``auto_grid`` (a
+        head's ``alpha``): that grid is scaled to the training rows, so only a search over them can use it.
+        One line says where that search is."""
+        if not hasattr(type(self), "auto_grid"):
+            return
+        for name, constraint in self._constraints.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and value == "auto" and not constraint.holds(value):
+                raise ParamError(f"{name}: 'auto' is a grid scaled to the training rows, which only a search has "
+                                 f"(`{name}: auto` in a config's heads, for featurepipe train and bench; from Python, "
+                                 f"a cross-validated LinearClassifierCV, not written yet); give a number, got 'auto'")
 
     def _check_combination(self) -> None:
         """Rules that tie several parameters together (``require``); none by default."""
@@ -186,8 +201,16 @@ def _snapshot(stage: Stage) -> str:
     return repr(sorted(stage.get_params(deep=False).items(), key=lambda kv: kv[0]))
 
 
+#: The containers ``set_output(transform=...)`` offers (scikit-learn's names; "polars" is not one of them).
+OUTPUTS = ("default", "pandas")
+
+
 class Transformer(Stage):
-    """A stage that maps data to data (``transform``): preprocessing steps, extractors, normalisers."""
+    """A stage that maps data to data (``transform``): preprocessing steps, extractors, normalisers.
+
+    Those whose output is features also take scikit-learn's ``set_output``: they name their columns
+    (``get_feature_names_out``) and hand their ``transform`` result to ``_as_output``.
+    """
 
     def fit(self, X, y=None):
         """Stateless by default: validate the parameters (data-driven stages learn here)."""
@@ -196,6 +219,42 @@ class Transformer(Stage):
 
     def fit_transform(self, X, y=None):
         return self.fit(X, y).transform(X)
+
+    def set_output(self, *, transform=None):
+        """scikit-learn's output API: ``transform="pandas"`` makes ``transform`` and ``fit_transform`` return a
+        DataFrame whose columns are ``get_feature_names_out()``; ``"default"`` an array; None keeps the setting.
+        Unset, scikit-learn's global ``transform_output`` (``sklearn.set_config``) decides."""
+        if transform is not None:
+            if transform not in OUTPUTS:
+                raise ValueError(f"{self.name}: set_output(transform=...) must be one of {OUTPUTS}, got {transform!r}")
+            self._sklearn_output_config = {"transform": transform}  # the attribute scikit-learn's clone copies
+        return self
+
+    def _as_output(self, X, names, given=None):
+        """``X``, or a DataFrame of it with the columns ``names()`` when ``set_output`` asks for one (with the
+        index of ``given``, the input, when that is a DataFrame)."""
+        setting = _output_setting(self)
+        if setting == "default":
+            return X
+        if setting != "pandas":
+            raise ValueError(f"{self.name}: output {setting!r} (scikit-learn's transform_output) is not offered; "
+                             f"one of {OUTPUTS}")
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(f"{self.name}: set_output(transform='pandas') needs pandas: pip install pandas") from None
+        index = given.index if isinstance(given, pd.DataFrame) else None
+        return pd.DataFrame(X, index=index, columns=names(), copy=False)
+
+
+def _output_setting(stage: Stage) -> str:
+    """The container ``stage``'s output goes in: its own ``set_output``, else scikit-learn's global setting
+    (which nobody can have set while scikit-learn is not loaded, so it is not loaded to read it)."""
+    own = getattr(stage, "_sklearn_output_config", {}).get("transform")
+    if own is not None:
+        return own
+    sklearn = sys.modules.get("sklearn")
+    return sklearn.get_config()["transform_output"] if hasattr(sklearn, "get_config") else "default"
 
 
 def iter_stages(stage: Stage, prefix: str = ""):

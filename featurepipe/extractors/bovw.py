@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core import NULL, Boolean, Integer, Options, Part, Real, register, require
-from ..local.kmeans import INITS, kmeans
+from ..local.kmeans import INITS, assign, kmeans
 from .local_encoding import LocalEncoding
 
 
@@ -63,3 +63,6 @@ class BagOfWords(LocalEncoding):
 
     def _vocabulary_arrays(self):
         return {"centroids": self.centroids_}
+
+    def _nearest(self, values):
+        return assign(values, self.centroids_)[0]

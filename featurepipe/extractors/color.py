@@ -89,6 +89,11 @@ def _channel_levels(batch: np.ndarray, channel: int, table: np.ndarray) -> np.nd
     return cv2.LUT(plane, table).reshape(n, h, w)
 
 
+def _per_cell(prefix: str, grid, bins) -> list[str]:
+    """``<prefix>_cell<k>_<bin>`` for every cell of ``grid`` (row-major) and every name in ``bins``."""
+    return [f"{prefix}_cell{cell}_{name}" for cell in range(grid[0] * grid[1]) for name in bins]
+
+
 _COMMON = {
     "grid": Satisfies(lambda g: Sequence(Integer(1), length=2).holds(g) and g[0] * g[1] <= MAX_CELLS,
                       f"must be [rows, cols], positive integers, at most {MAX_CELLS} cells"),
@@ -108,6 +113,16 @@ class ColorHistogram(Extractor):
         self.mode = mode
         self.grid = grid
         self.norm = norm
+
+    def _feature_names(self, shape):
+        """``color_hist_cell0_r3_g2_b1`` (grid cell 0, joint bin of levels 3, 2, 1), or per channel
+        ``color_hist_cell0_g5`` (level 5 of green)."""
+        levels = range(self.bins)
+        if self.mode == "joint":
+            bins = [f"r{r}_g{g}_b{b}" for r in levels for g in levels for b in levels]
+        else:
+            bins = [f"{channel}{level}" for channel in "rgb" for level in levels]
+        return _per_cell(self.name, self.grid, bins)
 
     def _transform_batch(self, batch):
         levels = _levels(self.bins)
@@ -135,6 +150,11 @@ class HSVHistogram(Extractor):
         self.bins = bins
         self.grid = grid
         self.norm = norm
+
+    def _feature_names(self, shape):
+        """``hsv_hist_cell0_h5_s1_v2``: grid cell 0, hue bin 5 (bin 0 centred on red), saturation 1, value 2."""
+        h, s, v = (range(b) for b in self.bins)
+        return _per_cell(self.name, self.grid, [f"h{i}_s{j}_v{k}" for i in h for j in s for k in v])
 
     def _transform_batch(self, batch):
         n, h, w, _ = batch.shape

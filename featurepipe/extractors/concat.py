@@ -18,6 +18,10 @@ class Concat(Extractor):
         self.extractors = extractors
 
     @property
+    def colour_only(self):
+        return any(e.colour_only for e in self.extractors)
+
+    @property
     def size_dependent(self):
         return any(e.size_dependent for e in self.extractors)
 
@@ -32,4 +36,12 @@ class Concat(Extractor):
         return self
 
     def _transform_batch(self, batch):
-        return np.hstack([e.transform(batch) for e in self.extractors])
+        return np.hstack([e.features(batch) for e in self.extractors])
+
+    def _feature_names(self, shape):
+        """The names of each extractor's features, in order; when two extractors name features alike (two
+        HOGs), prefixed by their position: ``extractor1__hog_b0_c0_o0``."""
+        names = [list(e.get_feature_names_out()) for e in self.extractors]
+        if len({n for part in names for n in part}) < sum(map(len, names)):
+            names = [[f"extractor{i}__{n}" for n in part] for i, part in enumerate(names)]
+        return [n for part in names for n in part]

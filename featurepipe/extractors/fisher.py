@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core import Integer, Part, register, require
-from ..local.gmm import fit_gmm
+from ..local.gmm import fit_gmm, gmm_posteriors
 from .local_encoding import LocalEncoding
 
 
@@ -37,3 +37,6 @@ class FisherVector(LocalEncoding):
 
     def _vocabulary_arrays(self):
         return {"weights": self.weights_, "means": self.means_, "variances": self.variances_}
+
+    def _nearest(self, values):
+        return gmm_posteriors(values, self.weights_, self.means_, self.variances_).argmax(axis=1)

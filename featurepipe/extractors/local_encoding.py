@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, require, timed
+from ..core import NULL, Boolean, Integer, Options, Part, Real, Satisfies, as_batch, require, timed
+from ..core.progress import progress_bar
 from ..local.pooling import NORMS, encode_images, valid_pyramid
 from ..local.projections import PROJECTIONS, fit_projection, project
 from .base import Extractor
@@ -84,10 +85,11 @@ class LocalEncoding(Extractor):
         for stale in ("mean_", "projection_"):
             self.__dict__.pop(stale, None)
         if self.projection != "none":
-            with timed(timings, "projection"):
+            with timed(timings, "projection"), progress_bar(1, f"{self.projection.upper()} projection", "fit") as bar:
                 self.mean_, self.projection_ = fit_projection(samples, self.projection, self.n_components,
                                                               self.whiten, self.whiten_eps)
                 samples = project(samples, self.mean_, self.projection_)
+                bar.update()
         with timed(timings, "vocabulary"):
             self._fit_vocabulary(samples, rng)
         self.fit_timings_ = timings
@@ -100,11 +102,41 @@ class LocalEncoding(Extractor):
             return features
         return features._replace(values=project(features.values, self.mean_, self.projection_))
 
-    def _transform_batch(self, batch):
+    def _check_fitted(self):
         if not hasattr(self, self._vocabulary):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"{self.name}: the vocabulary is learnt from training images; call fit first")
+
+    def nearest_words(self, images):
+        """The descriptors of ``images`` (``LocalFeatures``, through the fitted projection) and, for each one,
+        its vocabulary entry (the nearest centroid, or the most probable Gaussian): the visual-word map that
+        ``featurepipe show`` draws."""
+        self._ensure_valid()
+        self._check_fitted()
+        features = self._describe(as_batch(images))
+        return features, self._nearest(features.values)
+
+    def _nearest(self, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Entries of the fitted vocabulary: centroids or Gaussians."""
+        self._check_fitted()
+        return len(getattr(self, self._vocabulary))
+
+    def _feature_names(self, shape):
+        """``bovw_w17_l1_c2``: word 17 (its encoding's name for each value of a cell, see ``cell_names``) in
+        cell 2 (row-major) of pyramid level 1 (the second grid of ``pyramid``)."""
+        self._check_fitted()
+        words, length = getattr(self, self._vocabulary).shape
+        values = self._part("encoding").cell_names(words, length)
+        return [f"{self.name}_{value}_l{level}_c{cell}" for level, grid in enumerate(self.pyramid)
+                for cell in range(grid * grid) for value in values]
+
+    def _transform_batch(self, batch):
+        self._check_fitted()
         encoding = self._part("encoding").bind(**self._vocabulary_arrays())
         return encode_images(self._describe, encoding, batch, tuple(self.pyramid), self._part("pooling"),
                              self.normalize)

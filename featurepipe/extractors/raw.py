@@ -26,6 +26,14 @@ class RawPixels(Extractor):
     def size_dependent(self):
         return self.size is None
 
+    def _feature_names(self, shape):
+        """``raw_y3_x5_c1``: the pixel at row 3, column 5, channel 1, in the order of the values."""
+        if self.size is None or not self.grey:
+            shape = self._needs_shape(shape)
+        rows, cols = self.size if self.size is not None else shape[:2]
+        channels = 1 if self.grey else shape[2]
+        return [f"raw_y{y}_x{x}_c{c}" for y in range(rows) for x in range(cols) for c in range(channels)]
+
     def _transform_batch(self, batch):
         if self.size is not None:
             batch = resize_batch(batch, tuple(self.size))

@@ -57,13 +57,15 @@ class Start:
                    getattr(head, "_kept_preconditioner", None))
 
 
-def fit_together(heads, X, y, *, preconditioners=None):
-    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head._fit(X, y, preconditioner=)``
-    would: their runs are evaluated together (``train_full_batch_together``), so that a grid of alphas reads
-    ``X`` once per round for all of them. ``preconditioners``: one per head (None builds its own), shared
-    objects change variables in one solve. The heads must fit the same rows: the same ``RowSpace``, if any."""
+def fit_together(heads, X, y, *, preconditioners=None, starts=None):
+    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head._fit(X, y, start=,
+    preconditioner=)`` would: their runs are evaluated together (``train_full_batch_together``), so that a grid
+    of alphas reads ``X`` once per round for all of them. ``preconditioners``: one per head (None builds its
+    own), shared objects change variables in one solve; ``starts``: a ``Start`` (or None) per head. The heads
+    must fit the same rows: the same ``RowSpace``, if any."""
     preconditioners = preconditioners or [None] * len(heads)
-    setups = [head._set_up(X, y, None, p) for head, p in zip(heads, preconditioners)]
+    starts = starts or [None] * len(heads)
+    setups = [head._set_up(X, y, start, p) for head, start, p in zip(heads, starts, preconditioners)]
     if (any(not s.optimizer.full_batch for s in setups) or len({id(s.space) for s in setups}) > 1
             or len({(head.max_iter, head.tol, head.verbose) for head in heads}) > 1):
         raise ValueError("fit_together needs full-batch heads with the same max_iter, tol and verbose, fitting the "

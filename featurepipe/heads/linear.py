@@ -2,12 +2,18 @@
 import numpy as np
 
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from ..core import Boolean, register
 from .base import BaseHead, Start, fit_together
 from .network import DenseNetwork
 from .preconditioning import OrthogonalPreconditioner, build_preconditioner
 from .row_space import RowSpace, applies
+
+
+#: Values of a matrix up to which its products run on one BLAS thread and a path of alphas is fitted one alpha
+#: after another, warm-started (above it, the alphas share passes over the matrix: ``fit_together``).
+_SMALL = 1 << 24
 
 
 @register("head", "linear")
@@ -152,7 +158,7 @@ class LinearClassifier(BaseHead):
         return {"alpha": [float(scale * 10 ** (k / 2)) for k in range(1, -5, -1)]}
 
     def _row_space(self, X, full_batch):
-        return RowSpace(X) if applies(X, self.l1, full_batch) else None
+        return RowSpace(X) if applies(*X.shape, self.l1, full_batch) else None
 
     def _preconditioner(self, X, n_classes, space=None):
         if not self.precondition:
@@ -184,24 +190,57 @@ class LinearClassifier(BaseHead):
         """Fitted copies of this head, one per value of ``alpha``, in the order given.
 
         With L-BFGS and its preconditioner (shared by the path; with its ``RowSpace`` when there are fewer rows
-        than features) the fits run together (``fit_together``): one pass over ``X`` per round evaluates every
-        alpha still running, so the grid costs a small multiple of its slowest fit. Otherwise they are fitted
-        from the largest alpha down, each starting from the previous solution.
+        than features) on a matrix of more than ``_SMALL`` values the fits run together (``fit_together``):
+        one pass over ``X`` per round evaluates every alpha still running, so the grid costs a small multiple
+        of its slowest fit. Otherwise they are fitted from the largest alpha down, each starting from the
+        previous solution -- on one BLAS thread for a small matrix, whose products gain nothing from more.
         """
         alphas = [float(a) for a in alphas]
         preconditioner = self._path_preconditioner(X, y, alphas)
         distinct = sorted(set(alphas), reverse=True)
         models = [clone(self).set_params(alpha=alpha) for alpha in distinct]
-        if preconditioner is not None:
-            exact = [preconditioner.for_alpha(a) if hasattr(preconditioner, "for_alpha") else preconditioner
-                     for a in distinct]
+        exact = [preconditioner.for_alpha(a) if hasattr(preconditioner, "for_alpha") else preconditioner
+                 for a in distinct]
+        if preconditioner is not None and np.size(X) > _SMALL:
             fit_together(models, X, y, preconditioners=exact)
         else:
-            previous = None
-            for model in models:
-                previous = model._fit(X, y, start=Start.of(previous) if previous is not None else None)
+            with threadpool_limits(1 if np.size(X) <= _SMALL else None, user_api="blas"):
+                previous = None
+                for model, preconditioner in zip(models, exact):
+                    start = Start.of(previous) if previous is not None else None
+                    previous = model._fit(X, y, start=start, preconditioner=preconditioner)
         fitted = dict(zip(distinct, models))
         return [fitted[a] for a in alphas]
+
+    def solves_by_gram(self, n_samples, n_features) -> bool:
+        """Whether a fit of ``n_samples`` rows of ``n_features`` goes through their row space (fewer rows than
+        features, L2 only, L-BFGS with its preconditioner), so that a search can fit its folds on their Gram
+        matrix (``fit_gram_path``) instead of their features."""
+        return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
+
+    def fit_gram_path(self, space, y, alphas, start=None):
+        """Fitted copies of this head, one per value of ``alpha`` (in the order given), on rows known by their
+        ``GramSpace`` (built from their Gram matrix ``K = X X^T`` alone): the models are fitted on its features
+        (``n_features_in_`` is its rank), so score other rows ``X'`` with ``model.predict(space.project(X'
+        X^T))``. Each fit has its own exact preconditioner and starts from the solution at the next larger
+        alpha (LIBLINEAR's warm-started C path); the largest starts from ``start`` when given (a ``Start``:
+        e.g. another fold's solution taken into this space by ``GramSpace.transfer``).
+
+        The folds of a cross-validated search share one Gram matrix of all their rows: a fold's fit then costs
+        an ``n x n`` eigen-decomposition and iterations of ``n x r`` products, never a pass over ``d`` features.
+        Products that small run fastest on one BLAS thread: OpenBLAS's threads cost more to wake than they
+        save there, and L-BFGS-B's own vector work slows tenfold with them on a busy machine.
+        """
+        y = np.asarray(y)
+        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=max(alphas),
+                                        curvature=self._part("loss").curvature)
+        fitted = {}
+        with threadpool_limits(1, user_api="blas"):
+            for alpha in sorted(set(float(a) for a in alphas), reverse=True):
+                model = clone(self).set_params(alpha=alpha)
+                fitted[alpha] = model._fit(space.features, y, start=start, preconditioner=base.for_alpha(alpha))
+                start = Start.of(model)
+        return [fitted[float(a)] for a in alphas]
 
     def _network_params(self):
         return [self.coef_.T, self.intercept_]

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import Stage, as_batch
+from ..core.progress import progress_bar
 
 
 class LocalFeatures(NamedTuple):
@@ -75,15 +76,18 @@ def iter_blocks(images, max_images: int):
 def draw_samples(images, n: int, rng: np.random.Generator, sample_block, max_images: int = 1024) -> np.ndarray:
     """Up to ``n`` descriptors from ``images``, each block contributing in proportion to its images.
 
-    ``sample_block(batch, count, rng)`` draws ``count`` descriptors from one stacked block.
+    ``sample_block(batch, count, rng)`` draws ``count`` descriptors from one stacked block; a progress bar
+    (``core.progress``) counts the images.
     """
     total = len(images)
     if total == 0:
         raise ValueError("no images to sample descriptors from")
     parts, seen = [], 0
-    for block in iter_blocks(images, max_images):
-        quota = round(n * (seen + len(block)) / total) - round(n * seen / total)
-        seen += len(block)
-        if quota > 0:
-            parts.append(np.asarray(sample_block(block, quota, rng), np.float32))
+    with progress_bar(total, "sample descriptors", "img") as bar:
+        for block in iter_blocks(images, max_images):
+            quota = round(n * (seen + len(block)) / total) - round(n * seen / total)
+            seen += len(block)
+            if quota > 0:
+                parts.append(np.asarray(sample_block(block, quota, rng), np.float32))
+            bar.update(len(block))
     return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)

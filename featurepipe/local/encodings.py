@@ -47,6 +47,10 @@ class Encoding(Stage):
         """Values per spatial cell for a vocabulary of ``words`` over ``length``-d descriptors."""
         return words
 
+    def cell_names(self, words: int, length: int) -> list[str]:
+        """A name for each of those values, in order: ``w17`` for word 17."""
+        return [f"w{k}" for k in range(words)]
+
     def pool(self, X, starts, pooling):
         raise NotImplementedError
 
@@ -137,6 +141,11 @@ class SoftThreshold(_DenseCodes):
     def cell_width(self, words, length):
         return 2 * words if self.split else words
 
+    def cell_names(self, words, length):
+        """``w17``, then with ``split`` the negative sides, ``w17_neg``."""
+        positive = super().cell_names(words, length)
+        return positive + [f"{name}_neg" for name in positive] if self.split else positive
+
     def encode(self, X):
         codes = X @ self.filters_
         codes -= np.float32(self.alpha)
@@ -180,6 +189,10 @@ class VLAD(HardAssignment):
     def cell_width(self, words, length):
         return words * length
 
+    def cell_names(self, words, length):
+        """``w17_d5``: dimension 5 of the residuals summed at word 17."""
+        return [f"w{k}_d{j}" for k in range(words) for j in range(length)]
+
     def pool(self, X, starts, pooling):
         import scipy.sparse as sp
 
@@ -218,6 +231,11 @@ class Fisher(Encoding):
 
     def cell_width(self, words, length):
         return 2 * words * length
+
+    def cell_names(self, words, length):
+        """``g12_mu_d5`` (the gradient for dimension 5 of Gaussian 12's mean), then the ``g12_sigma_d5`` of the
+        standard deviations."""
+        return [f"g{k}_{moment}_d{j}" for moment in ("mu", "sigma") for k in range(words) for j in range(length)]
 
     def pool(self, X, starts, pooling):
         posteriors = gmm_posteriors(X, self.weights_, self.means_, self.variances_).astype(np.float64)

@@ -3,14 +3,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.progress import progress_bar
+
 
 def fit_gmm(X: np.ndarray, n_components: int, *, max_iter: int = 100, rng: np.random.Generator | None = None):
-    """``(weights, means, variances)`` float32 of a diagonal GMM fitted by EM (scikit-learn, k-means init)."""
+    """``(weights, means, variances)`` float32 of a diagonal GMM fitted by EM (scikit-learn, k-means init);
+    each EM iteration advances a progress bar (``core.progress``)."""
     from sklearn.mixture import GaussianMixture
 
+    class ReportingMixture(GaussianMixture):
+        # scikit-learn calls this hook after every EM iteration (to print when verbose); were it renamed, the bar
+        # would only stand still.
+        def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
+            super()._print_verbose_msg_iter_end(n_iter, diff_ll)
+            bar.update()
+
     seed = int(np.random.default_rng(rng).integers(2**31 - 1))
-    model = GaussianMixture(n_components, covariance_type="diag", max_iter=max_iter, reg_covar=1e-6,
-                            random_state=seed).fit(np.asarray(X, np.float32))
+    with progress_bar(max_iter, "GMM (EM)", "iteration") as bar:
+        model = ReportingMixture(n_components, covariance_type="diag", max_iter=max_iter, reg_covar=1e-6,
+                                 random_state=seed).fit(np.asarray(X, np.float32))
+        if model.converged_:
+            bar.set_postfix_str("converged")
     return (model.weights_.astype(np.float32), model.means_.astype(np.float32),
             model.covariances_.astype(np.float32))
 

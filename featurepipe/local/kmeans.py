@@ -2,11 +2,14 @@
 
 Assignment is the costly step: ``argmin_k ||c_k||^2 - 2 x.c_k`` for row chunks of the sample, one BLAS
 matrix product per chunk (so it uses every BLAS thread), with ``||c_k||^2`` folded into the product by
-a column of ones. Memory is the sample plus one chunk of scores.
+a column of ones. Memory is the sample plus one chunk of scores. The init and the iterations report their
+progress (``core.progress``: silent unless the caller shows it).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ..core.progress import progress_bar
 
 INITS = ("k-means++", "random")
 _CHUNK_ROWS = 8192
@@ -52,15 +55,17 @@ def _init_kmeans_plus_plus(X, k, rng, chunk_rows=_CHUNK_ROWS):
     first = rng.integers(len(X))
     centres[0] = X[first]
     closest = np.maximum(squares - 2 * (X @ X[first]) + squares[first], 0)
-    for c in range(1, k):
-        cumulative = np.cumsum(closest, dtype=np.float64)
-        candidates = np.minimum(np.searchsorted(cumulative, rng.random(trials) * cumulative[-1]), len(X) - 1)
-        distances = squares[:, None] - 2 * (X @ X[candidates].T) + squares[candidates]
-        np.maximum(distances, 0, out=distances)
-        np.minimum(distances, closest[:, None], out=distances)
-        best = distances.sum(axis=0, dtype=np.float64).argmin()
-        closest = np.ascontiguousarray(distances[:, best])
-        centres[c] = X[candidates[best]]
+    with progress_bar(k - 1, "k-means++ init", "centre") as bar:
+        for c in range(1, k):
+            cumulative = np.cumsum(closest, dtype=np.float64)
+            candidates = np.minimum(np.searchsorted(cumulative, rng.random(trials) * cumulative[-1]), len(X) - 1)
+            distances = squares[:, None] - 2 * (X @ X[candidates].T) + squares[candidates]
+            np.maximum(distances, 0, out=distances)
+            np.minimum(distances, closest[:, None], out=distances)
+            best = distances.sum(axis=0, dtype=np.float64).argmin()
+            closest = np.ascontiguousarray(distances[:, best])
+            centres[c] = X[candidates[best]]
+            bar.update()
     return centres
 
 
@@ -69,17 +74,20 @@ def _lloyd(X, centroids, max_iter):
     restarts at the sample farthest from its centroid."""
     k = len(centroids)
     previous = None
-    for _ in range(max_iter):
-        labels, distances = assign(X, centroids)
-        if previous is not None and np.array_equal(labels, previous):
-            break
-        sums, counts = _cluster_sums(X, labels, k)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
-        empty = np.flatnonzero(~filled)
-        if len(empty):
-            centroids[empty] = X[np.argpartition(distances, -len(empty))[-len(empty):]]
-        previous = labels
+    with progress_bar(max_iter, "k-means", "iteration") as bar:
+        for _ in range(max_iter):
+            labels, distances = assign(X, centroids)
+            if previous is not None and np.array_equal(labels, previous):
+                bar.set_postfix_str("converged")
+                break
+            sums, counts = _cluster_sums(X, labels, k)
+            filled = counts > 0
+            centroids[filled] = sums[filled] / counts[filled, None]
+            empty = np.flatnonzero(~filled)
+            if len(empty):
+                centroids[empty] = X[np.argpartition(distances, -len(empty))[-len(empty):]]
+            previous = labels
+            bar.update()
     return centroids
 
 
@@ -88,16 +96,18 @@ def _minibatch(X, centroids, max_iter, batch_size, rng):
     to the running mean of the samples assigned to it so far."""
     k = len(centroids)
     seen = np.zeros(k, np.float64)
-    for _ in range(max_iter):
-        order = rng.permutation(len(X))
-        for start in range(0, len(X), batch_size):
-            batch = X[np.sort(order[start:start + batch_size])]
-            labels, _ = assign(batch, centroids)
-            sums, counts = _cluster_sums(batch, labels, k)
-            hit = counts > 0
-            seen[hit] += counts[hit]
-            step = (sums[hit] - counts[hit, None] * centroids[hit]) / seen[hit, None]
-            centroids[hit] += step.astype(np.float32)
+    with progress_bar(max_iter * -(-len(X) // batch_size), "mini-batch k-means", "batch") as bar:
+        for _ in range(max_iter):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), batch_size):
+                batch = X[np.sort(order[start:start + batch_size])]
+                labels, _ = assign(batch, centroids)
+                sums, counts = _cluster_sums(batch, labels, k)
+                hit = counts > 0
+                seen[hit] += counts[hit]
+                step = (sums[hit] - counts[hit, None] * centroids[hit]) / seen[hit, None]
+                centroids[hit] += step.astype(np.float32)
+                bar.update()
     return centroids
 
 

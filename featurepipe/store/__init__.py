@@ -4,20 +4,25 @@ Namespaces (folders under the root): ``features`` (zarr entries, see ``features.
 ``pipelines``, ``heads`` and ``datasets`` (see ``entries.py``). Every key comes from ``FeatureStore.key``:
 a hash of the namespace and of everything that decides the entry's content, so a changed setting or
 input gets a new key and a stale entry is never served. Entries name the entries they were made from,
-so removing one removes what depends on it, and ``gc`` finds orphans. Several processes may share a cache:
-removal takes each entry's lock, which a writer holds (``locks.py`` says what that guarantees).
+so removing one removes what depends on it, and ``gc`` finds orphans; it also evicts the entries used least
+recently (``usage.py``) past a size or an age. An entry is named by its key or by a prefix of it that no other
+key shares (``lookup``). Several processes may share a cache: removal takes each entry's lock, which a
+writer holds (``locks.py`` says what that guarantees).
 """
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import stat
 import time
 from pathlib import Path
 
+from ..errors import UsageError
 from ..files import host_name, read_json
 from ..fingerprint import digest
-from . import locks
+from ..limits import human_bytes, human_duration
+from . import locks, usage
 from .entries import DONE, ObjectEntries
 from .features import FAILED, OK, DamagedEntryError, FeatureEntries
 from .locks import EntryInUseError
@@ -56,40 +61,74 @@ class FeatureStore(FeatureEntries, ObjectEntries):
         return key
 
     # -- listing, removal, garbage collection --------------------------------------------------------
-    def entries(self, namespaces=NAMESPACES) -> list[dict]:
-        """One dict per entry: namespace, key, parents, complete, MiB, and a short description."""
+    def entries(self, namespaces=NAMESPACES, prefix: str = "") -> list[dict]:
+        """One dict per entry whose key starts with ``prefix``: namespace, key, parents, complete, bytes, created
+        and used (seconds since the epoch), a short description (``what``); feature entries also give what
+        they hold (``n``, ``d``, ``pipeline``, ``root``, and ``failed`` or ``chunks`` done and in all)."""
+        if prefix:
+            self.check_key(prefix)
         out = []
         for namespace in namespaces:
             folder = self.root / namespace
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
-                entry = self._describe(namespace, path)
-                if entry is not None:
-                    out.append(entry)
+                if path.name.startswith(prefix):
+                    entry = self._describe(namespace, path)
+                    if entry is not None:
+                        out.append(entry)
         return out
+
+    def lookup(self, prefix: str) -> dict:
+        """The one entry whose key (or data set name) is ``prefix`` or starts with it: ``KeyError`` when there
+        is none, ``errors.UsageError`` when several entries start with it."""
+        found = self.entries(prefix=self.check_key(prefix))
+        exact = [e for e in found if e["key"] == prefix]
+        if exact or len(found) == 1:
+            return (exact or found)[0]
+        if not found:
+            raise KeyError(f"{prefix}: no such entry in {self.root}")
+        shown = ", ".join(f"{e['namespace']} {e['key']}" for e in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise UsageError(f"{prefix}: {len(found)} entries start with it ({shown}); give more of the key")
 
     def _describe(self, namespace: str, path: Path) -> dict | None:
         name = path.name.removesuffix(".json") if namespace == "aliases" else path.name
         if _TEMPORARY.fullmatch(path.name) or not (_NAME if namespace == "datasets" else _KEY).fullmatch(name):
             return None
+        try:
+            used = usage.last_used(path)
+        except FileNotFoundError:  # removed meanwhile by another process
+            return None
         entry = {"namespace": namespace, "key": name, "parents": [], "complete": True, "what": "",
-                 "mib": _size(path) / 2**20}
+                 "bytes": _size(path), "used": used, "created": used}
         try:
             if namespace == "features":
-                attrs = read_json(path / "zarr.json").get("attributes", {})
-                entry.update(parents=attrs.get("parents", []), complete=(path / "complete.json").exists(),
-                             what=f"{attrs.get('n')} x {self.dimension(name) or '?'} {attrs.get('pipeline_name')} "
-                                  f"{attrs.get('root')}")
+                entry.update(self._feature_facts(name, path))
             elif namespace == "aliases":
                 record = read_json(path)
                 entry.update(parents=record.get("parents", [record.get("key")]), what=f"-> {record.get('key')}")
             else:
                 record = read_json(path / DONE)
-                entry.update(parents=record.get("parents", []), what=record.get("what", ""))
-        except (OSError, ValueError) as e:
+                entry.update(parents=record.get("parents", []), what=record.get("what", ""),
+                             created=(path / DONE).stat().st_mtime)
+        except (OSError, ValueError, AttributeError) as e:
             entry.update(complete=False, what=f"unreadable ({type(e).__name__})")
         return entry
+
+    def _feature_facts(self, key: str, path: Path) -> dict:
+        """What ``entries`` says of a feature entry beyond its folder, from its metadata (no zarr needed)."""
+        attrs = read_json(path / "zarr.json").get("attributes", {})
+        n, rows, d = attrs.get("n"), attrs.get("chunk_rows"), self.dimension(key)
+        facts = {"parents": attrs.get("parents", []), "complete": (path / "complete.json").exists(),
+                 "n": n, "d": d, "pipeline": attrs.get("pipeline"), "root": attrs.get("root"),
+                 "what": f"{n} x {d or '?'} {attrs.get('pipeline_name')} {attrs.get('root')}"}
+        if isinstance(attrs.get("created"), (int, float)):
+            facts["created"] = attrs["created"]
+        if facts["complete"]:
+            facts["failed"] = read_json(path / "complete.json").get("failed", 0)
+        elif isinstance(n, int) and isinstance(rows, int) and rows > 0:
+            facts["chunks"] = (len(list((path / "chunks").glob("*.json"))), -(-n // rows))
+        return facts
 
     def find(self, key: str) -> dict | None:
         """The entry ``key`` (a key or a data set name) in whichever namespace holds it, or None."""
@@ -125,10 +164,45 @@ class FeatureStore(FeatureEntries, ObjectEntries):
                 todo += [e for e in everything if entry["key"] in e["parents"]]
         return found
 
-    def gc(self) -> list[dict]:
-        """Remove orphans: entries whose parents are gone, aliases to missing entries, and the temporary files
-        of writers that died (on this host; elsewhere, after a day). An orphan in use (a writer holds its
-        lock) is kept, and listed with ``"kept"``. Returns what was removed or kept."""
+    def gc(self, max_bytes: int | None = None, older_than: float | None = None) -> list[dict]:
+        """Evict entries, least recently used first (``usage.py``), while the cache holds more than
+        ``max_bytes`` or while the least recently used was last used more than ``older_than`` seconds ago;
+        then remove orphans: entries whose parents are gone, aliases to missing entries, and the temporary
+        files of writers that died (on this host; elsewhere, after a day). An entry in use (a writer holds
+        its lock) is kept, with what was made from it, and listed with ``"kept"``. Returns what was removed
+        (evicted ones with ``"evicted"``: why) or kept."""
+        done = self._evict(max_bytes, older_than) if max_bytes is not None or older_than is not None else []
+        return done + self._remove_orphans()
+
+    def _evict(self, max_bytes: int | None, older_than: float | None) -> list[dict]:
+        """Evict groups of entries (``usage.py``) from a listing taken once: see ``gc``."""
+        done, kept, now = [], set(), time.time()
+        everything = self.entries()
+        while True:
+            total = sum(e["bytes"] for e in everything)
+            group = next((g for g in usage.groups_by_last_use(everything)
+                          if not any((e["namespace"], e["key"]) in kept for e in g)), None)
+            if group is None:
+                return done
+            idle = now - max(e["used"] for e in group)
+            if older_than is not None and idle > older_than:
+                why = f"unused for {human_duration(idle)}"
+            elif max_bytes is not None and total > max_bytes:
+                why = f"least recently used; the cache held {human_bytes(total)}, more than {human_bytes(max_bytes)}"
+            else:
+                return done
+            try:
+                with locks.exclusive(self.root, [(e["namespace"], e["key"]) for e in group]):
+                    for entry in group:
+                        self._delete(entry)
+            except EntryInUseError as e:
+                kept.update((m["namespace"], m["key"]) for m in group)
+                done.append({**group[0], "kept": str(e)})
+                continue
+            done += [{**entry, "evicted": why} for entry in group]
+            everything = [e for e in everything if not any(e is member for member in group)]
+
+    def _remove_orphans(self) -> list[dict]:
         removed = []
         for namespace in NAMESPACES:
             folder = self.root / namespace
@@ -163,9 +237,15 @@ class FeatureStore(FeatureEntries, ObjectEntries):
 
 
 def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes of the files at or below ``path`` (those removed meanwhile by another process count nothing)."""
+    total = 0
+    for f in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        try:
+            found = f.lstat()
+        except FileNotFoundError:
+            continue
+        total += found.st_size if stat.S_ISREG(found.st_mode) else 0
+    return total
 
 
 def _dead_writer(path: Path) -> bool:

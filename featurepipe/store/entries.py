@@ -9,7 +9,8 @@
 
 Each entry records the entries it was made from (``parents``), which ``cache rm`` and ``cache gc`` follow,
 and the SHA-256 of each of its files and of the record itself: an entry that fails them is damaged
-(``DamagedEntryError``), never used -- ``train`` fits it again, ``cache verify`` reports it.
+(``DamagedEntryError``), never used -- ``train`` fits it again, ``cache verify`` reports it. Loading an
+entry (and resolving an alias) marks it used (``usage.py``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import sys
 from pathlib import Path
 
 from ..files import read_json, read_npz, temporary_sibling, write_json_atomic, write_npz_atomic
+from . import locks
 from .features import DamagedEntryError
+from .usage import mark_used
 
 DONE = "entry.json"  # written last in a folder entry: its record, and the mark that the entry is whole
 
@@ -85,9 +88,15 @@ class ObjectEntries:
         path = self.root / "aliases" / f"{recipe}.json"
         try:
             key = read_json(path)["key"]
-        except (FileNotFoundError, ValueError, KeyError):
+            if not self.exists(key):
+                return None
+            self.serve(key)  # held before it is checked: a removal cannot come between
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
-        return key if self.is_complete(key) and self.stub_reason(key) is None else None
+        if not (self.is_complete(key) and self.stub_reason(key) is None):
+            return None
+        mark_used(path)
+        return key
 
     def _mkdir(self, namespace: str) -> Path:
         folder = self.root / namespace
@@ -111,6 +120,7 @@ class ObjectEntries:
         if found is None:
             return None
         record, folder = found
+        mark_used(folder)
         return read_npz(folder / "state.npz"), record["values"], record
 
     # -- fitted heads --------------------------------------------------------------------------------
@@ -120,12 +130,18 @@ class ObjectEntries:
 
     def load_head(self, key: str) -> tuple[dict, Path] | None:
         """(record, folder) of a stored head, or None."""
-        return self._open("heads", key)
+        found = self._open("heads", key)
+        if found is not None:
+            mark_used(found[1])
+        return found
 
     # -- data sets written by the library ------------------------------------------------------------
     def dataset(self, name: str, write) -> Path:
         """The folder of data set ``name``, written by ``write(folder)`` on first use."""
-        return self._create("datasets", name, {"parents": []}, write)
+        folder = self._create("datasets", name, {"parents": []}, write)
+        locks.hold(self.root, "datasets", name)  # its images are read from there
+        mark_used(folder)
+        return folder
 
 
 def _sha256(path: Path) -> str:

@@ -14,7 +14,8 @@ chunk counts as done exactly when its status rows are set. A killed run leaves a
 status, which the next run recomputes and overwrites with the same values. ``complete.json`` marks an
 entry whose every chunk is done and whose ledger is written. A writer holds the entry's lock (``writing``,
 ``locks.py``); an entry lacking what every entry has from its creation on is a stub, rebuilt by the next
-writer.
+writer. Writing and reading an entry mark it used (``usage.py``); the process then holds its lock as a
+reader until it ends.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 from ..files import read_json, temporary_sibling, write_csv_atomic, write_json_atomic
 from . import locks
 from .records import FeatureSet
+from .usage import mark_used
 
 OK, FAILED = 1, 2
 _ENTRY_ATTRIBUTES = ("n", "items_sha256", "created")  # written with the entry, before it is renamed into place
@@ -77,12 +79,14 @@ class FeatureEntries:
     # -- writing -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def writing(self, key: str):
-        """Hold entry ``key``'s lock shared while filling it (``cache rm`` and ``gc`` then leave it alone); a
-        stub found there is removed first, with one line, so the entry is built again."""
+        """Hold entry ``key``'s lock shared while filling it, and then as its reader (``cache rm`` and ``gc``
+        leave it alone); a stub found there is removed first, with one line, so the entry is built again."""
         while True:
             with locks.shared(self.root, "features", key):
                 if self.stub_reason(key) is None:
+                    mark_used(self.path(key))
                     yield
+                    locks.hold(self.root, "features", key)  # the run goes on to read what it wrote
                     return
             self._remove_stub(key)
 
@@ -320,6 +324,12 @@ class FeatureEntries:
         return problems
 
     # -- reading -------------------------------------------------------------------------------------
+    def serve(self, key: str) -> None:
+        """Entry ``key`` is read by this process: hold its lock (``locks.hold``) and mark it used."""
+        path = self.path(key)  # a key that names no entry is refused before its lock is touched
+        locks.hold(self.root, "features", key)
+        mark_used(path)
+
     def dimension(self, key: str) -> int | None:
         """Feature length of an entry, or None before its first features are written."""
         meta = self.path(key) / "features" / "zarr.json"
@@ -379,6 +389,7 @@ class FeatureEntries:
         damaged entry raises ``DamagedEntryError`` naming the entry and the chunk, never serves data."""
         if not self.exists(key):
             raise KeyError(f"no feature entry {key} in {self.root}")
+        self.serve(key)
         group = self._group(key)
         items = self.items(key)
         status = self.status(key)

@@ -179,6 +179,15 @@ class HOG(Extractor):
         self.transform_sqrt = transform_sqrt
         self.channel_axis = channel_axis
 
+    def _feature_names(self, shape):
+        """``hog_b3_c2_o7``: block 3 (row-major over the image), cell 2 of that block (row-major), orientation
+        bin 7, in ``skimage.feature.hog``'s order."""
+        height, width = self._needs_shape(shape)[:2]
+        (cell_r, cell_c), (block_r, block_c) = self.pixels_per_cell, self.cells_per_block
+        blocks = max(height // cell_r - block_r + 1, 0) * max(width // cell_c - block_c + 1, 0)
+        return [f"hog_b{b}_c{c}_o{o}" for b in range(blocks) for c in range(block_r * block_c)
+                for o in range(self.orientations)]
+
     def _transform_batch(self, batch):
         grey = self.channel_axis is None or batch.shape[-1] == 1  # grey images give the same as channel_axis None
         return hog(to_grey(batch) if grey else batch, self.orientations, self.pixels_per_cell, self.cells_per_block,
