@@ -141,9 +141,10 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import predict
 
-    out, skipped, ledger = predict(args.model, args.images, args.out, _run_settings(args))
-    print(f"predictions written to {out}" + (f"; {skipped} files skipped, see {ledger}" if skipped else ""))
-    return EXIT_SKIPPED if skipped else EXIT_OK
+    done = predict(args.model, args.images, args.out, _run_settings(args), top_k=args.top_k)
+    refused = f"{done.n_refused} refused, listed in {done.ledger}" if done.n_refused else "none refused"
+    print(f"{done.n_labelled} image{'' if done.n_labelled == 1 else 's'} labelled in {done.table}; {refused}")
+    return EXIT_SKIPPED if done.n_refused else EXIT_OK
 
 
 def cmd_compare(args) -> int:
@@ -198,6 +199,20 @@ def _add_head_options(p):
     p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
 
 
+PREDICT_TABLE = """Label an image file, or every image of a folder, with a trained head. The CSV (--out) has a
+row per image: path (relative to the folder), label (the most probable class), probability (its
+probability), then label_2, probability_2, ... label_K, probability_K (the next most probable, K =
+--top-k). Probabilities are a log-loss head's own (softmax) or, for a hinge-loss head (SVM), its scores
+Platt-scaled on its validation folds; over all classes they sum to 1. Files that cannot be read are
+listed, with the reason, beside the CSV: p.csv -> p.refused.csv."""
+
+
+def _at_least_one(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -232,10 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--json", action="store_true", help="also print per-class accuracy and the confusion matrix")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("predict", help="label an unlabelled image folder with a trained head")
+    p = sub.add_parser("predict", help="label unlabelled images with a trained head: labels with probabilities",
+                       description=PREDICT_TABLE)
     _add_head_options(p)
-    p.add_argument("images", help="folder of images (searched recursively)")
+    p.add_argument("images", help="an image file, or a folder of images (searched recursively)")
     p.add_argument("--out", help="CSV to write (default: MODEL/predictions.csv)")
+    p.add_argument("--top-k", dest="top_k", type=_at_least_one, default=3, metavar="K",
+                   help="the K most probable labels per image (default: 3; at most the number of classes)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("compare", help="whether two trained heads differ on the same test images (paired, McNemar)")
     p.add_argument("first", help="a trained head's folder (RUN/HEAD, written by train)")

@@ -3,8 +3,9 @@
 A head is fitted on stored features: the training rows (with their augmented copies) are read from
 the store, normalised and searched over the head's grid on validation splits of the training split
 (``selection.py``); the chosen setting is refit on the whole training split and the test rows are
-scored once, for it. The result -- model, normalisation and a record of every score -- is kept in the
-store's ``heads`` namespace, so a re-run fits nothing that did not change.
+scored once, for it. The result -- model, normalisation, a record of every score and, for a head that
+gives only scores, the Platt scaling fitted on its validation scores -- is kept in the store's ``heads``
+namespace, so a re-run fits nothing that did not change.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 
+from .calibration import PlattScaling, fit_platt
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
@@ -71,11 +73,13 @@ class TrainingData:
 
 @dataclass
 class HeadResult:
-    """A fitted head, its normalisation, and the record of its selection and scores."""
+    """A fitted head, its normalisation, the record of its selection and scores, and for a head without
+    probabilities of its own the Platt scaling that gives them (``calibration.py``)."""
 
     model: object
     normalization: Normalization
     record: dict
+    calibration: PlattScaling | None = None
 
 
 def head_key(data: TrainingData, head: HeadConfig, train: TrainConfig) -> str:
@@ -127,6 +131,8 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     best = search.best()
     search_seconds = time.perf_counter() - start
     model, normalization, train_score, fit_seconds, peak = _refit(search, best, train.refit)
+    # Scores only (hinge losses): probabilities from sigmoids fitted on the chosen setting's validation scores.
+    calibration = None if hasattr(model, "predict_proba") else fit_platt(*search.out_of_fold(best), model.classes_)
     test_score = score_rows(data.store, data.key, data.test_rows, data.labels[data.test_rows], model, normalization,
                             data.classes)
     record = {
@@ -142,7 +148,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
         "test": test_score, "classes": data.classes, "image_shape": data.store.attrs(data.key).get("image_shape"),
     }
-    return save_head(data.store, key, HeadResult(model, normalization, to_json(record)))
+    return save_head(data.store, key, HeadResult(model, normalization, to_json(record), calibration))
 
 
 def _refit(search: Search, best: dict, refit: bool):
@@ -243,7 +249,7 @@ def load_head(store: FeatureStore, key: str) -> HeadResult | None:
         return None
     entry, folder = found
     bundle = load_bundle(folder)
-    return HeadResult(bundle.model, bundle.normalization, entry["record"])
+    return HeadResult(bundle.model, bundle.normalization, entry["record"], bundle.calibration)
 
 
 def cached_head(store: FeatureStore, key: str) -> HeadResult | None:

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 
 from .config import Config, DatasetConfig, PipelineConfig, RunConfig, TrainConfig
 from .core import restore_state, stage_state
-from .trained import (HEAD_FILES, BundleManifest, Digest, StrictRecord, Trained, assemble, damaged, fail,
+from .trained import (BundleManifest, Digest, StrictRecord, Trained, assemble, damaged, fail,
                       read_files, read_manifest, save_bundle)
 
 PIPELINE_FILE = "pipeline.npz"  # when the pipeline learnt from data
@@ -39,7 +39,7 @@ class TrainedManifest(BundleManifest):
     train: TrainConfig
 
     def expected_files(self) -> set[str]:
-        return set(HEAD_FILES) | ({PIPELINE_FILE} if self.pipeline.fitted else set())
+        return super().expected_files() | ({PIPELINE_FILE} if self.pipeline.fitted else set())
 
 
 def save_trained(folder, result, config: Config, pipeline) -> Path:

@@ -208,7 +208,8 @@ class Search:
     rows' augmented copies included -- is kept with the models fitted on it: a grid extension of the same
     option reuses it, and so does the refit (``kept_model``). Those models are built with ``warm_start``, so
     that they keep what a warm refit reuses. ``log(split, n_splits, normalize, params, accuracy)`` is
-    called after each grid point.
+    called after each grid point. Each point's decision values on the validation rows are kept
+    (``out_of_fold``: what ``calibration.py`` fits probabilities on).
     """
 
     def __init__(self, data, head_class, params: dict, splits: list[Split], options: list, *, keep: bool,
@@ -217,6 +218,7 @@ class Search:
         self.splits, self.options, self.keep, self.log = splits, options, keep, log
         self.grids: dict[int, tuple[list[dict], set]] = {}  # option -> (points, the auto parameters)
         self.scores: dict[tuple, list[float]] = {}          # (option, frozen point) -> accuracy per split
+        self.decisions: dict[tuple, list[np.ndarray]] = {}  # (option, frozen point) -> validation rows' per split
         self.kept: _Kept | None = None
         self.solvers: dict[int, str] = {}   # option -> GRAM or PRIMAL (``solver``)
         self.grams: dict[int, Grams] = {}   # option -> its Gram matrices, when searched by GRAM
@@ -294,6 +296,8 @@ class Search:
             points = self.grids[n][0] if points is None else points
             for point, model in _fit_grid(self.head_class, points, X_fit, y_fit, self.keep, overrides):
                 self._score(scores, n, s, point, model.predict(X_val), y_val[:len(split.val)])
+                if scores is self.scores:  # a full pass, not a round of successive halving
+                    self._keep_decisions(n, point, model, X_val)
                 if models is not None and not overrides:
                     models[_frozen(point)] = model
             del matrix, X_fit, X_val
@@ -325,6 +329,7 @@ class Search:
                 models = self.head_class(**members[0]).fit_gram_path(space, labels[split.fit], alphas, start)
                 for point, model in zip(members, models):
                     self._score(self.scores, n, s, point, model.predict(X_val), labels[split.val])
+                    self._keep_decisions(n, point, model, X_val)
                 previous[group] = (s, space, models[int(np.argmax(alphas))])
 
     def _score(self, scores: dict, n: int, s: int, point: dict, predicted, truth) -> None:
@@ -333,6 +338,10 @@ class Search:
         scores.setdefault((n, _frozen(point)), []).append(accuracy)
         if self.log is not None:
             self.log(s, len(self.splits), self.options[n], _plain(point), accuracy)
+
+    def _keep_decisions(self, n: int, point: dict, model, X_val) -> None:
+        """Keep ``model``'s decision values on a split's validation rows under ``(n, point)`` (``out_of_fold``)."""
+        self.decisions.setdefault((n, _frozen(point)), []).append(model.decision_function(X_val))
 
     def _matrix(self, n: int, split: Split):
         """(matrix, fit labels, validation labels, the kept models or None) of option ``n`` on ``split``:
@@ -385,6 +394,13 @@ class Search:
         self.grids[n][0].extend(points)
         self.run({n: points})
         return True
+
+    def out_of_fold(self, best: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The decision values of ``best``'s setting on every split's validation rows (fitted without them),
+        and those rows' labels."""
+        n = self.options.index(best["normalize"])
+        labels = [self.data.labels[self.data.train_rows[split.val]] for split in self.splits]
+        return np.concatenate(self.decisions[(n, _frozen(best["params"]))]), np.concatenate(labels)
 
     def kept_model(self, best: dict):
         """The model fitted on the kept matrix at ``best``'s setting, or None."""

@@ -5,9 +5,11 @@ A head bundle is a folder of
 
 - ``head.npz``: the head (arrays + JSON, no pickle; ``heads.persistence``);
 - ``normalization.npz``: the fitted normalisation's arrays;
+- ``calibration.npz``, for a head that gives scores but no probabilities (the hinge losses): the Platt
+  scaling that turns its scores into probabilities (``calibration.py``);
 - ``manifest.json``: what the head expects -- the feature dimension, the classes, the normalisation (spec,
-  values, shapes), the head's input width, the training images' size -- and the SHA-256 and size of every
-  array file.
+  values, shapes), the head's input width, the training images' size, whether it is calibrated -- and the
+  SHA-256 and size of every array file.
 
 The store keeps each head it fitted as a bundle (``heads/<key>/``).
 
@@ -30,6 +32,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from .calibration import PlattScaling
 from .core import restore_state, stage_state
 from .errors import TrainedFolderError
 from .files import is_temporary, read_regular, write_json_atomic, write_npz_atomic
@@ -37,6 +40,7 @@ from .normalize import Normalization
 
 FORMAT, VERSION = "featurepipe.trained", 2
 HEAD_FILES = ("head.npz", "normalization.npz")  # every bundle's
+CALIBRATION_FILE = "calibration.npz"  # a calibrated bundle's
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_ARRAY_FILE_BYTES = 64 << 30
 
@@ -72,11 +76,12 @@ class BundleManifest(StrictRecord):
     classes: Annotated[list[str | int], Field(min_length=1, max_length=1_000_000)]
     normalization: NormalizationRecord
     image_shape: Annotated[list[_Side], Field(min_length=2, max_length=3)] | None
+    calibration: Literal["platt"] | None = None  # absent from folders written before calibration existed
     files: dict[str, FileRecord]
 
     def expected_files(self) -> set[str]:
         """The files a folder of this kind has, no more, no fewer."""
-        return set(HEAD_FILES)
+        return set(HEAD_FILES) | ({CALIBRATION_FILE} if self.calibration else set())
 
 
 @dataclass
@@ -89,6 +94,22 @@ class Trained:
     normalization: Normalization
     manifest: dict
     pipeline: object = None
+    calibration: PlattScaling | None = None
+
+    def predict_proba(self, features) -> np.ndarray:
+        """Class probabilities of rows of features (columns in ``model.classes_`` order): the head's own
+        (softmax), else its Platt-scaled scores."""
+        self.check_probabilities()
+        X = self.normalization.transform(features)
+        if hasattr(self.model, "predict_proba"):
+            return self.model.predict_proba(X)
+        return self.calibration.predict_proba(self.model.decision_function(X))
+
+    def check_probabilities(self) -> None:
+        """Refuse a head that gives neither: a hinge-loss head's folder written before calibration existed."""
+        if not hasattr(self.model, "predict_proba") and self.calibration is None:
+            fail(self.folder, "the head gives scores, not probabilities, and holds no calibration (written by "
+                              "an older featurepipe); retrain it")
 
 
 # -- writing --------------------------------------------------------------------------------------------
@@ -102,6 +123,8 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     save_model(result.model, folder / "head.npz")
     normalization_arrays, values = stage_state(result.normalization)
     written = {"normalization.npz": normalization_arrays, **(arrays or {})}
+    if result.calibration is not None:
+        written[CALIBRATION_FILE] = result.calibration.arrays()
     for name, content in written.items():
         write_npz_atomic(folder / name, content)
     record = result.record
@@ -111,6 +134,7 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
         "normalization": {"spec": record["chosen"]["normalize"], "values": values,
                           "shapes": {k: list(v.shape) for k, v in normalization_arrays.items()}},
         "image_shape": record.get("image_shape"),
+        **({"calibration": "platt"} if result.calibration is not None else {}),
         "files": {name: _file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
     })
     return folder
@@ -233,7 +257,18 @@ def assemble(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
             np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
         fail(folder, "the head or its normalisation holds non-finite numbers")
     _trial(folder, model, normalization, manifest.feature_dim)
-    return Trained(folder, model, normalization, manifest.model_dump(mode="json"))
+    return Trained(folder, model, normalization, manifest.model_dump(mode="json"),
+                   calibration=_calibration(folder, files, len(manifest.classes)))
+
+
+def _calibration(folder, files: dict, n_classes: int):
+    """The Platt scaling in ``calibration.npz``, checked (names, shapes, finite values), or None without one."""
+    if CALIBRATION_FILE not in files:
+        return None
+    try:
+        return PlattScaling.from_arrays(files[CALIBRATION_FILE], n_classes)
+    except ValueError as e:
+        fail(folder, f"{CALIBRATION_FILE}: {e}")
 
 
 def _trial(folder, model, normalization, width: int) -> None:

@@ -267,7 +267,7 @@ def test_predictions_neutralise_formula_cells_and_write_only_where_named(head, t
     assert main(["predict", str(head), str(images), "--out", str(out), "--cache-dir", str(cache), "--jobs", "1",
                  "--backend", "loky"]) == EXIT_OK
     assert main(["evaluate", str(head), "--cache-dir", str(cache)]) == EXIT_OK
-    assert {p for p in tree(tmp_path) - before if cache not in p.parents} == {out, cache}
+    assert {p for p in tree(tmp_path) - before if cache not in p.parents} == {out, tmp_path / "p.refused.csv", cache}
     rows = {r["path"]: r["label"] for r in csv.DictReader(open(out, newline=""))}
     assert set(rows) == {"'" + n for n in names[:-1]} | {"plain.png"}
     assert set(rows.values()) == {"'@red"}

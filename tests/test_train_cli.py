@@ -49,7 +49,8 @@ def test_train_evaluate_predict(config, tmp_path, capsys):
         write_rgb(unlabelled / f"img{i}.png", image)
     (unlabelled / "broken.png").write_bytes(b"")
     assert main(["predict", str(runs / "softmax"), str(unlabelled), "--out", str(tmp_path / "p.csv")]) == EXIT_SKIPPED
-    assert "1 files skipped" in capsys.readouterr().out
+    assert f"3 images labelled in {tmp_path / 'p.csv'}; 1 refused, listed in {tmp_path / 'p.refused.csv'}" \
+        in capsys.readouterr().out
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert [r["path"] for r in rows] == ["img0.png", "img1.png", "img2.png"]
     assert {r["label"] for r in rows} == {"blue"}

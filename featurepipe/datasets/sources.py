@@ -185,11 +185,15 @@ def from_folder(root, content_hash: bool = False) -> Dataset:
 
 
 def from_unlabelled(root, content_hash: bool = False) -> Dataset:
-    """Every image below ``root``, recursively, without labels."""
+    """Every image below ``root``, recursively, without labels; or the one image file ``root`` (any suffix:
+    it was named, so the decoder decides)."""
     root = Path(root)
-    if not root.is_dir():
+    if root.is_file():
+        files, problems, root = [(root.name, _stat_stamp(root.stat()))], [], root.parent
+    elif root.is_dir():
+        files, problems = _image_files(root)
+    else:
         raise FileNotFoundError(f"dataset folder not found: {root}")
-    files, problems = _image_files(root)
     if not files:
         raise ValueError(f"no images below {root}")
     return Dataset(root, tuple(r for r, _ in files), _stamps(root, files, content_hash),
