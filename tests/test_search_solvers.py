@@ -76,18 +76,21 @@ def test_successive_halving_runs_the_best_third_in_full(wide, monkeypatch):
         return real(self, X, y)
 
     monkeypatch.setattr(MLPClassifier, "fit", recording)
-    head = HeadConfig(name="mlp", model="mlp", params={"hidden_layer_sizes": [8], "alpha": [1e-3, 1e-2, 1e-1],
+    head = HeadConfig(name="mlp", model="mlp", params={"hidden_layer_sizes": [8], "alpha": [1e-4, 1e-3, 1e-2, 1e-1],
                                                       "max_iter": 30, "random_state": 0})
     found = search(wide, head, normalization_options("standardize"))
     short = [f for f in fits if f[1] == 10]
     full = [f for f in fits if f[1] == 30]
-    assert len(short) == 9 and len(full) == 3 and len({alpha for alpha, _ in full}) == 1  # 3 points x 3 folds, then 1
+    assert len(short) == 12 and len(full) == 6 and len({alpha for alpha, _ in full}) == 2  # 4 points x 3 folds, then 2
     results = found.results()
     dropped = [r for r in results if "eliminated_at" in r]
     assert len(dropped) == 2 and all(r["eliminated_at"] == 10 for r in dropped)
-    assert found.best()["params"]["alpha"] == full[0][0]
-    kept = next(r for r in results if "eliminated_at" not in r)
-    assert all(kept_trial <= 1 for kept_trial in kept["val_folds"]) and len(kept["val_folds"]) == 3
+    fits.clear()
+    search(wide, head.model_copy(update={"params": {**head.params, "alpha": [1e-3, 1e-2, 1e-1]}}),
+           normalization_options("standardize"))
+    assert len(fits) == 9 and {epochs for _, epochs in fits} == {30}  # a grid of three: every point in full
+    assert found.best()["params"]["alpha"] in {alpha for alpha, _ in full}
+    assert all(len(r["val_folds"]) == 3 for r in results)
 
 
 def test_the_refit_reuses_the_searchs_gram_matrix_and_fits_the_same_model(wide, monkeypatch):
