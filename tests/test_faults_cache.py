@@ -153,7 +153,7 @@ def _damaged_then_trained(root: Path, cfg: Path, namespace: str, damage) -> None
     damage(root / "cache" / namespace / key)
     code, out, _ = run_cli("cache", "verify", key, "--cache-dir", root / "cache")
     assert code == 1 and one_line(out).startswith(f"{namespace} {key}: ") and "SHA-256" in out
-    code, out, err = run_cli("train", "--config", cfg)
+    code, out, err = run_cli("train", "--config", cfg, "--force")
     assert code == 0 and key in one_line(err) and err.strip().endswith("fitting it again")
     verified(root)
 
