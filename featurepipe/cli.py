@@ -66,7 +66,6 @@ def _after_extract(args, cfg, entry) -> str:
     """What to run after ``extract`` (``train`` with the options that chose these features) and where the
     features and the trained heads go, on one line."""
     import shlex
-
     from pathlib import Path
 
     same = ["--config", args.config, *(["--data", args.data] if args.data else []),

@@ -2,6 +2,8 @@
 line per grid point as it is scored and each head's grid. Accuracies come with their 95% (Wilson) interval."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .metrics import accuracy_interval
 
 
@@ -85,14 +87,16 @@ def head_line(record: dict, folder, cached: bool = False) -> str:
     how = f"{selection['splits']}-fold cross-validation" if selection["method"] == "kfold" else "a holdout split"
     edge = f" (at the edge of its automatic grid: {', '.join(record['at_edge'])})" if record["at_edge"] else ""
     source = "from the cache" if cached else seconds_text(record["search_seconds"] + record["fit_seconds"])
-    return (f"{record['head']}: {chosen_text(record)}{edge} chosen on {how}; "
+    choice = f"{chosen_text(record)}{edge} chosen on {how}" if _searched(record) else f"no grid, scored on {how}"
+    return (f"{record['head']}: {choice}; "
             f"validation {accuracy_text(record['val']['accuracy'], record['val']['n'])}, "
             f"test {accuracy_text(record['test']['accuracy'], record['test']['n'])}; {source}; saved to {folder}")
 
 
-def heads_table(records: list[dict]) -> str:
+def heads_table(records: list[dict], run) -> str:
     """The heads side by side: chosen setting, validation and test accuracy with 95% intervals, time (the
-    search and the refit), and a line saying what the intervals are."""
+    search and the refit); and a line saying what the intervals are and how to compare two heads of the run
+    folder ``run``."""
     header = ("head", "chosen", "validation (95%)", "test (95%)", "time")
     rows = [(r["head"], chosen_text(r), accuracy_text(r["val"]["accuracy"], r["val"]["n"]),
              accuracy_text(r["test"]["accuracy"], r["test"]["n"]), seconds_text(r["search_seconds"] + r["fit_seconds"]))
@@ -100,6 +104,7 @@ def heads_table(records: list[dict]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     n_test = records[0]["test"]["n"] if records else 0
+    pair = " ".join(str(Path(run, r["head"])) for r in records[:2]) if len(records) > 1 else "RUN/HEAD RUN/HEAD"
     lines.append(f"[low, high]: 95% Wilson intervals over the images scored ({n_test} test images); whether two heads "
-                 "differ: featurepipe compare RUN/HEAD RUN/HEAD")
+                 f"differ on them: featurepipe compare {pair}")
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def train_heads(cfg: Config, output=None, *, force: bool = False, verbose: bool 
     data = training_data(cfg, dataset)
     pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
     records = [train_head(cfg, data, pipeline, head, run / head.name, verbose) for head in heads]
-    print(heads_table(records), flush=True)
+    print(heads_table(records, run), flush=True)
     return records
 
 
