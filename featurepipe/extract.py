@@ -42,7 +42,8 @@ def check_splits(dataset: Dataset) -> None:
         raise ConfigError(f"dataset: {dataset.root} has no test split (test/<class>/ folders or a CSV split column); "
                           "add one, or set dataset.test_fraction (e.g. 0.2) to hold out that share of each class")
     if "train" not in splits:
-        raise ConfigError(f"dataset: {dataset.root} has no training split (train/<class>/ folders or a CSV split column)")
+        raise ConfigError(f"dataset: {dataset.root} has no training split (train/<class>/ folders or a CSV split "
+                          "column)")
 
 
 def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:

@@ -75,8 +75,8 @@ def grid_text(record: dict) -> str:
     lines = [f"  grid over {', '.join(_searched(record)) or 'nothing'}; fixed: {params_text(fixed)}"]
     for row in grid:
         mark = " <- chosen" if row["params"] == chosen["params"] and row["normalize"] == chosen["normalize"] else ""
-        lines.append(f"  {describe_normalize(row['normalize']):<30} {params_text({k: row['params'][k] for k in searched}):<30} "
-                     f"{row['val_accuracy']:.2%}{mark}")
+        values = params_text({k: row["params"][k] for k in searched})
+        lines.append(f"  {describe_normalize(row['normalize']):<30} {values:<30} {row['val_accuracy']:.2%}{mark}")
     return "\n".join(lines)
 
 

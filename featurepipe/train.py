@@ -47,7 +47,8 @@ def run_folder(folder: Path, force: bool) -> Path:
     return folder
 
 
-def train_head(cfg: Config, data: TrainingData, pipeline, head: HeadConfig, folder: Path, verbose: bool = False) -> dict:
+def train_head(cfg: Config, data: TrainingData, pipeline, head: HeadConfig, folder: Path,
+               verbose: bool = False) -> dict:
     """Fit ``head`` (named) on ``data``, write its trained folder and print its line; returns its record (the
     model goes when this returns, with whatever it keeps for a warm start)."""
     from tqdm.auto import tqdm

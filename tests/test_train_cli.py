@@ -63,8 +63,8 @@ def test_unknown_head_parameter_is_named(config, capsys):
 def test_verbose_shows_epoch_bars_unless_the_head_sets_verbose(config, tmp_path, capsys):
     assert main(["train", "--config", str(config), "--set", "run.progress=true"]) == EXIT_OK
     assert "loss=" not in capsys.readouterr().err  # without --verbose, no bar is left on screen
-    assert main(["train", "--config", str(config), "--set", "run.progress=true", "--set", "heads.1.params.verbose=false",
-                 "--set", "heads.0.params.alpha=0.001", "-v", "--output", str(tmp_path / "verbose")]) == EXIT_OK
+    assert main(["train", "--config", str(config), "--set", "run.progress=true", "--set", "heads.0.params.alpha=0.001",
+                 "--set", "heads.1.params.verbose=false", "-v", "--output", str(tmp_path / "verbose")]) == EXIT_OK
     bars = [line for line in capsys.readouterr().err.split("\n") if "loss=" in line]
     # The softmax head's bars, one per fit (5 folds and the refit); the mlp said verbose=false.
     assert len(bars) == 6 and all("epoch" in bar for bar in bars)
