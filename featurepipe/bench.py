@@ -9,10 +9,22 @@ import time
 from pathlib import Path
 
 from .checks import check_bench
+from .compare import mcnemar_p, test_answers
 from .config import Config, ConfigError
 from .extract import config_dataset, training_data
 from .fitting import cached_head, fit_and_score, head_key, named_heads
+from .metrics import accuracy_interval
 from .report import write_report
+from .summary import accuracy_text, chosen_text, seconds_text
+
+#: A cell whose McNemar p-value against the best cell is at least this is indistinguishable from it.
+SIGNIFICANCE = 0.05
+
+
+def report_folder(cfg: Config, output=None) -> Path:
+    """The folder of the bench's report: ``output``, else the config's ``output`` (relative to the working
+    folder, as given)."""
+    return Path(output or cfg.output).expanduser().absolute()
 
 
 def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = None) -> list[dict]:
@@ -21,7 +33,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
     if cfg.bench is None:
         raise ConfigError("bench: missing (name the pipelines to compare under bench.pipelines)")
     heads = named_heads(cfg)
-    output = Path(output or cfg.output)
+    output = report_folder(cfg, output)
     dataset = config_dataset(cfg)
     if quick:
         dataset = dataset.take(cfg.bench.quick)
@@ -31,7 +43,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
     unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {h.name for h in heads})
     if unknown:
         raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
-    rows, total, done, start = [], len(cells), 0, time.perf_counter()
+    rows, answers, total, done, start = [], [], len(cells), 0, time.perf_counter()
     for pipeline_name, entry in cfg.bench.pipelines.items():
         sub = cfg.model_copy(update={"pipeline": entry.pipeline(), "train": entry.train(cfg.train)})
         print(f"[{done + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
@@ -48,9 +60,12 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
             cached = cached_head(data.store, key) is not None
             if not cached:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
-            record = fit_and_score(data, head, sub.train).record
-            print(f"{where}: {'cached (' if cached else '    '}test {record['test']['accuracy']:.1%}"
-                  f"{')' if cached else ''}, chosen {record['chosen']['params']}, fit {record['fit_seconds']:.1f} s; "
+            result = fit_and_score(data, head, sub.train)
+            record = result.record
+            answers.append(test_answers(data, result.model, result.normalization))
+            print(f"{where}: {'cached (' if cached else '    '}test "
+                  f"{accuracy_text(record['test']['accuracy'], record['test']['n'])}{')' if cached else ''}, "
+                  f"chosen {chosen_text(record)}, fit {seconds_text(record['fit_seconds'])}; "
                   f"{_time_left(done, total, time.perf_counter() - start)}", flush=True)
             rows.append({"pipeline": pipeline_name, "head": spec.name, "head_key": key, "feature_key": data.key,
                          "kind": _kind(pipeline_name in cfg.bench.learned, spec.model == "mlp"),
@@ -60,9 +75,11 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
                          "cost_seconds": features_seconds + record["search_seconds"] + record["fit_seconds"],
                          "peak_fit_mib": record["peak_fit_mib"],
                          "train_accuracy": record["train"]["accuracy"], "val_accuracy": record["val"]["accuracy"],
-                         "test_accuracy": record["test"]["accuracy"], "chosen": record["chosen"],
+                         "test_accuracy": record["test"]["accuracy"], **intervals(record),
+                         "test_n": record["test"]["n"], "chosen": record["chosen"],
                          "confusion_matrix": record["test"]["confusion_matrix"], "classes": record["classes"],
                          "history": record["history"]})
+    against_best(rows, answers)
     write_report(rows, cfg, dataset, output, quick, name)
     return rows
 
@@ -95,6 +112,25 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def intervals(record: dict) -> dict:
+    """``{split}_95_low`` and ``{split}_95_high``: the 95% Wilson interval of a head's train, validation and
+    test accuracy."""
+    return {f"{split}_95_{end}": value for split in ("train", "val", "test")
+            for end, value in zip(("low", "high"), accuracy_interval(record[split]["accuracy"], record[split]["n"]))}
+
+
+def against_best(rows: list[dict], answers: list[dict]) -> None:
+    """Add to each row McNemar's p-value against the cell of best test accuracy (``vs_best_p``; 1 for that cell)
+    on the test images both labelled (``answers``, by row), and whether the two are indistinguishable at
+    ``SIGNIFICANCE`` (``same_as_best``)."""
+    if not rows:
+        return
+    best = max(range(len(rows)), key=lambda i: rows[i]["test_accuracy"])
+    for row, cell in zip(rows, answers):
+        row["vs_best_p"] = 1.0 if cell is answers[best] else mcnemar_p(cell, answers[best])
+        row["same_as_best"] = row["vs_best_p"] >= SIGNIFICANCE
 
 
 def _kind(raw_input: bool, mlp: bool) -> str:

@@ -52,14 +52,32 @@ def _run_settings(args):
 def cmd_extract(args) -> int:
     from .extract import extract_features
 
-    result = extract_features(_config(args))
+    cfg = _config(args)
+    result = extract_features(cfg)
     source = "from the cache" if result.computed == 0 else f"{result.computed} computed"
     line = (f"extracted {result.n_items} items ({source}) in {result.seconds:.1f} s: "
             f"{result.n_ok} ok, {result.n_failed} skipped; entry {result.key}")
     if result.n_failed:
         line += f"; ledger: {result.ledger}"
     print(line)
+    print(_after_extract(args, cfg, result.ledger.parent))
     return EXIT_SKIPPED if result.n_failed else EXIT_OK
+
+
+def _after_extract(args, cfg, entry) -> str:
+    """What to run after ``extract`` (``train`` with the options that chose these features) and where the
+    features and the trained heads go, on one line."""
+    import shlex
+    from pathlib import Path
+
+    same = ["--config", args.config, *(["--data", args.data] if args.data else []),
+            *[token for item in args.set or [] for token in ("--set", item)],
+            *(["--cache-dir", args.cache_dir] if args.cache_dir else []), *(["--hash"] if args.hash else [])]
+    heads = ", ".join(head.name or head.model for head in cfg.heads)
+    run = Path(cfg.output).expanduser().absolute()
+    then = (f"next: featurepipe train {shlex.join(same)} (heads {heads}, written to {run})" if heads else
+            f"next: name heads under heads: in {args.config}, then featurepipe train {shlex.join(same)}")
+    return f"features in {entry}; {then}"
 
 
 def cmd_list(args) -> int:
@@ -122,7 +140,7 @@ def _cache_root(args) -> str:
 def cmd_train(args) -> int:
     from .train import train_heads
 
-    train_heads(_config(args), args.output)
+    train_heads(_config(args), args.output, force=args.force, verbose=args.verbose)
     return EXIT_OK
 
 
@@ -155,11 +173,13 @@ def cmd_compare(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench import report_folder, run_bench
     from .report import table_markdown
 
-    rows = run_bench(_config(args), quick=args.quick, output=args.output, name=Path(args.config).stem)
+    cfg = _config(args)
+    rows = run_bench(cfg, quick=args.quick, output=args.output, name=Path(args.config).stem)
     print(table_markdown(rows))
+    print(f"report: {report_folder(cfg, args.output) / 'report.html'} (tables: results.md, results.csv, results.json)")
     return EXIT_OK
 
 
@@ -225,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
     p = sub.add_parser("train", help="train the heads a config names on its (cached) features")
     _add_run_options(p)
-    p.add_argument("--output", help="folder for the trained heads (default: the config's output)")
+    p.add_argument("--output", help="run folder for the trained heads (default: the config's output, relative to "
+                                    "the working folder); refused when not empty, unless --force")
+    p.add_argument("--force", action="store_true", help="replace the heads of the same names in a run folder that "
+                                                         "is not empty")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print every grid point's validation accuracy "
+                                                               "on each split, each head's grid and epoch bars")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("bench", help="compare pipelines x heads on one data set and write a report")
     _add_run_options(p)

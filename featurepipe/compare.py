@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
+from .metrics import Z_95
 
 
 def paired_difference(right_a: np.ndarray, right_b: np.ndarray) -> dict:
@@ -42,15 +42,33 @@ def correct_on_test(folder, run=None) -> tuple[list[str], np.ndarray, float | No
     its training recorded (``metrics.json``; None without one); features computed as ``run`` says."""
     from .evaluate import trained_with_its_data
     from .files import read_json
-    from .fitting import predict_rows
 
     trained, _, data = trained_with_its_data(folder, run)
-    rows = data.test_rows
-    predicted = predict_rows(data.store, data.key, rows, trained.model, trained.normalization)
-    ids = data.store.items(data.key)["ids"]
+    answers = test_answers(data, trained.model, trained.normalization)
     metrics = Path(folder) / "metrics.json"
     recorded = read_json(metrics)["test"]["accuracy"] if metrics.exists() else None
-    return [ids[r] for r in rows], predicted.astype(str) == data.labels[rows].astype(str), recorded
+    return list(answers), np.fromiter(answers.values(), bool, len(answers)), recorded
+
+
+def test_answers(data, model, normalization) -> dict[str, bool]:
+    """Whether ``model`` (after ``normalization``) labels each test image of ``data`` (a ``fitting.
+    TrainingData``) correctly, by image id, in the entry's order."""
+    from .fitting import predict_rows
+
+    rows = data.test_rows
+    predicted = predict_rows(data.store, data.key, rows, model, normalization)
+    ids = data.store.items(data.key)["ids"]
+    return dict(zip((ids[r] for r in rows), (predicted.astype(str) == data.labels[rows].astype(str)).tolist()))
+
+
+def mcnemar_p(answers_a: dict, answers_b: dict) -> float:
+    """McNemar's exact p-value (``paired_difference``) of two heads' ``test_answers``, on the images both have
+    (a file one pipeline could not read is left out of the pair); 1 when they share none."""
+    common = [image for image in answers_a if image in answers_b]
+    if not common:
+        return 1.0
+    return paired_difference(np.array([answers_a[i] for i in common], bool),
+                             np.array([answers_b[i] for i in common], bool))["mcnemar_p"]
 
 
 def compare_heads(first, second, run=None) -> dict:

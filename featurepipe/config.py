@@ -23,6 +23,9 @@ class DatasetConfig(_Section):
     builtin: Literal["demo"] | None = None
     kind: Literal["auto", "folder", "unlabelled", "csv"] = "auto"
     hash: bool = False
+    # A folder of class sub-folders without test/ (or train/ alone): this share of each class's images is the
+    # test split, drawn with train.seed.
+    test_fraction: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _one_source(self):

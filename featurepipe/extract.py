@@ -12,7 +12,8 @@ from .store import ExtractResult, FeatureStore
 
 
 def config_dataset(cfg: Config) -> Dataset:
-    """The config's data set, materialising the built-in one into the cache on first use."""
+    """The config's data set, materialising the built-in one into the cache on first use; with
+    ``dataset.test_fraction``, its test split held out (``Dataset.hold_out_test``, seeded by ``train.seed``)."""
     if cfg.dataset.builtin:
         from .datasets.builtin import write_demo
 
@@ -20,9 +21,29 @@ def config_dataset(cfg: Config) -> Dataset:
     else:
         path = Path(cfg.dataset.path).expanduser()
     try:
-        return open_dataset(path, cfg.dataset.kind, cfg.dataset.hash)
+        dataset = open_dataset(path, cfg.dataset.kind, cfg.dataset.hash)
     except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the root itself is a symbolic link loop
         raise ConfigError(f"dataset.path: {e}") from None
+    if cfg.dataset.test_fraction is None:
+        return dataset
+    try:
+        return dataset.hold_out_test(cfg.dataset.test_fraction, cfg.train.seed)
+    except ValueError as e:
+        raise ConfigError(f"dataset.test_fraction: {e}") from None
+
+
+def check_splits(dataset: Dataset) -> None:
+    """Refuse a data set a head cannot be trained and tested on: no labels, or no train or test split."""
+    if dataset.labels is None:
+        raise ConfigError(f"dataset: {dataset.root} has no labels; training needs class sub-folders "
+                          "(or a CSV label column)")
+    splits = set(dataset.splits or ())
+    if "test" not in splits:
+        raise ConfigError(f"dataset: {dataset.root} has no test split (test/<class>/ folders or a CSV split column); "
+                          "add one, or set dataset.test_fraction (e.g. 0.2) to hold out that share of each class")
+    if "train" not in splits:
+        raise ConfigError(f"dataset: {dataset.root} has no training split (train/<class>/ folders or a CSV split "
+                          "column)")
 
 
 def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
@@ -124,8 +145,8 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
         if s["failed"] and cfg.run.on_error == "fail":
             path, reason = store.ledger(key)[0]
             raise ExtractError(f"{path}: {reason}")
-        return ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv",
-                            time.perf_counter() - start, 0)
+        return _some_read(store, ExtractResult(key, s["n"], s["ok"], s["failed"], store.path(key) / "errors.csv",
+                                               time.perf_counter() - start, 0))
     from .runner import extract, warm_up_workers
 
     warm_up_workers(cfg.run.jobs, cfg.run.backend)
@@ -137,7 +158,17 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
                      max_pixels=cfg.run.max_pixels, progress=cfg.run.progress,
                      parents=[fit_key] if fit_key else [], fit=timings, unchecked=cfg.run.allow_unchecked_formats)
     store.alias(run_recipe, result.key)
-    return result
+    return _some_read(store, result)
+
+
+def _some_read(store: FeatureStore, result: ExtractResult) -> ExtractResult:
+    """``result``, refused (``ExtractError``) when not one image could be read: nothing to train or predict
+    on. The message gives the first failure's reason and the ledger holding the others."""
+    if result.n_ok:
+        return result
+    first = next(iter(store.ledger(result.key)), None)
+    reason = f"; the first: {first[0]}: {first[1]}" if first else ""
+    raise ExtractError(f"none of the {result.n_items} images could be read{reason} (every failure: {result.ledger})")
 
 
 def training_data(cfg: Config, dataset: Dataset | None = None):
@@ -146,11 +177,15 @@ def training_data(cfg: Config, dataset: Dataset | None = None):
     from .fitting import TrainingData
 
     dataset = dataset or config_dataset(cfg)
-    if dataset.splits is None:
-        raise ConfigError("dataset: training needs train/ and test/ splits (or a CSV split column)")
+    check_splits(dataset)
     key = extract_features(cfg, dataset).key
     augment = [extract_features(cfg, dataset, augment=spec).key for spec in cfg.train.augment]
-    return TrainingData(FeatureStore(cfg.run.cache_dir), key, augment)
+    data = TrainingData(FeatureStore(cfg.run.cache_dir), key, augment)
+    for split, rows in (("training", data.train_rows), ("test", data.test_rows)):
+        if not len(rows):
+            raise ExtractError(f"none of the {split} images could be read (every failure: "
+                               f"{data.store.path(key) / 'errors.csv'})")
+    return data
 
 
 def augmented(pipeline, spec, where: str = "train.augment"):

@@ -1,8 +1,12 @@
-"""Scores of a classifier on a labelled set: accuracy, per-class accuracy, the confusion matrix, and how well
-its probabilities are calibrated (``ece``)."""
+"""Scores of a classifier on a labelled set: accuracy, per-class accuracy, the confusion matrix, how well its
+probabilities are calibrated (``ece``), and the 95% interval of an accuracy measured on a finite set of images."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
 def score_predictions(y_true, y_pred, classes) -> dict:
@@ -30,3 +34,20 @@ def ece(y_true, probabilities, n_bins: int = 15) -> float:
     # Per bin, rows x (accuracy - mean probability) = right answers - summed probabilities.
     gap = np.bincount(bins, correct.astype(np.float64), n_bins) - np.bincount(bins, confidence, n_bins)
     return float(np.abs(gap).sum() / len(confidence))
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion, ``successes`` out of ``n`` (95% by default): unlike
+    ``p +- z sqrt(p (1 - p) / n)`` it stays inside [0, 1] and does not shrink to a point at 0% or 100%, which
+    matters for the small test sets of a first run. ``n == 0`` says nothing: [0, 1]."""
+    if n == 0:
+        return 0.0, 1.0
+    p, zz = successes / n, z * z / n
+    centre = (p + zz / 2) / (1 + zz)
+    half = z / (1 + zz) * math.sqrt(p * (1 - p) / n + zz / (4 * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
+    """``wilson_interval`` of an accuracy measured on ``n`` images (the count of right answers it implies)."""
+    return wilson_interval(round(accuracy * n), n)

@@ -17,9 +17,11 @@ from .extract import fitted_pipeline
 from .files import write_csv_atomic
 from .fitting import load_head
 from .store import OK, FeatureStore
+from .summary import interval_text, significant
 
-COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "fit_seconds", "train_accuracy",
-           "val_accuracy", "test_accuracy", "peak_fit_mib"]
+COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "fit_seconds",
+           "train_accuracy", "train_95_low", "train_95_high", "val_accuracy", "val_95_low", "val_95_high",
+           "test_accuracy", "test_95_low", "test_95_high", "test_n", "vs_best_p", "same_as_best", "peak_fit_mib"]
 
 
 def _best(rows, kind_prefix):
@@ -82,30 +84,37 @@ def _first_decoded(store: FeatureStore, key: str, split: str | None) -> str:
     return items["ids"][int(np.flatnonzero(usable)[0])]
 
 
-HEADER = ("pipeline", "head", "kind", "dim", "extract img/s", "fit s", "train", "val", "test", "peak fit MiB")
+HEADER = ("pipeline", "head", "kind", "dim", "extract img/s", "fit s", "train (95%)", "val (95%)", "test (95%)",
+          "vs best", "peak fit MiB")
+LEGEND = ("Accuracies with their 95% Wilson interval. vs best: McNemar's exact p-value against the best test accuracy "
+          "on the same test images; ≈ marks a cell indistinguishable from the best (p ≥ 0.05).")
 
 
 def _display(rows) -> list[tuple]:
-    """Table cells as text, best test accuracy first."""
+    """Table cells as text, best test accuracy first; floats to three significant digits."""
     out = []
-    for r in sorted(rows, key=lambda r: -r["test_accuracy"]):
-        rate = f"{r['extract_images_per_s']:,.0f}" if r["extract_images_per_s"] else "n/a"
-        out.append((r["pipeline"], r["head"], r["kind"], r["feature_dim"], rate, f"{r['fit_seconds']:.1f}",
-                    f"{r['train_accuracy']:.1%}", f"{r['val_accuracy']:.1%}", f"{r['test_accuracy']:.1%}",
-                    f"{r['peak_fit_mib']:.0f}"))
+    for rank, r in enumerate(sorted(rows, key=lambda r: -r["test_accuracy"])):
+        rate = significant(r["extract_images_per_s"]) if r["extract_images_per_s"] else "n/a"
+        versus = "best" if rank == 0 else f"{'≈ ' if r['same_as_best'] else ''}p={significant(r['vs_best_p'])}"
+        out.append((r["pipeline"], r["head"], r["kind"], r["feature_dim"], rate, significant(r["fit_seconds"]),
+                    *(interval_text(r[f"{split}_accuracy"], r[f"{split}_95_low"], r[f"{split}_95_high"])
+                      for split in ("train", "val", "test")),
+                    versus, significant(r["peak_fit_mib"])))
     return out
 
 
 def table_markdown(rows) -> str:
+    """The table in Markdown, and its legend."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in _display(rows)]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", LEGEND])
 
 
 def _table_html(rows) -> str:
+    """The table in HTML, and its legend."""
     header = "".join(f"<th>{h}</th>" for h in HEADER)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>" for cells in _display(rows))
-    return f"<table><tr>{header}</tr>{body}</table>"
+    return f"<table><tr>{header}</tr>{body}</table><p>{html.escape(LEGEND)}</p>"
 
 
 def write_report(rows, cfg: Config, dataset, output: Path, quick: bool, name: str | None = None) -> Path:

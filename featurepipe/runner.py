@@ -234,16 +234,18 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
     chunks = range(-(-len(train) // chunk_rows))
     tasks = (delayed(load_images)(_chunk_paths(train, c, chunk_rows), pipeline, on_error, max_pixels, unchecked)
              for c in chunks)
-    images, labels, timings = [], [], {}
+    images, labels, timings, first_failure = [], [], {}, None
     with timed(timings, "load"), tqdm(total=len(train), unit="img", desc="load for fit", disable=not progress) as bar, \
             parallel_backend("loky", jobs, None):
         for c, (rows, part, failed, _) in zip(chunks, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
             images.extend(part)
             if train.labels is not None:
                 labels.extend(train.labels[c * chunk_rows + r] for r in rows)
+            first_failure = first_failure or (failed[0] if failed else None)
             bar.update(len(part) + len(failed))
     if not images:
-        raise ExtractError("no training image could be read to fit the pipeline")
+        reason = f"; the first: {first_failure[0]}: {first_failure[1]}" if first_failure else ""
+        raise ExtractError(f"none of the {len(train)} training images could be read to fit the pipeline{reason}")
     with timed(timings, "fit"), shown_by(tqdm if progress else None):
         pipeline.extractor.fit(images, labels or None)  # its sampling and vocabulary fit show their own bars
     return {**timings, **fit_timings(pipeline.extractor)}

@@ -9,6 +9,7 @@ import numpy as np
 import yaml
 
 from featurepipe.fitting import load_head
+from featurepipe.metrics import wilson_interval
 from featurepipe.report import _patch_words
 from featurepipe.store import FeatureStore
 from featurepipe.cli import EXIT_OK, main
@@ -34,6 +35,8 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     n_cells = sum(len(p.get("heads") or config["heads"]) for p in config["bench"]["pipelines"].values())
     assert f"[{n_cells}/{n_cells}]" in log and "fitting on" in log
     assert "to go" in log and f"all {n_cells} cells in" in log  # each cell's line estimates the time left
+    assert log.strip().splitlines()[-1].startswith(f"report: {out / 'report.html'}")
+    assert not re.search(r"\d\.0*[1-9]\d{3,}", log)  # alphas to three significant digits
 
     rows = json.loads((out / "results.json").read_text())
     assert len(rows) == n_cells
@@ -51,7 +54,19 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     mirrored = {r["pipeline"] for r in rows if load_head(store, r["head_key"]).record["augment_keys"]}
     assert mirrored == {"kmeans", "kmeans_soft"}  # the pipelines whose entries name augment: [hflip]
     table = (out / "results.md").read_text().splitlines()
-    assert len(table) == 2 + n_cells and all(" |  |" not in line for line in table)
+    assert len(table) == 2 + n_cells + 2 and all(" |  |" not in line for line in table[:2 + n_cells])
+    assert "95% Wilson interval" in table[-1] and "McNemar" in table[-1]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:2 + n_cells]]
+    best = max(rows, key=lambda r: r["test_accuracy"])
+    assert [c[9] for c in cells].count("best") == 1 and cells[0][:2] == [best["pipeline"], best["head"]]
+    for row in rows:
+        cell = next(c for c in cells if c[:2] == [row["pipeline"], row["head"]])
+        low, high = wilson_interval(round(row["test_accuracy"] * row["test_n"]), row["test_n"])
+        assert cell[8] == f"{row['test_accuracy']:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+        assert all(re.fullmatch(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]", c) for c in cell[6:9])
+        assert row["same_as_best"] == (row["vs_best_p"] >= 0.05)
+        if cell[9] != "best":
+            assert cell[9] == f"{'≈ ' if row['same_as_best'] else ''}p={row['vs_best_p']:.3g}"
     assert len((out / "results.csv").read_text().splitlines()) == 1 + n_cells
 
     page = (out / "report.html").read_text()

@@ -31,6 +31,7 @@ def test_extract_then_warm_rerun(config, capsys):
     assert main(["extract", "--config", str(config)]) == EXIT_OK
     first = capsys.readouterr().out
     assert "extracted 36 items (36 computed)" in first and "36 ok, 0 skipped" in first
+    assert first.splitlines()[1].startswith("features in ") and "next: " in first  # what to run next
     assert main(["extract", "--config", str(config)]) == EXIT_OK
     assert "(from the cache)" in capsys.readouterr().out
 
@@ -40,7 +41,7 @@ def test_skipped_files_exit_code_and_ledger(config, image_folder, capsys):
     assert main(["extract", "--config", str(config)]) == EXIT_SKIPPED
     out = capsys.readouterr().out
     assert "36 ok, 1 skipped; entry" in out and "ledger: " in out
-    ledger = out.split("ledger: ")[1].strip()
+    ledger = out.split("ledger: ")[1].splitlines()[0]
     assert "broken.png" in open(ledger).read()
     assert main(["extract", "--config", str(config), "--on-error", "fail"]) == EXIT_FAILED
     assert "broken.png" in capsys.readouterr().err

@@ -233,7 +233,7 @@ def test_train_replaces_a_link_in_its_folder_and_never_writes_through_it(name, t
     target.write_text("not yours")
     (output / HEAD / name).unlink()
     (output / HEAD / name).symlink_to(target)
-    assert main(["train", "--config", str(config), "--output", str(output)]) == EXIT_OK
+    assert main(["train", "--config", str(config), "--output", str(output), "--force"]) == EXIT_OK
     assert target.read_text() == "not yours"
     assert not (output / HEAD / name).is_symlink() and (output / HEAD / name).stat().st_size > 0
 
@@ -247,7 +247,7 @@ def test_a_train_killed_between_manifest_and_metrics_leaves_the_old_run_whole(tr
                        "train.write_json_atomic = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
                        "from featurepipe.cli import main; sys.exit(main(sys.argv[1:]))")
     done = subprocess.run([sys.executable, "-c", kill_at_metrics, "train", "--config", str(config), "--output",
-                           str(output), "--set", "heads.0.params.max_iter=7"],
+                           str(output), "--force", "--set", "heads.0.params.max_iter=7"],
                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == -signal.SIGKILL
     assert {p.name: p.read_bytes() for p in (output / HEAD).iterdir()} == old

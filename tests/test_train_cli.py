@@ -61,14 +61,14 @@ def test_unknown_head_parameter_is_named(config, capsys):
     assert "heads[0].params.learning_rat: unknown parameter of LinearClassifier" in capsys.readouterr().err
 
 
-def test_run_progress_shows_epoch_bars_unless_the_head_sets_verbose(config, capsys):
-    assert main(["train", "--config", str(config), "--set", "run.progress=true",
-                 "--set", "heads.1.params.verbose=false"]) == EXIT_OK
+def test_verbose_shows_epoch_bars_unless_the_head_sets_verbose(config, tmp_path, capsys):
+    assert main(["train", "--config", str(config), "--set", "run.progress=true"]) == EXIT_OK
+    assert "loss=" not in capsys.readouterr().err  # without --verbose, no bar is left on screen
+    assert main(["train", "--config", str(config), "--set", "run.progress=true", "--set", "heads.0.params.alpha=0.001",
+                 "--set", "heads.1.params.verbose=false", "-v", "--output", str(tmp_path / "verbose")]) == EXIT_OK
     bars = [line for line in capsys.readouterr().err.split("\n") if "loss=" in line]
     # The softmax head's bars, one per fit (5 folds and the refit); the mlp said verbose=false.
     assert len(bars) == 6 and all("epoch" in bar for bar in bars)
-    assert main(["train", "--config", str(config)]) == EXIT_OK  # run.progress false
-    assert "loss=" not in capsys.readouterr().err
 
 
 def test_a_warning_is_one_line_naming_its_kind(config, capsys):

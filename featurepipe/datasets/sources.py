@@ -74,6 +74,25 @@ class Dataset:
                 keep.append(i)
         return self._select(keep)
 
+    def hold_out_test(self, fraction: float, seed: int) -> "Dataset":
+        """The data set with ``fraction`` of each class's images (rounded, at least one, never all) marked
+        ``test`` and the rest ``train``, drawn by ``seed``: a test split for class folders that have none.
+        Items already in a ``train`` split stay candidates; a data set with a test split is refused."""
+        if self.labels is None:
+            raise ValueError(f"{self.root}: a test split needs labelled images (class sub-folders)")
+        if self.splits is not None and "test" in self.splits:
+            raise ValueError(f"{self.root} already has a test split; remove test_fraction or that split")
+        labels = np.asarray(self.labels)
+        rng = np.random.default_rng(seed)
+        splits = np.full(len(self), "train", dtype=object)
+        for label in sorted(set(self.labels)):
+            members = np.flatnonzero(labels == label)
+            if len(members) < 2:
+                raise ValueError(f"class {label!r} has {len(members)} image; a test split needs at least 2 per class")
+            n_test = min(max(round(fraction * len(members)), 1), len(members) - 1)
+            splits[rng.choice(members, n_test, replace=False)] = "test"
+        return Dataset(self.root, self.ids, self.stamps, self.labels, tuple(splits), self.problems, self.hashed)
+
     def _select(self, rows) -> "Dataset":
         pick = lambda seq: None if seq is None else tuple(seq[i] for i in rows)  # noqa: E731
         return Dataset(self.root, pick(self.ids), pick(self.stamps), pick(self.labels), pick(self.splits),
