@@ -19,9 +19,10 @@ both sides get the same folds as index arrays.
   is the one the data chooses, printed.
 - Theirs: ``GridSearchCV(Pipeline([normalisation, head]), cv=the folds, n_jobs=2)`` with, per option, the same
   normalisation (featurepipe's ``Normalization``, fitted on each fold's fit rows as ours is) and ``C = 1 /
-  (alpha n_fit)``, which makes their objective ours: ``LinearSVC(loss="squared_hinge", dual="auto",
+  (alpha n_fit)``, which makes their objective ours: ``LinearSVC(loss="squared_hinge", dual=False,
   intercept_scaling=100)`` (the intercept's penalty ``0.5 (b / 100)^2`` per class, negligible) for ``loss:
-  squared_hinge``, ``LogisticRegression(solver="lbfgs")`` (multinomial) for ``log_loss``; both at tol 1e-4, the
+  squared_hinge`` (the primal solver: in the dual, liblinear with that intercept column stopped at max_iter 500
+  with an objective 5 times ours, 2026-12-07), ``LogisticRegression(solver="lbfgs")`` (multinomial) for ``log_loss``; both at tol 1e-4, the
   head's ``max_iter``.
 - Both use the machine's 2 cores: ours through BLAS threads, theirs through 2 joblib workers.
 - The searches alternate (ours, theirs, ours, ...); each side's best round is kept. Printed: the times and
@@ -104,7 +105,7 @@ def theirs_head(loss, max_iter):
     from sklearn.svm import LinearSVC
 
     if loss == "squared_hinge":
-        return LinearSVC(loss="squared_hinge", dual="auto", intercept_scaling=100, tol=1e-4, max_iter=max_iter)
+        return LinearSVC(loss="squared_hinge", dual=False, intercept_scaling=100, tol=1e-4, max_iter=max_iter)
     return LogisticRegression(solver="lbfgs", tol=1e-4, max_iter=max_iter)
 
 
@@ -155,10 +156,13 @@ def main():
     for _ in range(args.rounds):
         search, seconds = harness.timed(ours, data, head_class, params, splits, options)
         timings["featurepipe"].append(seconds)
+        print(f"featurepipe's search: {seconds:.1f} s ({', '.join(search.solver(n) for n in range(len(options)))})",
+              flush=True)
         found["featurepipe"] = search
         grids = [[p["alpha"] for p in search.grids[n][0]] for n in range(len(options))]
         grid_search, seconds = harness.timed(theirs, X, y, splits, normalizations, grids, loss, max_iter)
         timings["GridSearchCV"].append(seconds)
+        print(f"GridSearchCV: {seconds:.1f} s", flush=True)
         found["GridSearchCV"] = grid_search
 
     search, grid_search = found["featurepipe"], found["GridSearchCV"]
