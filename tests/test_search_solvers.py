@@ -137,3 +137,34 @@ def test_an_exact_kernel_needs_a_head_that_fits_in_the_row_space(wide):
         search(wide, mlp, [EXACT])
     with pytest.raises(ValueError, match="exact_kernel must be the last step"):
         search(wide, SVM, [[{"exact_kernel": {}}, "l2"]])
+
+
+@pytest.mark.parametrize("edit", ["rows dropped from coefficients", "negative rows", "non-finite"])
+def test_an_edited_exact_kernel_is_refused(wide, tmp_path, edit):
+    """A stranger's head folder whose kernel rows or coefficients were edited (and re-hashed) is refused."""
+    import hashlib
+    import json
+
+    from featurepipe.trained import TrainedFolderError, load_bundle, save_bundle
+
+    exact = fit_and_score(wide, SVM, KFOLD.model_copy(update={"normalize": [EXACT]}))
+    folder = tmp_path / "bundle"
+    save_bundle(folder, exact)
+    with np.load(folder / "normalization.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    rows = next(k for k in arrays if k.endswith("rows_"))
+    coefficients = next(k for k in arrays if k.endswith("coefficients_"))
+    if edit == "rows dropped from coefficients":
+        arrays[coefficients] = arrays[coefficients][1:]
+    elif edit == "negative rows":
+        arrays[rows] = -arrays[rows]
+    else:
+        arrays[coefficients][0, 0] = np.nan
+    np.savez(folder / "normalization.npz", **arrays)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    data = (folder / "normalization.npz").read_bytes()
+    manifest["files"]["normalization.npz"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    manifest["normalization"]["shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TrainedFolderError):
+        load_bundle(folder)
