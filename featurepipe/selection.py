@@ -281,7 +281,7 @@ class Search:
             return []
         count = len(points) if points is not None else len(expand_grid(
             self.head_class, self.params, {"n_samples": 1, "n_features": 1, "mean_square_norm": 1.0})[0])
-        max_iter = self.head_class(**{k: v for k, v in self.params.items() if not is_grid(v, None) and v != "auto"}).max_iter
+        max_iter = self.params.get("max_iter", self.head_class().max_iter)
         rungs = []
         if count < HALVING_MIN_POINTS:
             return rungs
