@@ -148,9 +148,11 @@ def cmd_evaluate(args) -> int:
     import json
 
     from .evaluate import evaluate
+    from .summary import calibration_text
 
     metrics = evaluate(args.model, args.split, _run_settings(args), args.data)
-    print(f"{args.model}: {args.split} accuracy {metrics['accuracy']:.2%} on {metrics['n']} items")
+    print(f"{args.model}: {args.split} accuracy {metrics['accuracy']:.2%} on {metrics['n']} items"
+          f"{calibration_text(metrics)}")
     if args.json:
         print(json.dumps(metrics, indent=1))
     return EXIT_OK

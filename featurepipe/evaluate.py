@@ -38,4 +38,4 @@ def evaluate(folder, split: str = "test", run: RunConfig | None = None, data_pat
                               "there is no single validation split")
         rows = data.train_rows[splits[0].val] if split == "val" else data.train_rows
     return score_rows(data.store, data.key, rows, data.labels[rows], trained.model, trained.normalization,
-                      trained.manifest["classes"])
+                      trained.manifest["classes"], trained.calibration)

@@ -15,6 +15,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import clone
 
 from .calibration import PlattScaling, fit_platt
@@ -23,7 +24,7 @@ from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
 from .heads.row_space import RowSpace
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
-from .metrics import score_predictions
+from .metrics import ece, score_predictions
 from .normalize import Normalization
 from .selection import Search, is_grid, make_splits, normalization_options
 from .store import OK, DamagedEntryError, FeatureStore
@@ -134,7 +135,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     # Scores only (hinge losses): probabilities from sigmoids fitted on the chosen setting's validation scores.
     calibration = None if hasattr(model, "predict_proba") else fit_platt(*search.out_of_fold(best), model.classes_)
     test_score = score_rows(data.store, data.key, data.test_rows, data.labels[data.test_rows], model, normalization,
-                            data.classes)
+                            data.classes, calibration)
     record = {
         "head": head.name, "model": head_class.__name__, "feature_key": data.key, "augment_keys": list(data.augment),
         "feature_dim": int(data.store.dimension(data.key)), "input_dim": int(model.n_features_in_),
@@ -226,9 +227,33 @@ def predict_rows(store, key, rows, model, normalization) -> np.ndarray:
     return predicted
 
 
-def score_rows(store, key, rows, labels, model, normalization, classes) -> dict:
-    """Scores of ``model`` on rows ``rows`` of entry ``key`` (see ``predict_rows``)."""
-    return score_predictions(labels, predict_rows(store, key, rows, model, normalization), classes)
+def score_rows(store, key, rows, labels, model, normalization, classes, calibration=None) -> dict:
+    """Scores of ``model`` on rows ``rows`` of entry ``key`` (see ``predict_rows``), and how well calibrated its
+    probabilities are (``calibration_scores``)."""
+    scores = score_predictions(labels, predict_rows(store, key, rows, model, normalization), classes)
+    if len(rows) and hasattr(model, "decision_function"):
+        scores.update(calibration_scores(store, key, rows, labels, model, normalization, calibration))
+    return scores
+
+
+def calibration_scores(store, key, rows, labels, model, normalization, calibration=None) -> dict:
+    """The expected calibration error (``metrics.ece``) on rows ``rows`` of the probabilities ``predict`` gives:
+    the head's own (softmax) or, for a head with a Platt ``calibration``, its calibrated scores -- then also
+    ``ece_uncalibrated``, that of the softmax of its raw scores, the probabilities one would read off an
+    uncalibrated SVM."""
+    classes = np.asarray(model.classes_)
+    labels = np.asarray(labels, classes.dtype)
+    found = np.minimum(np.searchsorted(classes, labels), len(classes) - 1)
+    truth = np.where(classes[found] == labels, found, -1)  # a class the head never saw is never right
+    own, raw = np.empty((len(rows), len(classes))), np.empty((len(rows), len(classes)))
+    for positions, block in iter_blocks(store, key, rows):
+        decision = model.decision_function(normalization.transform(block))
+        scores = np.column_stack([np.zeros(len(decision)), decision]) if decision.ndim == 1 else decision
+        raw[positions] = softmax(np.asarray(scores, np.float64), axis=1)
+        own[positions] = raw[positions] if calibration is None else calibration.predict_proba(decision)
+    if calibration is None:
+        return {"ece": ece(truth, own)}
+    return {"ece": ece(truth, own), "ece_uncalibrated": ece(truth, raw)}
 
 
 # -- storage in the store's ``heads`` namespace: head bundles (``trained.py``) ----------------------------

@@ -90,7 +90,17 @@ def head_line(record: dict, folder, cached: bool = False) -> str:
     choice = f"{chosen_text(record)}{edge} chosen on {how}" if _searched(record) else f"no grid, scored on {how}"
     return (f"{record['head']}: {choice}; "
             f"validation {accuracy_text(record['val']['accuracy'], record['val']['n'])}, "
-            f"test {accuracy_text(record['test']['accuracy'], record['test']['n'])}; {source}; saved to {folder}")
+            f"test {accuracy_text(record['test']['accuracy'], record['test']['n'])}{calibration_text(record['test'])}; "
+            f"{source}; saved to {folder}")
+
+
+def calibration_text(scores: dict) -> str:
+    """How calibrated the probabilities scored were (expected calibration error), beside that of the raw scores
+    for a Platt-scaled head; empty when not measured."""
+    if "ece" not in scores:
+        return ""
+    raw = f", raw scores {scores['ece_uncalibrated']:.3f}" if "ece_uncalibrated" in scores else ""
+    return f" (ECE {scores['ece']:.3f}{raw})"
 
 
 def heads_table(records: list[dict], run) -> str:

@@ -112,6 +112,9 @@ def test_platt_scaling_lowers_the_svm_calibration_error(digits):
     print(f"digits, linear SVM, {len(truth)} test images: top-label ECE (15 bins) {calibrated:.4f} Platt-scaled, "
           f"{raw:.4f} softmax of the scores")
     assert calibrated < raw
+    # train records the same two figures for its test rows (what its summary line and `evaluate` print)
+    assert result.record["test"]["ece"] == pytest.approx(calibrated, abs=1e-6)
+    assert result.record["test"]["ece_uncalibrated"] == pytest.approx(raw, abs=1e-6)
 
 
 def test_the_calibration_round_trips_through_a_head_bundle_and_the_store(digits, tmp_path):
