@@ -305,10 +305,12 @@ def histogram_drawer(histogram: np.ndarray, colours: np.ndarray, xlabel: str):
     return draw
 
 
-def keypoints_drawer(image: np.ndarray, positions: np.ndarray, words=None, n_words: int | None = None):
+def keypoints_drawer(image: np.ndarray, positions: np.ndarray, words=None, n_words: int | None = None,
+                     grid: int = 1):
     """Draws the keypoints of local descriptors over ``image`` (``positions``: (N, 2) fractions of its height
-    and width): dots, or, with ``words`` (each keypoint's vocabulary entry, of ``n_words``), the visual-word
-    map -- each pixel in the colour of its nearest keypoint's word, one colour per word."""
+    and width) as dots, with, given ``words`` (each keypoint's vocabulary entry, of ``n_words``), the
+    visual-word map beneath -- each pixel in the colour of its nearest keypoint's word, one colour per word --
+    and the cells of a ``grid`` x ``grid`` spatial pyramid level as white lines."""
     from matplotlib import colormaps
 
     height, width = image.shape[:2]
@@ -316,14 +318,17 @@ def keypoints_drawer(image: np.ndarray, positions: np.ndarray, words=None, n_wor
 
     def draw(ax):
         _show_image(ax, image, alpha=0.4 if words is not None else 1.0)
-        if words is None:
-            ax.scatter(cols, rows, s=5, color="yellow", edgecolor="black", linewidth=0.3)
-            return
-        word_map = _word_map((height, width), rows, cols, np.asarray(words))
-        hues = np.random.default_rng(0).permutation(n_words) / max(n_words, 1)  # neighbouring words, far hues
-        colours = colormaps["hsv"](hues[np.maximum(word_map, 0)])
-        colours[..., 3] = np.where(word_map >= 0, 0.85, 0.0)
-        ax.imshow(colours, interpolation="nearest")
+        if words is not None:
+            word_map = _word_map((height, width), rows, cols, np.asarray(words))
+            hues = np.random.default_rng(0).permutation(n_words) / max(n_words, 1)  # neighbouring words, far hues
+            colours = colormaps["hsv"](hues[np.maximum(word_map, 0)])
+            colours[..., 3] = np.where(word_map >= 0, 0.7, 0.0)
+            ax.imshow(colours, interpolation="nearest")
+        dots = 5 if words is None else 1
+        ax.scatter(cols, rows, s=dots, color="yellow" if words is None else "black", linewidth=0)
+        for edge in range(1, grid):  # the pyramid's cell boundaries
+            ax.axhline(edge * height / grid - 0.5, color="white", linewidth=1.2)
+            ax.axvline(edge * width / grid - 0.5, color="white", linewidth=1.2)
     return draw
 
 

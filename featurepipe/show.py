@@ -149,7 +149,8 @@ def _histogram(stage, batch):
 
 
 def _keypoints(stage: LocalEncoding, batch):
-    """The visual-word map when the vocabulary is fitted, else the keypoint grid."""
+    """The keypoint grid, over the visual-word map when the vocabulary is fitted, with the finest spatial pyramid
+    level's cells."""
     from sklearn.exceptions import NotFittedError
 
     try:
@@ -158,6 +159,7 @@ def _keypoints(stage: LocalEncoding, batch):
         descriptor = stage.parts()["descriptor"]
         positions = descriptor.compute(batch).positions
         return f"{len(positions)} keypoints ({descriptor.name})", plots.keypoints_drawer(batch[0], positions), 1.0
-    size = stage.vocabulary_size
-    return (f"visual words: {len(np.unique(words))} of {size} at {len(words)} keypoints",
-            plots.keypoints_drawer(batch[0], features.positions, words, size), 1.0)
+    size, grid = stage.vocabulary_size, max(stage.pyramid)
+    cells = f", {grid}x{grid} pyramid" if grid > 1 else ""
+    return (f"{len(np.unique(words))} of {size} words at {len(words)} keypoints{cells}",
+            plots.keypoints_drawer(batch[0], features.positions, words, size, grid), 1.0)
