@@ -17,7 +17,7 @@ from .extract import fitted_pipeline
 from .files import write_csv_atomic
 from .fitting import load_head
 from .store import OK, FeatureStore
-from .summary import interval_text, significant
+from .summary import interval_text, p_text, significant
 
 COLUMNS = ["pipeline", "head", "kind", "feature_dim", "extract_images_per_s", "fit_seconds",
            "train_accuracy", "train_95_low", "train_95_high", "val_accuracy", "val_95_low", "val_95_high",
@@ -95,7 +95,7 @@ def _display(rows) -> list[tuple]:
     out = []
     for rank, r in enumerate(sorted(rows, key=lambda r: -r["test_accuracy"])):
         rate = significant(r["extract_images_per_s"]) if r["extract_images_per_s"] else "n/a"
-        versus = "best" if rank == 0 else f"{'≈ ' if r['same_as_best'] else ''}p={significant(r['vs_best_p'])}"
+        versus = "best" if rank == 0 else f"{'≈ ' if r['same_as_best'] else ''}{p_text(r['vs_best_p'])}"
         out.append((r["pipeline"], r["head"], r["kind"], r["feature_dim"], rate, significant(r["fit_seconds"]),
                     *(interval_text(r[f"{split}_accuracy"], r[f"{split}_95_low"], r[f"{split}_95_high"])
                       for split in ("train", "val", "test")),

@@ -45,6 +45,11 @@ def significant(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{float(f'{value:.3g}'):,.0f}"
 
 
+def p_text(p: float) -> str:
+    """A p-value as ``p=0.0123``; one too small for a double (0 after rounding) as ``p<1e-300``, not ``p=0``."""
+    return f"p={significant(p)}" if p > 0 else "p<1e-300"
+
+
 def seconds_text(seconds: float) -> str:
     """``2.34 s``, ``61.2 s``, ``2,710 s`` (``significant``)."""
     return f"{significant(seconds)} s"

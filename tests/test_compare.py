@@ -82,3 +82,10 @@ def test_compare_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
     assert main(["compare", str(tmp_path), str(tmp_path)]) == EXIT_USAGE  # a refused folder, as evaluate and predict
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a trained head" in err[0]
+
+
+def test_p_values_as_text():
+    from featurepipe.summary import p_text
+
+    # a p-value that underflowed to 0 is not a p-value of 0
+    assert [p_text(p) for p in (0.18801, 4.65e-12, 0.0)] == ["p=0.188", "p=4.65e-12", "p<1e-300"]
