@@ -86,7 +86,7 @@ def _leaves(extractor, key: str):
     from .extractors.concat import Concat
 
     if isinstance(extractor, Concat):
-        for i, part in enumerate(extractor.extractors):
+        for i, part in enumerate(extractor.members()):
             yield from _leaves(part, f"{key}.concat.extractors[{i}]")
     else:
         yield extractor, f"{key}.{extractor.name}"

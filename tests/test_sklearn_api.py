@@ -101,6 +101,23 @@ def test_names_of_concat_pipeline_and_scikit_learn_pipeline(batch):
     assert list(steps.fit(batch).get_feature_names_out()) == list(pipeline.get_feature_names_out())
 
 
+def test_concat_takes_the_configs_form_in_python(batch):
+    """Extractors by name or ``{name: {parameters}}``, as a config writes them: the same features and identity as
+    the objects, a data-driven member fitted (and its state part of the identity), a bad member refused."""
+    given = featurepipe.create("extractor", "concat", extractors=[{"hog": {"cells_per_block": [2, 2]}}, "color_hist",
+                                                                    {"bovw": {"descriptor": {"patches": {"size": 6}},
+                                                                              "n_words": 4, "random_state": 0}}])
+    objects = featurepipe.create("extractor", "concat", extractors=[
+        featurepipe.create("extractor", "hog", cells_per_block=[2, 2]), featurepipe.create("extractor", "color_hist"),
+        featurepipe.create("extractor", "bovw", descriptor={"patches": {"size": 6}}, n_words=4, random_state=0)])
+    assert given.fingerprint() == objects.fingerprint()
+    np.testing.assert_array_equal(given.fit(batch).transform(batch), objects.fit(batch).transform(batch))
+    assert given.fingerprint() == objects.fingerprint() != clone(given).fingerprint()  # the fit is in the identity
+    assert given.members()[2].centroids_.shape[0] == 4
+    with pytest.raises(ParamError, match=r"^extractors: must be a non-empty list of extractors \(objects, registered"):
+        featurepipe.create("extractor", "concat", extractors=[{"nope": {}}])
+
+
 def test_names_need_images_when_the_width_follows_them(batch):
     hog = featurepipe.create("extractor", "hog")
     with pytest.raises(NotFittedError, match="^hog: the number of features follows the images"):
