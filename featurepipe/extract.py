@@ -22,6 +22,9 @@ def config_dataset(cfg: Config) -> Dataset:
         path = Path(cfg.dataset.path).expanduser()
     try:
         dataset = open_dataset(path, cfg.dataset.kind, cfg.dataset.hash)
+    except FileNotFoundError as e:
+        raise ConfigError(f"dataset.path: {e} (a config's path is relative to the config's folder; pass the folder "
+                          "with --data FOLDER; README, 'Getting CIFAR-10 and 15-Scene', says how to make one)") from None
     except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the root itself is a symbolic link loop
         raise ConfigError(f"dataset.path: {e}") from None
     if cfg.dataset.test_fraction is None:

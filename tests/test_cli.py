@@ -53,7 +53,8 @@ def test_skipped_files_exit_code_and_ledger(config, image_folder, capsys):
     ("pipeline.extractor.concat.extractors.0.hog.orientations=0", "pipeline.extractor.concat.extractors[0].hog.orientations: must be"),
     ("pipeline.extractor={nope: {}}", "pipeline.extractor: unknown extractor 'nope'"),
     ("pipeline.preprocess.0.resize.size=[0, 5]", "pipeline.preprocess[0].resize.size: must be"),
-    ("dataset.path=/no/such/folder", "dataset.path: dataset folder not found"),
+    ("dataset.path=/no/such/folder", "dataset.path: dataset folder not found: /no/such/folder (a config's path is "
+                                     "relative to the config's folder; pass the folder with --data FOLDER"),
 ])
 def test_malformed_config_is_one_line_naming_the_key(config, capsys, override, message):
     assert main(["extract", "--config", str(config), "--set", override]) == EXIT_USAGE
