@@ -60,24 +60,35 @@ def cmd_extract(args) -> int:
     if result.n_failed:
         line += f"; ledger: {result.ledger}"
     print(line)
-    print(_after_extract(args, cfg, result.ledger.parent))
+    print(_after_extract(args, cfg, result))
     return EXIT_SKIPPED if result.n_failed else EXIT_OK
 
 
-def _after_extract(args, cfg, entry) -> str:
-    """What to run after ``extract`` (``train`` with the options that chose these features) and where the
-    features and the trained heads go, on one line."""
+def _after_extract(args, cfg, result) -> str:
+    """What to run after ``extract`` (``train`` with the options that chose these features, or what training
+    needs first) and where the features and the trained heads go, on one line."""
     import shlex
     from pathlib import Path
+
+    from .store import FeatureStore
 
     same = ["--config", args.config, *(["--data", args.data] if args.data else []),
             *[token for item in args.set or [] for token in ("--set", item)],
             *(["--cache-dir", args.cache_dir] if args.cache_dir else []), *(["--hash"] if args.hash else [])]
     heads = ", ".join(head.name or head.model for head in cfg.heads)
     run = Path(cfg.output).expanduser().absolute()
-    then = (f"next: featurepipe train {shlex.join(same)} (heads {heads}, written to {run})" if heads else
-            f"next: name heads under heads: in {args.config}, then featurepipe train {shlex.join(same)}")
-    return f"features in {entry}; {then}"
+    items = FeatureStore(cfg.run.cache_dir).items(result.key)
+    splits = set(items["splits"] or ())
+    if items["labels"] is None:
+        then = "training needs labels: class sub-folders (or a CSV label column)"
+    elif not {"train", "test"} <= splits:
+        then = (f"training needs a test split: test/<class>/ folders, or set dataset.test_fraction in {args.config} "
+                "(e.g. --set dataset.test_fraction=0.2)")
+    elif heads:
+        then = f"next: featurepipe train {shlex.join(same)} (heads {heads}, written to {run})"
+    else:
+        then = f"next: name heads under heads: in {args.config}, then featurepipe train {shlex.join(same)}"
+    return f"features in {result.ledger.parent}; {then}"
 
 
 def cmd_list(args) -> int:

@@ -119,6 +119,11 @@ def held_out_ids(dataset) -> set:
 
 def test_a_missing_test_split_is_one_line(tmp_path, image_folder):
     shutil.rmtree(image_folder / "test")  # train/ alone
+    code, out, _ = run_cli("extract", "--config", write_config(tmp_path, image_folder))
+    assert code == 0 and "next: featurepipe train" not in out  # extract does not send one to a refusal
+    assert out.strip().splitlines()[-1].endswith("training needs a test split: test/<class>/ folders, or set "
+                                                 "dataset.test_fraction in " + write_config(tmp_path, image_folder)
+                                                 + " (e.g. --set dataset.test_fraction=0.2)")
     code, out, err = run_cli("train", "--config", write_config(tmp_path, image_folder))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "has no test split" in err and "dataset.test_fraction" in err and "nan" not in err
