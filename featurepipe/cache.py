@@ -98,10 +98,14 @@ def _state(entry: dict) -> str:
 
 
 def _what(entry: dict) -> str:
-    """A feature entry's pipeline (its non-default parameters) and data set; the others' own description."""
+    """A feature entry's pipeline (its non-default parameters) and data set -- its folder, and the start of its
+    identity, which tells apart two listings of one folder (another test_fraction or seed, files changed);
+    the others' own description."""
     if entry["namespace"] != "features" or "pipeline" not in entry:
         return str(entry["what"])
-    return f"{pipeline_text(entry['pipeline'])} on {entry.get('root')}"
+    identity = entry.get("dataset")
+    listing = f" (listing {identity[:8]})" if isinstance(identity, str) else ""
+    return f"{pipeline_text(entry['pipeline'])} on {entry.get('root')}{listing}"
 
 
 def pipeline_text(description) -> str:

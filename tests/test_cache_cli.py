@@ -14,6 +14,7 @@ import pytest
 import yaml
 from helpers import make_image_folder, run_cli
 
+from featurepipe.datasets import open_dataset
 from featurepipe.store import FAILED, OK, FeatureStore, locks
 
 DAY = 86400
@@ -89,12 +90,26 @@ def test_ls_shows_the_root_each_entry_and_the_total(tmp_path):
     features = [line for line in lines if line.startswith("features")]
     assert len(features) == 2
     whats = {line.split("complete", 1)[1].strip() for line in features}
+    listing = open_dataset(data).identity()[:8]
     assert whats == {f"concat(extractors=[hog(cells_per_block=[{c}, {c}], pixels_per_cell=[4, 4]), hsv_hist]) "
-                     f"<- resize(size=[16, 16]) on {data}" for c in (1, 2)}
+                     f"<- resize(size=[16, 16]) on {data} (listing {listing})" for c in (1, 2)}
     assert all(" 18 x " in line and "KiB" in line and re.fullmatch(r"\d+s", line.split()[3]) for line in features)
     entries = FeatureStore(cache).entries()
     total = sum(e["bytes"] for e in entries) / 1024
     assert lines[-1] == f"{len(entries)} entries, {total:.1f} KiB" and len(lines) == len(entries) + 3
+
+
+def test_ls_tells_apart_two_listings_of_one_folder(tmp_path):
+    """The same pipeline on a folder before and after a file was removed: two entries, told apart by the
+    listing's identity."""
+    data = make_image_folder(tmp_path / "data", np.random.default_rng(0), per_class=(4, 2), size=16)
+    cache, config = tmp_path / "cache", write_config(tmp_path / "c.yaml", data, tmp_path / "cache", [1, 1])
+    assert run_cli("extract", "--config", config)[0] == 0
+    next((data / "train").glob("*/*")).unlink()
+    assert run_cli("extract", "--config", config)[0] == 0
+    whats = [line.split("complete", 1)[1] for line in run_cli("cache", "ls", "--cache-dir", cache)[1].splitlines()
+             if line.startswith("features")]
+    assert len(whats) == len(set(whats)) == 2 and f"(listing {open_dataset(data).identity()[:8]})" in "".join(whats)
 
 
 def test_ls_shows_failed_rows_partial_entries_and_ages(tmp_path):

@@ -121,6 +121,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
         n, rows, d = attrs.get("n"), attrs.get("chunk_rows"), self.dimension(key)
         facts = {"parents": attrs.get("parents", []), "complete": (path / "complete.json").exists(),
                  "n": n, "d": d, "pipeline": attrs.get("pipeline"), "root": attrs.get("root"),
+                 "dataset": attrs.get("dataset_identity"),
                  "what": f"{n} x {d or '?'} {attrs.get('pipeline_name')} {attrs.get('root')}"}
         if isinstance(attrs.get("created"), (int, float)):
             facts["created"] = attrs["created"]
