@@ -97,4 +97,7 @@ def compare_text(result: dict) -> str:
               f"only B {result['only_b_right']}, neither {result['neither_right']}",
               f"A - B: {100 * result['difference']:+.2f} points, 95% interval [{100 * low:+.2f}, {100 * high:+.2f}] points",
               f"McNemar's exact test on the {discordant} images only one labels correctly: p = {result['mcnemar_p']:.4g}"]
+    if (low > 0 or high < 0) != (result["mcnemar_p"] < 0.05):
+        lines.append(f"The two disagree at the 5% level: the interval is a normal approximation, loose with only "
+                     f"{discordant} images that tell the heads apart; McNemar's test is exact, go by it.")
     return "\n".join(lines)

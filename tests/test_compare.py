@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from featurepipe.cli import EXIT_OK, EXIT_USAGE, main
-from featurepipe.compare import compare_heads, paired_difference
+from featurepipe.compare import compare_heads, compare_text, paired_difference
 
 
 def outcomes(both, only_a, only_b, neither):
@@ -75,7 +75,21 @@ def test_compare_two_trained_heads(two_heads, capsys):
     assert lines[0] == f"A: {first}: test accuracy {result['accuracy'][0]:.2%} (recorded at training: {result['recorded'][0]:.2%})"
     assert lines[2].startswith(f"12 test images: both right {result['both_right']}, only A {result['only_a_right']}")
     assert f"A - B: {100 * result['difference']:+.2f} points, 95% interval" in lines[3]
-    assert lines[4].endswith(f"p = {result['mcnemar_p']:.4g}") and len(lines) == 5
+    assert lines[4].endswith(f"p = {result['mcnemar_p']:.4g}")
+    low, high = result["interval_95"]
+    assert len(lines) == 5 + ((low > 0 or high < 0) != (result["mcnemar_p"] < 0.05))
+
+
+def test_compare_says_which_test_to_believe_when_they_disagree():
+    """10 images only A labels correctly and 3 only B, of 90 (the demo's case): the normal interval excludes 0,
+    McNemar's exact p does not reach 0.05, and the text says so; with 30 against 9 they agree."""
+    both = lambda a, b, n: (np.r_[[True] * a, [False] * b, [True] * (n - a - b)],  # noqa: E731
+                            np.r_[[False] * a, [True] * b, [True] * (n - a - b)])
+    result = {**paired_difference(*both(10, 3, 90)), "heads": ["a", "b"], "recorded": [None, None]}
+    assert result["interval_95"][0] > 0 and result["mcnemar_p"] > 0.05
+    assert compare_text(result).splitlines()[-1].startswith("The two disagree at the 5% level")
+    agreeing = {**paired_difference(*both(30, 9, 270)), "heads": ["a", "b"], "recorded": [None, None]}
+    assert agreeing["mcnemar_p"] < 0.05 and "disagree" not in compare_text(agreeing)
 
 
 def test_compare_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
