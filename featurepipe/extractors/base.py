@@ -44,7 +44,8 @@ class Extractor(Transformer):
         batch = as_batch(images)
         channels = {batch.shape[-1]} if isinstance(batch, np.ndarray) else {im.shape[-1] for im in batch}
         if self.colour_only and channels != {3}:
-            raise ValueError(f"{self.name}: needs colour (RGB) images, got grey ones; drop the `grey` step")
+            raise ValueError(f"{self.name}: needs colour (RGB) images, got grey ones (a grey batch, or a `grey` "
+                             "preprocessing step before it)")
         if len(batch):
             self._image_shape = batch[0].shape
         if isinstance(batch, np.ndarray):
