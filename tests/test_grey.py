@@ -54,7 +54,7 @@ def test_descriptors_take_one_channel(grey_rgb):
 
 def test_colour_histograms_refuse_grey_with_one_line(grey_rgb):
     grey = featurepipe.create("preprocess", "grey").transform(grey_rgb[1])
-    with pytest.raises(ValueError, match="hsv_hist: needs colour .* \(a grey batch, or a `grey` preprocessing step"):
+    with pytest.raises(ValueError, match=r"hsv_hist: needs colour .* \(a grey batch, or a `grey` preprocessing step"):
         featurepipe.create("extractor", "hsv_hist").transform(grey)
 
 
