@@ -15,6 +15,7 @@ from .datasets import ImageError, read_image
 from .errors import ExtractError
 from .extract import build_config_pipeline, config_dataset, stored_fitted_pipeline
 from .extractors.color import ColorHistogram, HSVHistogram
+from .extractors.fisher import FisherVector
 from .extractors.hog import HOG
 from .extractors.local_encoding import LocalEncoding
 from .imageops import to_grey
@@ -161,5 +162,6 @@ def _keypoints(stage: LocalEncoding, batch):
         return f"{len(positions)} keypoints ({descriptor.name})", plots.keypoints_drawer(batch[0], positions), 1.0
     size, grid = stage.vocabulary_size, max(stage.pyramid)
     cells = f", {grid}x{grid} pyramid" if grid > 1 else ""
-    return (f"{len(np.unique(words))} of {size} words at {len(words)} keypoints{cells}",
+    entries = "Gaussians" if isinstance(stage, FisherVector) else "words"  # a Fisher vector's vocabulary: a GMM
+    return (f"{len(np.unique(words))} of {size} {entries} at {len(words)} keypoints{cells}",
             plots.keypoints_drawer(batch[0], features.positions, words, size, grid), 1.0)

@@ -101,3 +101,13 @@ def test_show_names_the_file_or_the_pipeline_it_cannot_use(tmp_path, image_folde
     config.write_text(yaml.safe_dump(bench))
     code, _, stderr = run_cli("show", image, "--config", config)
     assert code == EXIT_USAGE and "--pipeline: name one of bench.pipelines: hog, hsv" in stderr
+
+
+def test_a_fisher_vector_shows_its_gaussians(image):
+    from featurepipe.datasets import read_image
+
+    pipeline = build_pipeline({"extractor": {"fisher": {"descriptor": {"patches": {"size": 6, "stride": 2}},
+                                                        "n_gaussians": 3, "pyramid": [1, 2], "random_state": 0}}})
+    pipeline.fit(np.stack([class_images(np.random.default_rng(i), 1, 48, colour=i % 3)[0] for i in range(6)]))
+    pictures, _ = pictures_of(pipeline, read_image(image))
+    assert pictures[1][0].endswith("of 3 Gaussians at 484 keypoints, 2x2 pyramid")
