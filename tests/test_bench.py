@@ -6,11 +6,12 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from featurepipe.fitting import load_head
 from featurepipe.metrics import wilson_interval
-from featurepipe.report import _patch_words
+from featurepipe.report import HEADER, _patch_words
 from featurepipe.store import FeatureStore
 from featurepipe.cli import EXIT_OK, main
 from featurepipe.local.patches import Patches
@@ -58,15 +59,20 @@ def test_quick_bench_report(image_folder, tmp_path, capsys):
     assert "95% Wilson interval" in table[-1] and "McNemar" in table[-1]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:2 + n_cells]]
     best = max(rows, key=lambda r: r["test_accuracy"])
-    assert [c[9] for c in cells].count("best") == 1 and cells[0][:2] == [best["pipeline"], best["head"]]
+    column = {name: i for i, name in enumerate(HEADER)}
+    versus, test = column["vs best"], column["test (95%)"]
+    assert [c[versus] for c in cells].count("best") == 1 and cells[0][:2] == [best["pipeline"], best["head"]]
     for row in rows:
         cell = next(c for c in cells if c[:2] == [row["pipeline"], row["head"]])
         low, high = wilson_interval(round(row["test_accuracy"] * row["test_n"]), row["test_n"])
-        assert cell[8] == f"{row['test_accuracy']:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
-        assert all(re.fullmatch(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]", c) for c in cell[6:9])
+        assert cell[test] == f"{row['test_accuracy']:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+        assert all(re.fullmatch(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]", c) for c in cell[test - 2:test + 1])
+        # the cost is everything the cell took, the search included
+        assert float(cell[column["cost s"]]) == pytest.approx(float(f"{row['cost_seconds']:.3g}"))
+        assert row["cost_seconds"] > row["search_seconds"] + row["fit_seconds"]
         assert row["same_as_best"] == (row["vs_best_p"] >= 0.05)
-        if cell[9] != "best":
-            assert cell[9] == f"{'≈ ' if row['same_as_best'] else ''}p={row['vs_best_p']:.3g}"
+        if cell[versus] != "best":
+            assert cell[versus] == f"{'≈ ' if row['same_as_best'] else ''}p={row['vs_best_p']:.3g}"
     assert len((out / "results.csv").read_text().splitlines()) == 1 + n_cells
 
     page = (out / "report.html").read_text()
