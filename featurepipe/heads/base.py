@@ -320,7 +320,7 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
                                  f"{self.classes_.tolist()}")
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
-            raise ValueError(f"partial_fit: label {unknown[0]!r} is not among the classes of the first call "
+            raise ValueError(f"partial_fit: label {unknown.tolist()[0]!r} is not among the classes of the first call "
                              f"({', '.join(map(repr, self.classes_.tolist()))}); pass every label as classes= then")
         if isinstance(self.class_weight, str):
             raise ValueError("class_weight='balanced' needs every row's label, which partial_fit never sees at "

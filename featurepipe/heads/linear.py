@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 from ..core import Boolean, register
 from .base import BaseHead, Start, fit_together
 from .network import DenseNetwork
-from .preconditioning import OrthogonalPreconditioner, build_preconditioner
+from .preconditioning import build_preconditioner, row_space_preconditioner
 from .row_space import RowSpace, applies
 
 
@@ -174,12 +174,11 @@ class LinearClassifier(BaseHead):
     def _build_preconditioner(self, X, n_classes, space, alpha, weights=None):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` from the
         rows of ``X`` with their ``weights`` (``_weights``), or on the features of ``space`` (a ``RowSpace``:
-        orthogonal columns, so the factor is diagonal but for the bias, ``OrthogonalPreconditioner``). One
-        serves several fits on the same rows, even at other alphas: it only has to be close."""
+        ``row_space_preconditioner``). One serves several fits on the same rows, even at other alphas: it only
+        has to be close."""
         curvature = self._part("loss").curvature
         if space is not None:
-            return OrthogonalPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature,
-                                            row_space=space, weights=weights)
+            return row_space_preconditioner(space, n_classes, alpha=alpha, curvature=curvature, weights=weights)
         return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature, weights=weights)
 
     def _path_preconditioner(self, X, y, alphas, sample_weight=None):
@@ -244,7 +243,7 @@ class LinearClassifier(BaseHead):
         """
         y = np.asarray(y)
         self.validate_params()
-        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=max(alphas),
+        base = row_space_preconditioner(space, len(np.unique(y)), alpha=max(alphas),
                                         curvature=self._part("loss").curvature,
                                         weights=self._weights(space.features, y, sample_weight))
         fitted = {}

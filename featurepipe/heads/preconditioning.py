@@ -178,7 +178,8 @@ class LowRankPreconditioner(Preconditioner):
     so a whole regularisation path shares one decomposition.
     """
 
-    def __init__(self, X, n_classes, *, alpha, curvature, weights=None):
+    def __init__(self, X, n_classes, *, alpha, curvature, weights=None, row_space=None):
+        self.row_space = row_space
         n, d = X.shape
         Z = np.ones((n, d + 1), np.float32)
         Z[:, :d] = X
@@ -222,22 +223,16 @@ class OrthogonalPreconditioner(Preconditioner):
     last row and column for the bias, and so is its Cholesky factor: a diagonal ``R`` and a last row
     ``[u^T, l]``. Applying it costs ``O(r k)`` instead of ``O(r^2 k)``, and another ``alpha`` is exact and
     free (``for_alpha``), so every fit of a regularisation path gets its own. ``row_space``: the ``RowSpace``
-    whose features ``Z`` are, if any. With ``weights``, ``Z^T diag(w) Z`` is no longer diagonal: the factor
-    keeps its diagonal, which is what a conditioner needs.
+    whose features ``Z`` are, if any. Unweighted rows only: with weights ``Z^T W Z`` is not diagonal
+    (``row_space_preconditioner``).
     """
 
-    def __init__(self, Z, n_classes, *, alpha, curvature, row_space=None, weights=None):
+    def __init__(self, Z, n_classes, *, alpha, curvature, row_space=None):
         self.row_space = row_space
         scale = curvature / len(Z)
-        if weights is None:
-            self.squares = scale * np.einsum("ij,ij->j", Z, Z, dtype=np.float64)  # diagonal of (c / n) Z^T Z
-            self.sums = scale * Z.sum(axis=0, dtype=np.float64)                  # (c / n) Z^T 1
-            self.bias = float(curvature)                                          # (c / n) 1^T 1
-        else:
-            w = np.asarray(weights, np.float64)
-            self.squares = scale * np.einsum("i,ij,ij->j", w, Z, Z, dtype=np.float64)  # diagonal of (c/n) Z^T W Z
-            self.sums = scale * (w @ Z)                                                 # (c / n) Z^T W 1
-            self.bias = scale * float(w.sum())                                          # (c / n) 1^T W 1
+        self.squares = scale * np.einsum("ij,ij->j", Z, Z, dtype=np.float64)  # diagonal of (c / n) Z^T Z
+        self.sums = scale * Z.sum(axis=0, dtype=np.float64)                  # (c / n) Z^T 1
+        self.bias = float(curvature)                                          # (c / n) 1^T 1
         self.shape = (Z.shape[1] + 1, n_classes)
         self._factorise(float(alpha))
 
@@ -270,6 +265,21 @@ class OrthogonalPreconditioner(Preconditioner):
         weights, bias = grads
         top = weights / self.root
         return np.vstack([top, ((bias - self.cross[:, 0] @ top) / self.corner)[None]]).ravel()
+
+
+def row_space_preconditioner(space, n_classes, *, alpha, curvature, weights=None):
+    """The preconditioner of a fit on the features ``Z`` of ``space`` (a ``GramSpace`` or ``RowSpace``, set as
+    its ``row_space`` when it is a ``RowSpace``), with ``for_alpha``: ``OrthogonalPreconditioner`` unweighted,
+    where ``Z^T Z`` is diagonal and it is exact; ``LowRankPreconditioner`` with ``weights``, where ``Z^T W Z``
+    is not: its diagonal alone lets L-BFGS stall far from the minimum when weights differ a lot (zero weights,
+    repeated rows), and the exact form costs one more eigen-decomposition of an ``n x n`` matrix, as the row
+    space did."""
+    row_space = space if hasattr(space, "basis") else None
+    if weights is None:
+        return OrthogonalPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature,
+                                        row_space=row_space)
+    return LowRankPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature, weights=weights,
+                                 row_space=row_space)
 
 
 def build_preconditioner(X, n_classes, *, alpha, curvature, weights=None):
