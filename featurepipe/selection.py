@@ -448,13 +448,18 @@ def _frozen(point: dict) -> tuple:
     return tuple(sorted((k, _hashable(v)) for k, v in point.items() if k != "verbose"))
 
 
+class _Items(tuple):
+    """A dict's items as a hashable grid value (``class_weight``'s), a dict again in ``_plain``."""
+
+
 def _hashable(value):
     if isinstance(value, list):
         return tuple(value)
     if isinstance(value, dict):
-        return tuple(sorted(value.items(), key=repr))
+        return _Items(sorted(value.items(), key=repr))
     return value
 
 
 def _plain(point: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in point.items() if k != "verbose"}
+    return {k: dict(v) if isinstance(v, _Items) else list(v) if isinstance(v, tuple) else v
+            for k, v in point.items() if k != "verbose"}

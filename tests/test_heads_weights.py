@@ -118,10 +118,11 @@ def test_fit_path_and_fits_run_together_weigh_as_fit_does(blobs, monkeypatch):
     weights = np.random.default_rng(1).uniform(0, 2, len(y))
     head = LinearClassifier(optimizer="lbfgs", tol=1e-6, max_iter=500, class_weight="balanced", random_state=0)
     monkeypatch.setattr("featurepipe.heads.linear._SMALL", 0)  # fit_together
-    together = head.fit_path(X, y, [1e-1, 1e-3], sample_weight=weights)
+    together = head.fit_path(X, y, [1e-1, 1e-2], sample_weight=weights)
     for model in together:
         single = clone(head).set_params(alpha=model.alpha).fit(X, y, sample_weight=weights)
-        _close(model.decision_function(X), single.decision_function(X), 2e-3)
+        np.testing.assert_allclose(model.loss_curve_[-1], single.loss_curve_[-1], rtol=1e-5)
+        _close(model.decision_function(X), single.decision_function(X), 5e-3)
 
 
 def test_balanced_class_weight_raises_minority_recall_and_equals_balanced_sample_weights():
@@ -165,7 +166,7 @@ def test_partial_fit_over_batches_reaches_fits_accuracy_and_keeps_the_optimiser_
     X, y = blobs
     head = clone(head).set_params(batch_size=32, max_iter=20, random_state=0)
     fitted = clone(head).fit(X, y).score(X, y)
-    stream = clone(head)
+    stream = clone(head).set_params(max_iter=60)  # the schedule spans the calls: 60 thirds of the rows
     for epoch in range(20):
         for part in range(3):
             stream.partial_fit(X[part::3], y[part::3], classes=np.unique(y) if epoch == part == 0 else None)
