@@ -12,7 +12,7 @@ from sklearn.utils import shuffle
 from sklearn.utils.class_weight import compute_sample_weight
 
 from featurepipe import create
-from featurepipe.cli import EXIT_OK, main
+from featurepipe.cli import EXIT_OK, EXIT_USAGE, main
 from featurepipe.heads import LinearClassifier, MLPClassifier
 from featurepipe.heads.network import DenseNetwork
 from featurepipe.heads.objective import Objective
@@ -209,9 +209,9 @@ def test_warm_start_continues_a_mini_batch_fit_from_its_parameters(head, blobs):
     assert second < first
 
 
-def test_train_with_balanced_class_weight_searches_and_refits(tmp_path, image_folder, cache_dir):
-    """``class_weight`` in a config goes through the search (k-fold here: the primal path for the adam head,
-    the Gram path for the L-BFGS one) and the refit; the head folder keeps it."""
+@pytest.fixture
+def weighted_config(tmp_path, image_folder, cache_dir):
+    """A config whose heads weigh classes: ``balanced`` for a mini-batch head, a dict for an L-BFGS one."""
     cfg = {"dataset": {"path": str(image_folder)},
            "pipeline": {"extractor": {"color_hist": {"bins": 4}}},
            "run": {"cache_dir": str(cache_dir), "progress": False},
@@ -223,8 +223,21 @@ def test_train_with_balanced_class_weight_searches_and_refits(tmp_path, image_fo
            "train": {"validation_fraction": 0.25}, "output": str(tmp_path / "runs")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert main(["train", "--config", str(path)]) == EXIT_OK
+    return path
+
+
+def test_train_with_class_weights_searches_and_refits(weighted_config, tmp_path):
+    """``class_weight`` in a config goes through the search (k-fold here: the primal path for the adam head,
+    the Gram path for the L-BFGS one) and the refit; the head folder keeps it."""
+    assert main(["train", "--config", str(weighted_config)]) == EXIT_OK
     for name, solver in (("adam", "primal"), ("lbfgs", "gram")):
         metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
         assert metrics["solvers"][0]["solver"] == solver and metrics["test"]["accuracy"] >= 0.9
         assert metrics["chosen"]["params"]["class_weight"] in ("balanced", {"red": 2.0})
+
+
+def test_a_class_weight_label_that_is_not_a_class_is_refused_before_any_work(weighted_config, capsys):
+    assert main(["train", "--config", str(weighted_config), "--set", "heads.1.params.class_weight={rd: 2.0}"]) \
+        == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == ("featurepipe: config error: heads[1].params.class_weight: 'rd' is not "
+                                               "a class of the data set (classes: 'blue', 'green', 'red')")
