@@ -219,21 +219,33 @@ def weighted_config(tmp_path, image_folder, cache_dir):
                       "params": {"class_weight": "balanced", "max_iter": 30, "random_state": 0}},
                      {"name": "lbfgs", "model": "linear",
                       "params": {"class_weight": {"red": 2.0}, "optimizer": "lbfgs", "alpha": "auto",
-                                 "random_state": 0}}],
-           "train": {"validation_fraction": 0.25}, "output": str(tmp_path / "runs")}
+                                 "random_state": 0}},
+                     {"name": "mlp", "model": "mlp",
+                      "params": {"class_weight": "balanced", "hidden_layer_sizes": [8], "max_iter": 30,
+                                 "alpha": [1e-1, 1e-2, 1e-3, 1e-4], "learning_rate": 0.01, "random_state": 0}}],
+           "train": {"validation_fraction": 0.25, "normalize": "l2"}, "output": str(tmp_path / "runs")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def test_train_with_class_weights_searches_and_refits(weighted_config, tmp_path):
-    """``class_weight`` in a config goes through the search (k-fold here: the primal path for the adam head,
-    the Gram path for the L-BFGS one) and the refit; the head folder keeps it."""
+def test_train_with_class_weights_searches_and_refits(weighted_config, tmp_path, monkeypatch):
+    """``class_weight`` in a config goes through every path of the search (k-fold here: the primal path with
+    ``fit_path`` for the adam head, the Gram path for the L-BFGS one and its refit from the search's Gram
+    matrix, successive halving for the MLP's grid) and the refits; the head folder keeps it."""
+    import featurepipe.fitting
+
+    real, row_space_refits = featurepipe.fitting._fit_in_row_space, []
+    monkeypatch.setattr(featurepipe.fitting, "_fit_in_row_space",
+                        lambda *args: row_space_refits.append(args[0].class_weight) or real(*args))
     assert main(["train", "--config", str(weighted_config)]) == EXIT_OK
-    for name, solver in (("adam", "primal"), ("lbfgs", "gram")):
+    assert row_space_refits == [{"red": 2.0}]
+    for name, solver, weight in (("adam", "primal", "balanced"), ("lbfgs", "gram", {"red": 2.0}),
+                                 ("mlp", "primal", "balanced")):
         metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
-        assert metrics["solvers"][0]["solver"] == solver and metrics["test"]["accuracy"] >= 0.9
-        assert metrics["chosen"]["params"]["class_weight"] in ("balanced", {"red": 2.0})
+        assert metrics["solvers"][0]["solver"] == solver and metrics["chosen"]["params"]["class_weight"] == weight
+        assert name == "mlp" or metrics["test"]["accuracy"] >= 0.9  # colour-dominated classes: easy for a linear head
+    assert any("eliminated_at" in point for point in metrics["grid"])  # the MLP's grid was halved
 
 
 def test_a_class_weight_label_that_is_not_a_class_is_refused_before_any_work(weighted_config, capsys):
