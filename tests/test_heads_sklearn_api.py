@@ -34,7 +34,8 @@ def _conformance_checks():
             name = getattr(check, "func", check).__name__
             if name == "check_array_api_input":
                 continue
-            marks = [pytest.mark.xfail(reason=EXPECTED_FAILURES[name], strict=True)] if name in EXPECTED_FAILURES else []
+            expected = name in EXPECTED_FAILURES
+            marks = [pytest.mark.xfail(reason=EXPECTED_FAILURES[name], strict=True)] if expected else []
             yield pytest.param(est, check, id=f"{est!r}-{name}", marks=marks)
 
 

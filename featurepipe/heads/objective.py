@@ -48,7 +48,8 @@ def evaluate_together(objectives, params_list, X, y, weights_list=None):
     cuts = np.cumsum([params[1].size for params in params_list])[:-1]
     scores, cache = network.forward(stacked, X)
     parts = np.split(scores, cuts, axis=1)
-    losses = [objective.weighted_loss(part, y, weights) for objective, part, weights in zip(objectives, parts, weights_list)]
+    losses = [objective.weighted_loss(part, y, weights)
+              for objective, part, weights in zip(objectives, parts, weights_list)]
     grads = network.backward(stacked, cache, np.hstack([dscores for _, dscores in losses]))
     out = []
     for objective, params, part, (value, _), weight_grads, bias in zip(

@@ -104,8 +104,8 @@ class GramPreconditioner(Preconditioner):
 
 
 def _lower_gram(X, weights=None) -> np.ndarray:
-    """The lower triangle of ``[X 1]^T diag(weights) [X 1]`` (no weights: all 1), float32, in Fortran order (so that Cholesky factorises it
-    in place). Rows are gathered ``_GRAM_ROWS`` at a time; up to ``_GRAM_TILE`` columns the
+    """The lower triangle of ``[X 1]^T diag(weights) [X 1]`` (no weights: all 1), float32, in Fortran order
+    (so that Cholesky factorises it in place). Rows are gathered ``_GRAM_ROWS`` at a time; up to ``_GRAM_TILE`` columns the
     triangle is one SYRK update per block, beyond that a triangle of tiles (OpenBLAS 0.3.30's SYRK
     writes out of bounds on an output 32,001 columns wide)."""
     d = X.shape[1]
@@ -175,7 +175,8 @@ class LowRankPreconditioner(Preconditioner):
 
     (the bias is penalised here, a little: the preconditioner only has to be close). Memory is ``Q``,
     ``(d + 1) x m``, never ``(d + 1)^2``; and another ``alpha`` is only another diagonal (``for_alpha``),
-    so a whole regularisation path shares one decomposition.
+    so a whole regularisation path shares one decomposition. With ``weights`` the columns of ``U`` are scaled
+    by their square roots; ``row_space`` as for ``OrthogonalPreconditioner`` (``row_space_preconditioner``).
     """
 
     def __init__(self, X, n_classes, *, alpha, curvature, weights=None, row_space=None):
