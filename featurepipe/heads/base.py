@@ -306,7 +306,8 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         then the stream starts from ``fit``'s parameters and classes, with a fresh optimiser state); a later
         call's labels must be among them. ``sample_weight`` and a ``class_weight`` dict weigh the rows as given
         (not scaled to mean 1: a call has no whole set to scale over); ``'balanced'`` needs the counts of every
-        call, so it is refused. ``fit`` after ``partial_fit`` starts afresh unless ``warm_start``.
+        call, so it is refused. No validation split is held out (``early_stopping`` is ``fit``'s). ``fit`` after
+        ``partial_fit`` starts afresh unless ``warm_start``.
         """
         stream = getattr(self, "_stream", None)
         X, y = validate_data(self, X, y, dtype=np.float32, reset=stream is None)
