@@ -113,11 +113,13 @@ def test_a_weighted_gram_path_scores_new_rows_as_the_weighted_fit_on_features(lo
         _close(model.decision_function(space.project(K[val, fit])), single.decision_function(X[val]), 2e-2)
 
 
-def test_fit_path_and_fits_run_together_weigh_as_fit_does(blobs, monkeypatch):
+@pytest.mark.parametrize("together", [True, False], ids=["together", "warm-path"])
+def test_a_path_of_alphas_weighs_as_fit_does(together, blobs, monkeypatch):
     X, y = blobs
     weights = np.random.default_rng(1).uniform(0, 2, len(y))
     head = LinearClassifier(optimizer="lbfgs", tol=1e-6, max_iter=500, class_weight="balanced", random_state=0)
-    monkeypatch.setattr("featurepipe.heads.linear._SMALL", 0)  # fit_together
+    if together:
+        monkeypatch.setattr("featurepipe.heads.linear._SMALL", 0)  # fit_together
     together = head.fit_path(X, y, [1e-1, 1e-2], sample_weight=weights)
     for model in together:
         single = clone(head).set_params(alpha=model.alpha).fit(X, y, sample_weight=weights)
