@@ -147,6 +147,21 @@ def check_head(index: int, head: HeadConfig, head_class) -> None:
         raise ConfigError(f"heads[{index}].params: {e}") from None
 
 
+def check_class_weights(heads: list[HeadConfig], classes: list) -> None:
+    """Every label of a ``class_weight`` dict (each of a grid's) must be a class of the data set."""
+    import featurepipe.heads  # noqa: F401  (registers the heads)
+    from .core import REGISTRY
+
+    for i, head in enumerate(heads):
+        for name, value in _grid_values(REGISTRY.get("head", head.model), head.params):
+            if name != "class_weight" or not isinstance(value, dict) or not classes:
+                continue
+            unknown = [label for label in value if label not in classes]
+            if unknown:
+                raise ConfigError(f"heads[{i}].params.class_weight: {unknown[0]!r} is not a class of the data set "
+                                  f"(classes: {', '.join(map(repr, classes))})")
+
+
 def check_networks(heads: list[HeadConfig], width: int, n_classes: int) -> None:
     """Refuse a head whose weights for ``width`` features (every value of its grids) exceed the memory."""
     import featurepipe.heads  # noqa: F401  (registers the heads)
@@ -201,6 +216,7 @@ def check_extract(cfg: Config, dataset: Dataset) -> int | None:
 def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
     """``featurepipe train``: the pipeline, the ``train`` settings and the heads' networks, on ``dataset``."""
     check_heads(heads)
+    check_class_weights(heads, dataset.classes)
     width = check_extract(cfg, dataset)
     _check_training(cfg.train, "train", dataset, heads, width)
 
@@ -208,6 +224,7 @@ def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
 def check_bench(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
     """``featurepipe bench``: each pipeline of the matrix with its own settings and the heads paired with it."""
     check_heads(heads)
+    check_class_weights(heads, dataset.classes)
     for name, entry in cfg.bench.pipelines.items():
         key = f"bench.pipelines.{name}"
         width = check_pipeline(built_pipeline(entry.pipeline(), key), key, cfg, dataset)

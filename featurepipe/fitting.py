@@ -155,12 +155,14 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
 def _refit(search: Search, best: dict, refit: bool):
     """The final model -- the chosen setting refit on every training row, or with ``refit`` false fitted on
     the first split's fit rows -- with its scores on the original training rows it saw, fit seconds and
-    peak traced memory. A holdout search's matrix is reused when it has the chosen normalisation, and the
-    refit is a warm start from the search's model at that setting."""
+    peak traced memory. A holdout search's matrix is reused when it has the chosen normalisation, and an
+    L-BFGS refit is a warm start from the search's model at that setting. A mini-batch refit starts afresh:
+    warm, it would add its epochs to the search's and train another model than the one chosen."""
     data, kept, model = search.data, search.kept, search.kept_model(best)
     if model is not None:
         split = search.splits[0]
-        model, seconds, peak = _timed_fit(model.set_params(warm_start=True), kept.matrix, kept.y)
+        warm = model._part("optimizer").full_batch
+        model, seconds, peak = _timed_fit(model.set_params(warm_start=warm), kept.matrix, kept.y)
         model.set_params(warm_start=False)  # the head as configured, for whoever fits it next
         # The original rows are two slices (views): a fancy index would copy them, 6.4 GB at CIFAR-10's 32,000-d.
         originals = [slice(0, len(split.fit)), slice(kept.n_fit, kept.n_fit + len(split.val))]
@@ -203,7 +205,7 @@ def _fit_in_row_space(model, X, y, K):
     """``model.fit(X, y)`` through the row space of ``X`` built from its Gram matrix ``K``, computed already
     (by the search, on the same rows in the same order)."""
     space = RowSpace(X, K)
-    preconditioner = model._build_preconditioner(X, len(np.unique(y)), space, model.alpha)
+    preconditioner = model._build_preconditioner(X, len(np.unique(y)), space, model.alpha, model._weights(X, y))
     return model._fit(X, y, preconditioner=preconditioner)
 
 

@@ -443,9 +443,23 @@ def _fit_grid(head_class, points: list[dict], X, y, warm_start: bool, overrides:
 
 
 def _frozen(point: dict) -> tuple:
-    """A grid point as a hashable key (``verbose`` does not make a point)."""
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in point.items() if k != "verbose"))
+    """A grid point as a hashable key (``verbose`` does not make a point; a dict value, ``class_weight``'s, is
+    its sorted items)."""
+    return tuple(sorted((k, _hashable(v)) for k, v in point.items() if k != "verbose"))
+
+
+class _Items(tuple):
+    """A dict's items as a hashable grid value (``class_weight``'s), a dict again in ``_plain``."""
+
+
+def _hashable(value):
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return _Items(sorted(value.items(), key=repr))
+    return value
 
 
 def _plain(point: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in point.items() if k != "verbose"}
+    return {k: dict(v) if isinstance(v, _Items) else list(v) if isinstance(v, tuple) else v
+            for k, v in point.items() if k != "verbose"}

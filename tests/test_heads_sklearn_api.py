@@ -14,6 +14,16 @@ from featurepipe.heads.schedules import CosineSchedule
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
+#: Checks the heads fail by design, with the reason (scikit-learn's ``expected_failed_checks``; its own
+#: SGDClassifier lists the same one). tests/test_heads_weights.py checks the same protocol at float32 precision.
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "it compares predictions to rtol 1e-7: the heads compute in float32, where L-BFGS's weighted and "
+        "repeated-row fits reach the same objective to 1e-8 but decision values only to about 1e-4 (and a "
+        "mini-batch trajectory depends on the batches)"),
+}
+
+
 def _conformance_checks():
     """scikit-learn's checks for each head, without the array-API one: the heads compute in numpy only
     (scikit-learn runs it only with SCIPY_ARRAY_API set, and skips it otherwise)."""
@@ -22,8 +32,11 @@ def _conformance_checks():
                       MLPClassifier(activation="tanh", optimizer="lbfgs")):
         for est, check in estimator_checks_generator(estimator):
             name = getattr(check, "func", check).__name__
-            if name != "check_array_api_input":
-                yield pytest.param(est, check, id=f"{est!r}-{name}")
+            if name == "check_array_api_input":
+                continue
+            expected = name in EXPECTED_FAILURES
+            marks = [pytest.mark.xfail(reason=EXPECTED_FAILURES[name], strict=True)] if expected else []
+            yield pytest.param(est, check, id=f"{est!r}-{name}", marks=marks)
 
 
 @pytest.mark.parametrize("estimator, check", list(_conformance_checks()))

@@ -132,9 +132,9 @@ def test_a_path_fits_its_alphas_to_each_ones_minimum(shape, together, monkeypatc
     shared_rounds = []
     real = evaluate_together
 
-    def counting(objectives, params_list, X, y):
+    def counting(objectives, params_list, X, y, weights_list=None):
         shared_rounds.append(len(objectives))
-        return real(objectives, params_list, X, y)
+        return real(objectives, params_list, X, y, weights_list)
 
     monkeypatch.setattr("featurepipe.heads.training.evaluate_together", counting)
     if together:

@@ -21,16 +21,19 @@ from .losses import softmax
 from .objective import Objective
 from .regularization import Penalty
 from .schedules import LinearWarmup
-from .training import train_full_batch, train_full_batch_together, train_minibatch
+from .training import run_epoch, train_full_batch, train_full_batch_together, train_minibatch
+from .weights import CLASS_WEIGHT, mean_one, row_weights
 
 
 @dataclass
 class _FitSetup:
     """What one fit trains: the rows it fits (``X``, in ``space`` when not None), the class indices ``y``, the
-    optimiser, objective, initial parameters and, for L-BFGS, the preconditioner."""
+    rows' weights (scaled to mean 1, or None), the optimiser, objective, initial parameters and, for L-BFGS,
+    the preconditioner."""
 
     X: np.ndarray
     y: np.ndarray
+    weights: np.ndarray | None
     optimizer: object
     objective: Objective
     params: list
@@ -57,15 +60,27 @@ class Start:
                    getattr(head, "_kept_preconditioner", None))
 
 
-def fit_together(heads, X, y, *, preconditioners=None, starts=None):
-    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` at once, each as ``head._fit(X, y, start=,
-    preconditioner=)`` would: their runs are evaluated together (``train_full_batch_together``), so that a grid
-    of alphas reads ``X`` once per round for all of them. ``preconditioners``: one per head (None builds its
-    own), shared objects change variables in one solve; ``starts``: a ``Start`` (or None) per head. The heads
-    must fit the same rows: the same ``RowSpace``, if any."""
+@dataclass
+class _Stream:
+    """What ``partial_fit`` carries from one call to the next: the parameters, the optimiser's state, the
+    random generator (shuffling, dropout) and the epochs done (the schedule's position)."""
+
+    params: list
+    state: object
+    rng: np.random.Generator
+    epochs: int = 0
+
+
+def fit_together(heads, X, y, *, preconditioners=None, starts=None, sample_weight=None):
+    """Fit full-batch (L-BFGS) ``heads`` on the same ``X, y`` (and ``sample_weight``) at once, each as
+    ``head._fit(X, y, start=, preconditioner=, sample_weight=)`` would: their runs are evaluated together
+    (``train_full_batch_together``), so that a grid of alphas reads ``X`` once per round for all of them; each
+    head weighs the rows by its own ``class_weight``. ``preconditioners``: one per head (None builds its own),
+    shared objects change variables in one solve; ``starts``: a ``Start`` (or None) per head. The heads must
+    fit the same rows: the same ``RowSpace``, if any."""
     preconditioners = preconditioners or [None] * len(heads)
     starts = starts or [None] * len(heads)
-    setups = [head._set_up(X, y, start, p) for head, start, p in zip(heads, starts, preconditioners)]
+    setups = [head._set_up(X, y, start, p, sample_weight) for head, start, p in zip(heads, starts, preconditioners)]
     if (any(not s.optimizer.full_batch for s in setups) or len({id(s.space) for s in setups}) > 1
             or len({(head.max_iter, head.tol, head.verbose) for head in heads}) > 1):
         raise ValueError("fit_together needs full-batch heads with the same max_iter, tol and verbose, fitting the "
@@ -74,7 +89,8 @@ def fit_together(heads, X, y, *, preconditioners=None, starts=None):
     results = train_full_batch_together(
         [s.objective for s in setups], [s.params for s in setups], setups[0].X, setups[0].y,
         optimizer=setups[0].optimizer, max_iter=first.max_iter, tol=first.tol,
-        preconditioners=[s.preconditioner for s in setups], verbose=first.verbose)
+        preconditioners=[s.preconditioner for s in setups], weights_list=[s.weights for s in setups],
+        verbose=first.verbose)
     return [head._finish(setup, result) for head, setup, result in zip(heads, setups, results)]
 
 
@@ -102,6 +118,7 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         "shuffle": Boolean(),
         "early_stopping": Boolean(),
         "warm_start": Boolean(),
+        "class_weight": CLASS_WEIGHT,
     }
 
     def _build_network(self, n_features, n_classes):
@@ -116,46 +133,50 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         """Set the fitted attributes from the network's trained parameters."""
         raise NotImplementedError
 
-    def fit(self, X, y):
-        """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``.
+    def fit(self, X, y, sample_weight=None):
+        """Train on features ``X`` of shape ``(n_samples, n_features)`` and class labels ``y``, each row's loss
+        weighted by ``sample_weight`` times its class's ``class_weight``: the objective is ``sum_i w_i L_i /
+        sum_i w_i`` plus the penalty, so integer weights equal repeated rows and a zero weight a dropped one.
 
-        With ``warm_start`` and a full-batch optimiser (L-BFGS), the fit starts from the previous fit's
-        parameters when their shapes and classes match this fit's, and reuses the preconditioner that fit
-        built when it applies (see ``warm_start``); else it starts from a random initialisation.
+        With ``warm_start``, the fit starts from the previous fit's parameters when their shapes and classes
+        match this fit's -- a mini-batch fit with a fresh optimiser state and schedule, an L-BFGS fit reusing
+        the preconditioner the previous fit built when it applies (see ``warm_start``); else it starts from a
+        random initialisation.
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight=sample_weight)
 
-    def _fit(self, X, y, start=None, preconditioner=None):
+    def _fit(self, X, y, start=None, preconditioner=None, sample_weight=None):
         """``fit``, starting from ``start`` (a ``Start``) when given, and for L-BFGS with ``preconditioner``
         (built beforehand, e.g. for several fits on the same rows; one built on a ``RowSpace`` of ``X`` makes
         the fit go through that row space) instead of building one."""
-        setup = self._set_up(X, y, start, preconditioner)
+        setup = self._set_up(X, y, start, preconditioner, sample_weight)
         if setup.optimizer.full_batch:
             result = train_full_batch(
                 setup.objective, setup.params, setup.X, setup.y, optimizer=setup.optimizer, max_iter=self.max_iter,
-                tol=self.tol, preconditioner=setup.preconditioner, verbose=self.verbose,
+                tol=self.tol, preconditioner=setup.preconditioner, weights=setup.weights, verbose=self.verbose,
             )
         else:
             result = self._train_minibatch(setup.objective, setup.params, X=setup.X, y=setup.y,
-                                           optimizer=setup.optimizer, rng=setup.rng, seed=setup.seed)
+                                           weights=setup.weights, optimizer=setup.optimizer, rng=setup.rng,
+                                           seed=setup.seed)
         return self._finish(setup, result)
 
-    def _set_up(self, X, y, start, preconditioner):
+    def _set_up(self, X, y, start, preconditioner, sample_weight=None):
         """Validate the data and parameters and build what training needs (``_FitSetup``)."""
         warm = Start.of(self) if self.warm_start else None  # read before this fit replaces it
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
-        self.classes_, y = np.unique(y, return_inverse=True)
+        self.classes_, labels = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes, "
                 f"got 1 class: {self.classes_[0]!r}"
             )
         self.validate_params()
+        weights = self._weights(X, y, sample_weight)
+        y = labels
         loss = self._part("loss")
         optimizer = self._part("optimizer")
-        if not optimizer.full_batch:
-            warm = None  # a mini-batch fit restarts its schedule: it starts afresh (see warm_start)
         if preconditioner is None:
             space = self._row_space(X, optimizer.full_batch)
             if warm is not None and space is None and _applies(warm.preconditioner, X, self.classes_):
@@ -179,14 +200,24 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
             params = network.init_params(rng)
         objective = Objective(network, loss, Penalty(l2=self.alpha, l1=self.l1))
         if optimizer.full_batch and preconditioner is None:
-            preconditioner = self._preconditioner(X_fit, len(self.classes_), space)
-        return _FitSetup(X_fit, y, optimizer, objective, params, preconditioner, space, rng, seed)
+            preconditioner = self._preconditioner(X_fit, len(self.classes_), space, weights)
+        return _FitSetup(X_fit, y, weights, optimizer, objective, params, preconditioner, space, rng, seed)
+
+    def _weights(self, X, y, sample_weight=None):
+        """The weights of the rows of ``X`` (labels ``y``: this fit's) -- ``sample_weight`` times ``class_weight``
+        (``'balanced'`` from ``y``'s counts) -- scaled to mean 1, or None when every row weighs the same."""
+        weights = mean_one(row_weights(X, y, np.unique(y), sample_weight, self.class_weight))
+        if weights is not None and len(np.unique(np.asarray(y)[weights > 0])) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes with a non-zero weight, "
+                             f"got 1 class: {np.unique(np.asarray(y)[weights > 0])[0]!r}")
+        return weights
 
     def _finish(self, setup, result):
         """Set the fitted attributes from the trained parameters and warn if training did not converge.
         With ``warm_start``, keep the preconditioner for the next fit, unless it belongs to a row space."""
         self._store_network_params(setup.params if setup.space is None else setup.space.expand(setup.params))
         self._kept_preconditioner = setup.preconditioner if self.warm_start and setup.space is None else None
+        self._stream = None  # a partial_fit after this fit starts a new stream from its parameters
         self.n_iter_ = result.n_iter
         self.history_ = result.history
         self.loss_curve_ = result.history["loss"]
@@ -202,9 +233,9 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
             warnings.warn(f"{type(self).__name__} {reason}", ConvergenceWarning)
         return self
 
-    def _preconditioner(self, X, n_classes, space=None):
+    def _preconditioner(self, X, n_classes, space=None, weights=None):
         """The change of variables for L-BFGS (see ``preconditioning.py``) on ``X`` (the features of
-        ``space``, a ``RowSpace``, when not None), or None for none."""
+        ``space``, a ``RowSpace``, when not None) with its rows' ``weights``, or None for none."""
         return None
 
     def _row_space(self, X, full_batch):
@@ -224,13 +255,15 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
             return None
         return [np.array(p, np.float32) for p in params]
 
-    def _train_minibatch(self, objective, params, *, X, y, optimizer, rng, seed):
-        """Mini-batch training, on all of ``X`` or with a stratified validation split held out."""
+    def _train_minibatch(self, objective, params, *, X, y, weights, optimizer, rng, seed):
+        """Mini-batch training, on all of ``X`` or with a stratified validation split held out (scored by plain
+        accuracy; the rows trained on keep their weights, scaled to mean 1 again)."""
         validation = None
         if self.early_stopping:
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
-            )
+            split = train_test_split(X, y, *([] if weights is None else [weights]),
+                                     test_size=self.validation_fraction, stratify=y, random_state=seed)
+            X, X_val, y, y_val = split[:4]
+            weights = None if weights is None else split[4] * (len(split[4]) / split[4].sum())
             validation = (X_val, y_val)
         return train_minibatch(
             objective,
@@ -245,9 +278,88 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             shuffle=self.shuffle,
             rng=rng,
+            weights=weights,
             validation=validation,
             verbose=self.verbose,
         )
+
+    def _has_partial_fit(self):
+        """Whether ``partial_fit`` applies: for first-order optimisers only (an ``AttributeError`` saying why
+        otherwise, as scikit-learn's MLPClassifier hides it for L-BFGS)."""
+        try:
+            full_batch = self._part("optimizer").full_batch
+        except ValueError:  # a bad optimiser: partial_fit's validation names it
+            return True
+        if full_batch:
+            raise AttributeError(f"partial_fit needs a first-order optimiser (sgd, adam, ...), not {self.optimizer!r}: "
+                                 f"L-BFGS minimises the whole objective at once and has no step to take on some rows")
+        return True
+
+    @available_if(_has_partial_fit)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over the rows ``X, y`` in mini-batches, continuing the previous call's training: its
+        parameters, optimiser state (Adam's moments and step count) and place in the schedule, which spans
+        ``max_iter`` calls and then stays at its end (``'cosine'`` ends at learning rate 0: use
+        ``schedule='constant'`` for a stream without end).
+
+        ``classes``: every label the calls will see, required on the first call (unless the head is fitted:
+        then the stream starts from ``fit``'s parameters and classes, with a fresh optimiser state); a later
+        call's labels must be among them. ``sample_weight`` and a ``class_weight`` dict weigh the rows as given
+        (not scaled to mean 1: a call has no whole set to scale over); ``'balanced'`` needs the counts of every
+        call, so it is refused. No validation split is held out (``early_stopping`` is ``fit``'s). ``fit`` after
+        ``partial_fit`` starts afresh unless ``warm_start``.
+        """
+        stream = getattr(self, "_stream", None)
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=stream is None)
+        check_classification_targets(y)
+        if stream is None:
+            stream = self._start_stream(X, classes)
+        else:
+            self._ensure_valid()
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"partial_fit: classes {np.unique(classes).tolist()} differ from the first call's "
+                                 f"{self.classes_.tolist()}")
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"partial_fit: label {unknown.tolist()[0]!r} is not among the classes of the first call "
+                             f"({', '.join(map(repr, self.classes_.tolist()))}); pass every label as classes= then")
+        if isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' needs every row's label, which partial_fit never sees at "
+                             "once: pass a dict, e.g. from sklearn.utils.class_weight.compute_class_weight")
+        weights = row_weights(X, y, self.classes_, sample_weight, self.class_weight)
+        network = self._build_network(X.shape[1], len(self.classes_))
+        objective = Objective(network, self._part("loss"), Penalty(l2=self.alpha, l1=self.l1))
+        loss, accuracy = run_epoch(
+            objective, stream.params, X, np.searchsorted(self.classes_, y), optimizer=self._part("optimizer"),
+            state=stream.state, schedule=self._schedule(), epoch=stream.epochs,
+            batch_size=min(self.batch_size, X.shape[0]), order=np.arange(X.shape[0]), shuffle=self.shuffle,
+            rng=stream.rng, weights=weights)
+        stream.epochs += 1
+        self._store_network_params(stream.params)
+        self.n_iter_ = stream.epochs
+        self.history_["loss"].append(loss)
+        self.history_["train_accuracy"].append(accuracy)
+        self.loss_curve_ = self.history_["loss"]
+        self.validation_scores_ = None
+        return self
+
+    def _start_stream(self, X, classes):
+        """The first ``partial_fit`` call's set-up: classes, initial parameters (``fit``'s when the head is
+        fitted on the same features and classes) and a fresh optimiser state."""
+        if classes is None and not hasattr(self, "classes_"):
+            raise ValueError("partial_fit: classes is required on the first call: every label the calls will see")
+        self.validate_params()
+        start = Start.of(self)  # fit's parameters, read before the classes are set
+        self.classes_ = np.unique(self.classes_ if classes is None else classes)
+        if len(self.classes_) < 2:
+            raise ValueError(f"partial_fit: classes must hold at least 2 classes, got {self.classes_.tolist()}")
+        network = self._build_network(X.shape[1], len(self.classes_))
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        params = self._initial_params(start, network)
+        params = network.init_params(rng) if params is None else params
+        self._stream = _Stream(params, self._part("optimizer").init_state(params), rng)
+        self.history_ = {"loss": [], "train_accuracy": [], "val_accuracy": []}
+        return self._stream
 
     def decision_function(self, X):
         """Class scores, ``(n_samples, n_classes)``; for two classes the score of ``classes_[1]``

@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 from ..core import Boolean, register
 from .base import BaseHead, Start, fit_together
 from .network import DenseNetwork
-from .preconditioning import OrthogonalPreconditioner, build_preconditioner
+from .preconditioning import build_preconditioner, row_space_preconditioner
 from .row_space import RowSpace, applies
 
 
@@ -69,12 +69,16 @@ class LinearClassifier(BaseHead):
         hundreds on correlated features, for one Gram matrix and one Cholesky factorisation
         (``n_features ** 2`` floats). Same minimum either way. Only L-BFGS uses it.
     warm_start : bool, default=False
-        With L-BFGS, start ``fit`` from the previous fit's coefficients when the features and classes match,
-        and reuse the preconditioner that fit built (kept on the head until the next fit: ``n_features ** 2``
-        floats) unless either fit goes through the row space: it only has to be close, so one built on other
-        rows of the same features (a holdout search's, for the refit on every row) serves and its cost is
-        saved. Mini-batch fits start afresh, as scikit-learn's LogisticRegression ignores ``warm_start`` for
-        some solvers: their schedule restarts, and a warm start would add epochs to another fit's.
+        Start ``fit`` from the previous fit's (or ``partial_fit``'s) coefficients when the features and classes
+        match. A mini-batch fit then runs with a fresh optimiser state and its whole schedule again, as
+        scikit-learn's MLPClassifier does. An L-BFGS fit also reuses the preconditioner the previous fit built
+        (kept on the head until the next fit: ``n_features ** 2`` floats) unless either fit goes through the
+        row space: it only has to be close, so one built on other rows of the same features (a holdout
+        search's, for the refit on every row) serves and its cost is saved.
+    class_weight : None, 'balanced' or dict {label: weight}, default=None
+        Multiplies each row's ``sample_weight`` by its class's weight: ``'balanced'`` is ``n_samples /
+        (n_classes * count)`` from the labels of each fit (a search's fold fits weigh by the fold's own), a
+        dict gives weights by label (1 for labels it leaves out; a label that is not a class is an error).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split: equal seeds give bit-identical
         models.
@@ -121,6 +125,7 @@ class LinearClassifier(BaseHead):
         validation_fraction=0.1,
         precondition=True,
         warm_start=False,
+        class_weight=None,
         random_state=None,
         verbose=False,
     ):
@@ -141,6 +146,7 @@ class LinearClassifier(BaseHead):
         self.validation_fraction = validation_fraction
         self.precondition = precondition
         self.warm_start = warm_start
+        self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
 
@@ -160,23 +166,22 @@ class LinearClassifier(BaseHead):
     def _row_space(self, X, full_batch):
         return RowSpace(X) if applies(*X.shape, self.l1, full_batch) else None
 
-    def _preconditioner(self, X, n_classes, space=None):
+    def _preconditioner(self, X, n_classes, space=None, weights=None):
         if not self.precondition:
             return None
-        return self._build_preconditioner(X, n_classes, space, self.alpha)
+        return self._build_preconditioner(X, n_classes, space, self.alpha, weights)
 
-    def _build_preconditioner(self, X, n_classes, space, alpha):
+    def _build_preconditioner(self, X, n_classes, space, alpha, weights=None):
         """The Gram-matrix change of variables L-BFGS uses (see ``precondition``), built for ``alpha`` from the
-        rows of ``X``, or on the features of ``space`` (a ``RowSpace``: orthogonal columns, so the factor is
-        diagonal but for the bias, ``OrthogonalPreconditioner``). One serves several fits on the same rows,
-        even at other alphas: it only has to be close."""
+        rows of ``X`` with their ``weights`` (``_weights``), or on the features of ``space`` (a ``RowSpace``:
+        ``row_space_preconditioner``). One serves several fits on the same rows, even at other alphas: it only
+        has to be close."""
         curvature = self._part("loss").curvature
         if space is not None:
-            return OrthogonalPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature,
-                                            row_space=space)
-        return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature)
+            return row_space_preconditioner(space, n_classes, alpha=alpha, curvature=curvature, weights=weights)
+        return build_preconditioner(X, n_classes, alpha=alpha, curvature=curvature, weights=weights)
 
-    def _path_preconditioner(self, X, y, alphas):
+    def _path_preconditioner(self, X, y, alphas, sample_weight=None):
         """The preconditioner one path of fits at ``alphas`` shares (built at their geometric mean), or None
         when this head's optimiser does not use one. With fewer rows than features it is built on their
         ``RowSpace``, which the fits then share too."""
@@ -184,10 +189,12 @@ class LinearClassifier(BaseHead):
             return None
         middle = float(np.exp(np.mean(np.log(np.maximum(np.asarray(alphas, float), 1e-12)))))
         X = np.asarray(X, np.float32)
-        return self._build_preconditioner(X, len(np.unique(y)), self._row_space(X, full_batch=True), middle)
+        return self._build_preconditioner(X, len(np.unique(y)), self._row_space(X, full_batch=True), middle,
+                                          self._weights(X, y, sample_weight))
 
-    def fit_path(self, X, y, alphas):
-        """Fitted copies of this head, one per value of ``alpha``, in the order given.
+    def fit_path(self, X, y, alphas, sample_weight=None):
+        """Fitted copies of this head, one per value of ``alpha``, in the order given, each fitted as
+        ``fit(X, y, sample_weight)`` would.
 
         With L-BFGS and its preconditioner (shared by the path; with its ``RowSpace`` when there are fewer rows
         than features) on a matrix of more than ``_SMALL`` values the fits run together (``fit_together``):
@@ -196,19 +203,21 @@ class LinearClassifier(BaseHead):
         previous solution -- on one BLAS thread for a small matrix, whose products gain nothing from more.
         """
         alphas = [float(a) for a in alphas]
-        preconditioner = self._path_preconditioner(X, y, alphas)
+        self.validate_params()
+        preconditioner = self._path_preconditioner(X, y, alphas, sample_weight)
         distinct = sorted(set(alphas), reverse=True)
         models = [clone(self).set_params(alpha=alpha) for alpha in distinct]
         exact = [preconditioner.for_alpha(a) if hasattr(preconditioner, "for_alpha") else preconditioner
                  for a in distinct]
         if preconditioner is not None and np.size(X) > _SMALL:
-            fit_together(models, X, y, preconditioners=exact)
+            fit_together(models, X, y, preconditioners=exact, sample_weight=sample_weight)
         else:
             with threadpool_limits(1 if np.size(X) <= _SMALL else None, user_api="blas"):
                 previous = None
                 for model, preconditioner in zip(models, exact):
                     start = Start.of(previous) if previous is not None else None
-                    previous = model._fit(X, y, start=start, preconditioner=preconditioner)
+                    previous = model._fit(X, y, start=start, preconditioner=preconditioner,
+                                          sample_weight=sample_weight)
         fitted = dict(zip(distinct, models))
         return [fitted[a] for a in alphas]
 
@@ -218,9 +227,10 @@ class LinearClassifier(BaseHead):
         matrix (``fit_gram_path``) instead of their features."""
         return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
 
-    def fit_gram_path(self, space, y, alphas, start=None):
+    def fit_gram_path(self, space, y, alphas, start=None, sample_weight=None):
         """Fitted copies of this head, one per value of ``alpha`` (in the order given), on rows known by their
-        ``GramSpace`` (built from their Gram matrix ``K = X X^T`` alone): the models are fitted on its features
+        ``GramSpace`` (built from their Gram matrix ``K = X X^T`` alone), weighted by ``sample_weight`` times
+        ``class_weight`` as ``fit`` weighs them: the models are fitted on its features
         (``n_features_in_`` is its rank), so score other rows ``X'`` with ``model.predict(space.project(X'
         X^T))``. Each fit has its own exact preconditioner and starts from the solution at the next larger
         alpha (LIBLINEAR's warm-started C path); the largest starts from ``start`` when given (a ``Start``:
@@ -232,13 +242,16 @@ class LinearClassifier(BaseHead):
         save there, and L-BFGS-B's own vector work slows tenfold with them on a busy machine.
         """
         y = np.asarray(y)
-        base = OrthogonalPreconditioner(space.features, len(np.unique(y)), alpha=max(alphas),
-                                        curvature=self._part("loss").curvature)
+        self.validate_params()
+        base = row_space_preconditioner(space, len(np.unique(y)), alpha=max(alphas),
+                                        curvature=self._part("loss").curvature,
+                                        weights=self._weights(space.features, y, sample_weight))
         fitted = {}
         with threadpool_limits(1, user_api="blas"):
             for alpha in sorted(set(float(a) for a in alphas), reverse=True):
                 model = clone(self).set_params(alpha=alpha)
-                fitted[alpha] = model._fit(space.features, y, start=start, preconditioner=base.for_alpha(alpha))
+                fitted[alpha] = model._fit(space.features, y, start=start, preconditioner=base.for_alpha(alpha),
+                                           sample_weight=sample_weight)
                 start = Start.of(model)
         return [fitted[float(a)] for a in alphas]
 

@@ -1,8 +1,9 @@
 """Classification losses on a batch of class scores, registered by name (kind ``"loss"``).
 
-A loss is called with ``scores`` of shape ``(n_samples, n_classes)`` and integer class indices ``y``
-and returns ``(loss, dscores)``: the loss averaged over the batch and its gradient with respect to
-``scores``. The dtype of ``scores`` is kept, so the same code trains in float32 and is checked
+A loss is called with ``scores`` of shape ``(n_samples, n_classes)``, integer class indices ``y`` and,
+optionally, per-row ``weights`` (scaled to mean 1 over the training set: ``weights.py``), and returns
+``(loss, dscores)``: the loss averaged over the batch, each row's term times its weight, and its gradient
+with respect to ``scores``. The dtype of ``scores`` is kept, so the same code trains in float32 and is checked
 against numerical gradients in float64. ``curvature`` is the loss's second derivative per sample,
 roughly, for the preconditioner of L-BFGS (``preconditioning.py``).
 """
@@ -12,12 +13,12 @@ from ..core import Stage, register
 
 
 class Loss(Stage):
-    """Base of losses: ``loss(scores, y) -> (mean loss, dscores)``; ``curvature`` as above."""
+    """Base of losses: ``loss(scores, y, weights=None) -> (mean loss, dscores)``; ``curvature`` as above."""
 
     kind = "loss"
     curvature = 0.1
 
-    def __call__(self, scores, y):
+    def __call__(self, scores, y, weights=None):
         raise NotImplementedError
 
 
@@ -32,8 +33,8 @@ class MulticlassHinge(Loss):
 
     curvature = 0.1
 
-    def __call__(self, scores, y):
-        return _multiclass_hinge(scores, y)
+    def __call__(self, scores, y, weights=None):
+        return _multiclass_hinge(scores, y, weights)
 
 
 @register("loss", "squared_hinge")
@@ -47,8 +48,8 @@ class SquaredHinge(Loss):
 
     curvature = 0.6
 
-    def __call__(self, scores, y):
-        return _squared_hinge(scores, y)
+    def __call__(self, scores, y, weights=None):
+        return _squared_hinge(scores, y, weights)
 
 
 @register("loss", "log_loss")
@@ -58,51 +59,67 @@ class SoftmaxCrossEntropy(Loss):
 
     curvature = 0.1
 
-    def __call__(self, scores, y):
-        return _softmax_cross_entropy(scores, y)
+    def __call__(self, scores, y, weights=None):
+        return _softmax_cross_entropy(scores, y, weights)
 
 
-def _multiclass_hinge(scores, y):
+def _multiclass_hinge(scores, y, weights=None):
     n_samples = scores.shape[0]
     rows = np.arange(n_samples)
     margins = scores - scores[rows, y][:, np.newaxis] + 1
     margins[rows, y] = 0
     np.maximum(margins, 0, out=margins)
-    loss = margins.sum() / n_samples
+    loss = _weighted_sum(margins, weights) / n_samples
 
     dscores = (margins > 0).astype(scores.dtype)
     dscores[rows, y] = -dscores.sum(axis=1)
-    dscores /= n_samples
-    return loss, dscores
+    return loss, _scaled(dscores, weights, n_samples)
 
 
-def _squared_hinge(scores, y):
+def _squared_hinge(scores, y, weights=None):
     n_samples = scores.shape[0]
     targets = np.full_like(scores, -1)
     targets[np.arange(n_samples), y] = 1
     slack = 1 - targets * scores
     np.maximum(slack, 0, out=slack)
-    loss = (slack * slack).sum() / n_samples
+    loss = _weighted_sum(slack * slack, weights) / n_samples
 
     dscores = slack
     dscores *= targets
     dscores *= -2 / n_samples
-    return loss, dscores
+    return loss, _scaled(dscores, weights)
 
 
-def _softmax_cross_entropy(scores, y):
+def _softmax_cross_entropy(scores, y, weights=None):
     n_samples = scores.shape[0]
     rows = np.arange(n_samples)
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp_scores = np.exp(shifted)
     sum_exp = exp_scores.sum(axis=1)
-    loss = (np.log(sum_exp) - shifted[rows, y]).sum() / n_samples
+    loss = _weighted_sum(np.log(sum_exp) - shifted[rows, y], weights) / n_samples
 
     dscores = exp_scores
     dscores /= sum_exp[:, np.newaxis]
     dscores[rows, y] -= 1
-    dscores /= n_samples
-    return loss, dscores
+    return loss, _scaled(dscores, weights, n_samples)
+
+
+def _weighted_sum(terms, weights):
+    """``sum_i w_i terms_i`` over rows (``terms``: one value or one row of values per sample); the plain sum
+    when ``weights`` is None."""
+    if weights is None:
+        return terms.sum()
+    per_row = terms.sum(axis=1) if terms.ndim > 1 else terms
+    return per_row @ np.asarray(weights, per_row.dtype)
+
+
+def _scaled(dscores, weights, n_samples=1):
+    """``dscores`` divided by ``n_samples`` and each row times its weight, in place."""
+    if n_samples != 1:
+        dscores /= n_samples
+    if weights is not None:
+        dscores *= np.asarray(weights, dscores.dtype)[:, np.newaxis]
+    return dscores
 
 
 def softmax(scores):

@@ -26,7 +26,8 @@ class MLPClassifier(BaseHead):
     learning_rate : float or None, default=None
         Base learning rate; None keeps the optimiser's own (1e-3 for Adam).
     loss, alpha, l1, weight_decay, optimizer, schedule, warmup_epochs, batch_size, max_iter, tol,
-    n_iter_no_change, shuffle, early_stopping, validation_fraction, warm_start, random_state, verbose
+    n_iter_no_change, shuffle, early_stopping, validation_fraction, warm_start, class_weight, random_state,
+    verbose
         As for ``LinearClassifier``.
 
     Attributes
@@ -62,6 +63,7 @@ class MLPClassifier(BaseHead):
         early_stopping=False,
         validation_fraction=0.1,
         warm_start=False,
+        class_weight=None,
         random_state=None,
         verbose=False,
     ):
@@ -84,6 +86,7 @@ class MLPClassifier(BaseHead):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
+        self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
 

@@ -116,6 +116,8 @@ def _encode(name, value):
         return value.item()
     if isinstance(value, (tuple, list)):
         return [_encode(name, item) for item in value]
+    if isinstance(value, dict):  # class_weight {label: weight}: pairs, as JSON keys would turn labels into text
+        return {"pairs": [[_encode(name, label), _encode(name, weight)] for label, weight in value.items()]}
     if type(value).__name__ in _param_objects():
         settings = {key: _encode(name, item) for key, item in value.get_params(deep=False).items()}
         return {"class": type(value).__name__, "params": settings}
@@ -131,6 +133,8 @@ def _encode(name, value):
 def _decode(value):
     if isinstance(value, list):
         return tuple(_decode(item) for item in value)
+    if isinstance(value, dict) and "pairs" in value:
+        return {label: weight for label, weight in value["pairs"]}
     if isinstance(value, dict):
         settings = {key: _decode(item) for key, item in value["params"].items()}
         return _param_objects()[value["class"]](**settings)

@@ -6,6 +6,12 @@ the data or more. Its curvature is close to ``alpha I + (c / n) [X 1]^T [X 1]``,
 loss's curvature per sample (its ``curvature``: 2 times the share of margin violators for the squared
 hinge, a fraction of 1/4 for the softmax). Optimising over ``V = L^T [W; b]``, with ``L L^T`` that matrix, makes the
 curvature about the identity; the minimum is the same point, only the path to it is shorter.
+
+A weighted fit (``weights.py``: rows weighted, scaled to mean 1) has the curvature ``alpha I + (c / n) [X 1]^T
+diag(w) [X 1]``, and the preconditioners take ``weights`` to be built from it. Any invertible change of variables
+leaves the minimum where it is, so the weights are not needed for a correct fit; they keep it a good one: under
+``class_weight='balanced'`` a rare class's rows weigh many times a common one's, and an unweighted factor would
+misjudge the curvature along the features those rows carry by that ratio.
 """
 import numpy as np
 from scipy.linalg import cholesky, solve_triangular
@@ -55,9 +61,9 @@ class GramPreconditioner(Preconditioner):
     transposed copy of it when memory allows (see ``_COPY_SHARE``), else None.
     """
 
-    def __init__(self, X, n_classes, *, alpha, curvature):
+    def __init__(self, X, n_classes, *, alpha, curvature, weights=None):
         n, d = X.shape
-        gram = _lower_gram(X)
+        gram = _lower_gram(X, weights)
         gram *= np.float32(curvature / n)
         diagonal = np.einsum("ii->i", gram)
         diagonal[:d] += np.float32(alpha)
@@ -97,9 +103,9 @@ class GramPreconditioner(Preconditioner):
         return [part.ravel() for part in np.hsplit(solved, len(grads_list))]
 
 
-def _lower_gram(X) -> np.ndarray:
-    """The lower triangle of ``[X 1]^T [X 1]``, float32, in Fortran order (so that Cholesky factorises it
-    in place). Rows are gathered ``_GRAM_ROWS`` at a time; up to ``_GRAM_TILE`` columns the
+def _lower_gram(X, weights=None) -> np.ndarray:
+    """The lower triangle of ``[X 1]^T diag(weights) [X 1]`` (no weights: all 1), float32, in Fortran order
+    (so that Cholesky factorises it in place). Rows are gathered ``_GRAM_ROWS`` at a time; up to ``_GRAM_TILE`` columns the
     triangle is one SYRK update per block, beyond that a triangle of tiles (OpenBLAS 0.3.30's SYRK
     writes out of bounds on an output 32,001 columns wide)."""
     d = X.shape[1]
@@ -110,6 +116,10 @@ def _lower_gram(X) -> np.ndarray:
         taken = X[start:start + _GRAM_ROWS]
         block[:len(taken), :d] = taken
         part = block[:len(taken)]
+        if weights is not None:  # rows [x 1] times sqrt(w)
+            root = np.sqrt(weights[start:start + len(taken)]).astype(np.float32)[:, None]
+            part[:, :d] *= root
+            part[:, d:] = root
         if len(tiles) == 1:
             ssyrk(1.0, part.T, beta=1.0, c=gram, lower=1, overwrite_c=1)
             continue
@@ -165,14 +175,18 @@ class LowRankPreconditioner(Preconditioner):
 
     (the bias is penalised here, a little: the preconditioner only has to be close). Memory is ``Q``,
     ``(d + 1) x m``, never ``(d + 1)^2``; and another ``alpha`` is only another diagonal (``for_alpha``),
-    so a whole regularisation path shares one decomposition.
+    so a whole regularisation path shares one decomposition. With ``weights`` the columns of ``U`` are scaled
+    by their square roots; ``row_space`` as for ``OrthogonalPreconditioner`` (``row_space_preconditioner``).
     """
 
-    def __init__(self, X, n_classes, *, alpha, curvature):
+    def __init__(self, X, n_classes, *, alpha, curvature, weights=None, row_space=None):
+        self.row_space = row_space
         n, d = X.shape
         Z = np.ones((n, d + 1), np.float32)
         Z[:, :d] = X
         Z *= np.float32(np.sqrt(curvature / n))
+        if weights is not None:
+            Z *= np.sqrt(weights).astype(np.float32)[:, None]
         values, vectors = np.linalg.eigh((Z @ Z.T).astype(np.float64))
         keep = values > values.max() * 1e-7
         self.values = values[keep]
@@ -210,7 +224,8 @@ class OrthogonalPreconditioner(Preconditioner):
     last row and column for the bias, and so is its Cholesky factor: a diagonal ``R`` and a last row
     ``[u^T, l]``. Applying it costs ``O(r k)`` instead of ``O(r^2 k)``, and another ``alpha`` is exact and
     free (``for_alpha``), so every fit of a regularisation path gets its own. ``row_space``: the ``RowSpace``
-    whose features ``Z`` are, if any.
+    whose features ``Z`` are, if any. Unweighted rows only: with weights ``Z^T W Z`` is not diagonal
+    (``row_space_preconditioner``).
     """
 
     def __init__(self, Z, n_classes, *, alpha, curvature, row_space=None):
@@ -253,10 +268,25 @@ class OrthogonalPreconditioner(Preconditioner):
         return np.vstack([top, ((bias - self.cross[:, 0] @ top) / self.corner)[None]]).ravel()
 
 
-def build_preconditioner(X, n_classes, *, alpha, curvature):
+def row_space_preconditioner(space, n_classes, *, alpha, curvature, weights=None):
+    """The preconditioner of a fit on the features ``Z`` of ``space`` (a ``GramSpace`` or ``RowSpace``, set as
+    its ``row_space`` when it is a ``RowSpace``), with ``for_alpha``: ``OrthogonalPreconditioner`` unweighted,
+    where ``Z^T Z`` is diagonal and it is exact; ``LowRankPreconditioner`` with ``weights``, where ``Z^T W Z``
+    is not: its diagonal alone lets L-BFGS stall far from the minimum when weights differ a lot (zero weights,
+    repeated rows), and the exact form costs one more eigen-decomposition of an ``n x n`` matrix, as the row
+    space did."""
+    row_space = space if hasattr(space, "basis") else None
+    if weights is None:
+        return OrthogonalPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature,
+                                        row_space=row_space)
+    return LowRankPreconditioner(space.features, n_classes, alpha=alpha, curvature=curvature, weights=weights,
+                                 row_space=row_space)
+
+
+def build_preconditioner(X, n_classes, *, alpha, curvature, weights=None):
     """``GramPreconditioner`` when there are at least as many rows as features, else
     ``LowRankPreconditioner`` (a ``(d + 1)^2`` Gram matrix of, say, 80,000 features would not fit in
     memory, and has rank ``n``). At ``n = d`` the low-rank form would eigen-decompose an ``n x n`` matrix
     in float64, some 30 times the cost of the Gram matrix's Cholesky factor."""
     cls = GramPreconditioner if len(X) >= X.shape[1] else LowRankPreconditioner
-    return cls(X, n_classes, alpha=alpha, curvature=curvature)
+    return cls(X, n_classes, alpha=alpha, curvature=curvature, weights=weights)

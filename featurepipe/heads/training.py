@@ -45,18 +45,18 @@ def train_minibatch(
     n_iter_no_change,
     shuffle,
     rng,
+    weights=None,
     validation=None,
     verbose=False,
 ):
-    """Train ``params`` in place with ``optimizer`` on mini-batches of ``(X, y)``.
+    """Train ``params`` in place with ``optimizer`` on mini-batches of ``(X, y)``, its rows weighted by
+    ``weights`` (scaled to mean 1; None: all 1), from a fresh optimiser state and the schedule's start.
 
     Training stops when the monitored quantity has not improved by ``tol`` for
     ``n_iter_no_change`` epochs in a row: the accuracy on ``validation = (X_val, y_val)`` when it
     is given, and then the parameters of the best epoch are kept; the training loss otherwise.
     """
-    n_samples = X.shape[0]
-    n_batches = math.ceil(n_samples / batch_size)
-    order = np.arange(n_samples)
+    order = np.arange(X.shape[0])
     state = optimizer.init_state(params)
     result = TrainingResult(n_iter=0, converged=False)
     history = result.history
@@ -64,24 +64,12 @@ def train_minibatch(
     bar = _progress_bar(max_epochs, "epoch", verbose)
 
     for epoch in range(max_epochs):
-        if shuffle:
-            rng.shuffle(order)
-        loss_sum, n_correct = 0.0, 0
-        for batch in range(n_batches):
-            rows = order[batch * batch_size : (batch + 1) * batch_size]
-            y_batch = y[rows]
-            value, grads, scores = objective(params, X[rows], y_batch, rng)
-            if not np.isfinite(value):
-                raise DivergenceError(
-                    f"training diverged: the loss became {value} at epoch {epoch + 1}, batch "
-                    f"{batch + 1}; lower the learning rate, add warm-up or standardise the features"
-                )
-            optimizer.step(params, grads, state, lr_scale=schedule(epoch + batch / n_batches))
-            loss_sum += float(value) * len(rows)
-            n_correct += _n_correct(scores, y_batch)
+        loss, accuracy = run_epoch(objective, params, X, y, optimizer=optimizer, state=state, schedule=schedule,
+                                   epoch=epoch, batch_size=batch_size, order=order, shuffle=shuffle, rng=rng,
+                                   weights=weights)
         result.n_iter = epoch + 1
-        history["loss"].append(loss_sum / n_samples)
-        history["train_accuracy"].append(n_correct / n_samples)
+        history["loss"].append(loss)
+        history["train_accuracy"].append(accuracy)
         if validation is None:
             monitored = -history["loss"][-1]
         else:
@@ -109,24 +97,60 @@ def train_minibatch(
     return result
 
 
-def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preconditioner=None, verbose=False):
-    """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``, in the
-    variables of ``preconditioner`` when one is given."""
+def run_epoch(objective, params, X, y, *, optimizer, state, schedule, epoch, batch_size, order, shuffle, rng,
+              weights=None):
+    """One epoch of mini-batch steps on ``params`` (in place) from optimiser ``state`` (advanced in place), the
+    learning rate scaled by ``schedule`` from ``epoch`` on, the rows taken in ``order`` (shuffled in place
+    first with ``shuffle``); the epoch's mean loss and training accuracy.
+
+    A batch's loss is the mean of its rows' ``w_i L_i``, the weights scaled to mean 1 over the whole set
+    (``weights.py``), not divided by the batch's own weight sum: the batch is a uniform sample of rows, so
+    the expected batch loss (and gradient) is the full objective's ``sum_i w_i L_i / sum_i w_i``. Dividing by
+    each batch's weight sum would be a ratio of two estimates, biased towards the rows of light batches, and
+    undefined for a batch whose weights are all zero.
+    """
+    n_samples = X.shape[0]
+    n_batches = math.ceil(n_samples / batch_size)
+    if shuffle:
+        rng.shuffle(order)
+    loss_sum, n_correct = 0.0, 0
+    for batch in range(n_batches):
+        rows = order[batch * batch_size : (batch + 1) * batch_size]
+        y_batch = y[rows]
+        value, grads, scores = objective(params, X[rows], y_batch, rng, None if weights is None else weights[rows])
+        if not np.isfinite(value):
+            raise DivergenceError(
+                f"training diverged: the loss became {value} at epoch {epoch + 1}, batch "
+                f"{batch + 1}; lower the learning rate, add warm-up or standardise the features"
+            )
+        optimizer.step(params, grads, state, lr_scale=schedule(epoch + batch / n_batches))
+        loss_sum += float(value) * len(rows)
+        n_correct += _n_correct(scores, y_batch)
+    return loss_sum / n_samples, n_correct / n_samples
+
+
+def train_full_batch(objective, params, X, y, *, optimizer, max_iter, tol, preconditioner=None, weights=None,
+                     verbose=False):
+    """Train ``params`` in place with a full-batch optimiser (L-BFGS) on all of ``(X, y)``, its rows weighted by
+    ``weights`` (scaled to mean 1; None: all 1), in the variables of ``preconditioner`` when one is given."""
     return train_full_batch_together([objective], [params], X, y, optimizer=optimizer, max_iter=max_iter, tol=tol,
-                                     preconditioners=[preconditioner], verbose=verbose)[0]
+                                     preconditioners=[preconditioner], weights_list=[weights], verbose=verbose)[0]
 
 
 def train_full_batch_together(objectives, params_list, X, y, *, optimizer, max_iter, tol, preconditioners=None,
-                              verbose=False):
-    """``train_full_batch`` for several objectives on the same ``(X, y)`` at once (a grid of penalties, say):
-    one L-BFGS run each, evaluated together (``evaluate_together``, ``LBFGS.minimize_together``)."""
+                              weights_list=None, verbose=False):
+    """``train_full_batch`` for several objectives on the same ``(X, y)`` at once (a grid of penalties, say),
+    each with its rows' weights (``weights_list``: None each by default): one L-BFGS run each, evaluated
+    together (``evaluate_together``, ``LBFGS.minimize_together``)."""
+    weights_list = weights_list or [None] * len(objectives)
     n = len(objectives)
     results = [TrainingResult(n_iter=0, converged=False) for _ in range(n)]
     last_accuracy = [None] * n
     bars = [_progress_bar(max_iter, "iteration", verbose, position=i if n > 1 else None) for i in range(n)]
 
     def value_and_grads(problems, params_subset):
-        evaluated = evaluate_together([objectives[i] for i in problems], params_subset, X, y)
+        evaluated = evaluate_together([objectives[i] for i in problems], params_subset, X, y,
+                                      [weights_list[i] for i in problems])
         for i, (_, _, scores) in zip(problems, evaluated):
             last_accuracy[i] = _n_correct(scores, y) / len(y)
         return [(value, grads) for value, grads, _ in evaluated]
