@@ -218,6 +218,13 @@ class LinearClassifier(BaseHead):
         matrix (``fit_gram_path``) instead of their features."""
         return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
 
+    def fit_by_gram(self, X, y, K):
+        """``fit(X, y)`` through the row space of ``X`` built from its Gram matrix ``K = X X^T``, computed already
+        (by a search, on the same rows in the same order), so it is not computed again; when
+        ``solves_by_gram``."""
+        space = RowSpace(X, K)
+        return self._fit(X, y, preconditioner=self._build_preconditioner(X, len(np.unique(y)), space, self.alpha))
+
     def fit_gram_path(self, space, y, alphas, start=None):
         """Fitted copies of this head, one per value of ``alpha`` (in the order given), on rows known by their
         ``GramSpace`` (built from their Gram matrix ``K = X X^T`` alone): the models are fitted on its features
