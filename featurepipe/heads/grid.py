@@ -120,12 +120,17 @@ def extend_grid(points: list[dict], chosen_params: dict, edges: list[str]) -> li
     return new
 
 
+def takes_weights(method) -> bool:
+    """Whether ``method`` (a head's ``fit``, ``fit_path`` or ``fit_gram_path``) takes ``sample_weight``."""
+    return "sample_weight" in inspect.signature(method).parameters
+
+
 def weighted(method, sample_weight) -> dict:
     """The keyword arguments that pass ``sample_weight`` to ``method``: none when it is None, and
     ``NotImplementedError`` when ``method`` does not take it (yet)."""
     if sample_weight is None:
         return {}
-    if "sample_weight" not in inspect.signature(method).parameters:
+    if not takes_weights(method):
         raise NotImplementedError(f"sample_weight: {method.__qualname__} does not take sample_weight yet")
     return {"sample_weight": sample_weight}
 

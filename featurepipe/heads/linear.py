@@ -148,6 +148,7 @@ class LinearClassifier(BaseHead):
         return DenseNetwork([n_features, n_classes])
 
     _constraints = {**BaseHead._constraints, "precondition": Boolean()}
+    _auto_from_python = "featurepipe.LinearClassifierCV(LinearClassifier(...), alphas='auto') cross-validates it"
 
     @staticmethod
     def auto_grid(stats):
