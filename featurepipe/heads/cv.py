@@ -13,7 +13,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ..core import NULL, Instance, Integer, Options, Real, Satisfies, check_constraints
+from ..core import NULL, AnyOf, Instance, Integer, Options, Real, Satisfies, check_constraints
 from .base import Start
 from .grid import GRAM, PRIMAL, FoldSearch, SharedGram, Split, point_key, takes_weights, weighted
 from .linear import LinearClassifier
@@ -51,7 +51,8 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
         An int: that many stratified folds, shuffled by ``random_state`` (the config's ``train.folds`` and
         ``train.seed``). Otherwise a scikit-learn splitter or an iterable of ``(train, test)`` index arrays.
     random_state : int, RandomState instance or None, default=None
-        Seeds the shuffle of the folds when ``cv`` is an int. The head's own ``random_state`` seeds its fits.
+        Seeds the shuffle of the folds when ``cv`` is an int, and the head's fits when its own
+        ``random_state`` is None (as ``LogisticRegressionCV``'s seeds its solver).
 
     Attributes
     ----------
@@ -83,10 +84,11 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
     """
 
     _constraints = {
-        "estimator": NULL | Instance(LinearClassifier, "must be a LinearClassifier"),
-        "alphas": Options("auto") | Satisfies(_alpha_list, "must be a non-empty list of numbers >= 0"),
-        "cv": Integer(2) | Satisfies(_splitter, "must be a cross-validation splitter or an iterable of "
-                                                 "(train, test) index arrays"),
+        "estimator": AnyOf(NULL, Instance(LinearClassifier, ""), message="must be a LinearClassifier or None"),
+        "alphas": AnyOf(Options("auto"), Satisfies(_alpha_list, ""),
+                        message="must be 'auto' or a non-empty list of numbers >= 0"),
+        "cv": AnyOf(Integer(2), Satisfies(_splitter, ""), message="must be an integer >= 2, a cross-validation "
+                                                                    "splitter or an iterable of (train, test) index arrays"),
     }
 
     def __init__(self, estimator=None, *, alphas="auto", cv=5, random_state=None):
@@ -107,7 +109,9 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         alphas = self.alphas if isinstance(self.alphas, str) else [float(a) for a in self.alphas]
-        template = LinearClassifier() if self.estimator is None else self.estimator
+        template = clone(LinearClassifier() if self.estimator is None else self.estimator)
+        if template.random_state is None:
+            template.set_params(random_state=self.random_state)
         search = _ArraySearch(template, alphas, self._splits(X, y), X, y, sample_weight)
         search.run_and_extend()
         results, best = search.results(), search.best()
@@ -145,11 +149,13 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The class the refit head gives each row of ``X``."""
-        return self.best_estimator_.predict(self._checked(X))
+        X = self._checked(X)
+        return self.best_estimator_.predict(X)
 
     def decision_function(self, X):
         """The refit head's class scores (see ``LinearClassifier.decision_function``)."""
-        return self.best_estimator_.decision_function(self._checked(X))
+        X = self._checked(X)
+        return self.best_estimator_.decision_function(X)
 
     def _has_probabilities(self):
         head = getattr(self, "best_estimator_", self.estimator or LinearClassifier())
@@ -158,7 +164,8 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
     @available_if(_has_probabilities)
     def predict_proba(self, X):
         """The refit head's class probabilities; only for ``loss='log_loss'``."""
-        return self.best_estimator_.predict_proba(self._checked(X))
+        X = self._checked(X)
+        return self.best_estimator_.predict_proba(X)
 
 
 class _ArraySearch(FoldSearch):
