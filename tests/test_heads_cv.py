@@ -116,9 +116,9 @@ def test_fewer_rows_than_features_search_by_gram_as_on_features(monkeypatch):
 
 def test_an_explicit_list_of_alphas_is_searched_as_given(edge):
     X, y = edge
-    model = LinearClassifierCV(LinearClassifier(**SVM), alphas=np.array([10.0, 1.0, 0.1]), cv=3,
+    model = LinearClassifierCV(LinearClassifier(**SVM), alphas=np.array([10.0, 1.0, 0.1, 1.0]), cv=3,
                                random_state=0).fit(X, y)
-    np.testing.assert_array_equal(model.alphas_, [10.0, 1.0, 0.1])  # no extension, wherever the best lies
+    np.testing.assert_array_equal(model.alphas_, [10.0, 1.0, 0.1])  # once each; no extension, wherever the best lies
     assert model.cv_results_["params"] == [{"alpha": 10.0}, {"alpha": 1.0}, {"alpha": 0.1}]
     assert model.alpha_ in (10.0, 1.0, 0.1) and model.best_estimator_.alpha == model.alpha_
 

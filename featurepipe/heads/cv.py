@@ -108,7 +108,7 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
                              f"{self.classes_[0]!r}")
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        alphas = self.alphas if isinstance(self.alphas, str) else [float(a) for a in self.alphas]
+        alphas = self.alphas if isinstance(self.alphas, str) else list(dict.fromkeys(map(float, self.alphas)))
         template = clone(LinearClassifier() if self.estimator is None else self.estimator)
         if template.random_state is None:
             template.set_params(random_state=self.random_state)
