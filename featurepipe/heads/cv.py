@@ -107,7 +107,7 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class: "
                              f"{self.classes_[0]!r}")
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         alphas = self.alphas if isinstance(self.alphas, str) else list(dict.fromkeys(map(float, self.alphas)))
         template = clone(LinearClassifier() if self.estimator is None else self.estimator)
         if template.random_state is None:
@@ -177,7 +177,7 @@ class _ArraySearch(FoldSearch):
     def __init__(self, template, alphas, splits, X, y, sample_weight):
         super().__init__(type(template), {"alpha": alphas}, splits, [None], y, sample_weight=sample_weight)
         self.template, self.X = template, X
-        self.models: dict = {}  # frozen point -> its model fitted on the last fold (by PRIMAL)
+        self.models: dict = {}  # point_key(point) -> its model fitted on the last fold (by PRIMAL)
         self.gram: SharedGram | None = None
 
     def _head(self, point: dict):
