@@ -47,9 +47,10 @@ def holdout_problem(config, data_path, cache_dir, head):
     ``alpha: auto`` grid on it and the head's other settings."""
     from featurepipe.config import load_config
     from featurepipe.heads import LinearClassifier
+    from featurepipe.heads.grid import data_stats, expand_grid
     from featurepipe.matrix import build_matrix, fit_normalization
     from featurepipe.normalize import Normalization
-    from featurepipe.selection import data_stats, expand_grid, make_splits, normalization_options
+    from featurepipe.selection import make_splits, normalization_options
     from featurepipe.extract import training_data
 
     cfg = load_config(config, [f"dataset.path={data_path}", f"run.cache_dir={cache_dir}", "run.progress=false"])

@@ -17,6 +17,7 @@ _LAZY = {
     "FeaturePipeline": "featurepipe.pipeline",
     "FeatureStore": "featurepipe.store",
     "LinearClassifier": "featurepipe.heads",
+    "LinearClassifierCV": "featurepipe.heads",
     "MLPClassifier": "featurepipe.heads",
 }
 

@@ -247,7 +247,7 @@ def _grid_values(head_class, params: dict) -> list:
     """(parameter name, value) of every value of every parameter's grid, in order (``auto`` left out: the
     head's own grid): each value is checked once, never the whole product."""
     from .core import ParamError
-    from .selection import grid_values
+    from .heads.grid import grid_values
 
     defaults = head_class().get_params(deep=False)
     values = []

@@ -22,17 +22,13 @@ from .calibration import PlattScaling, fit_platt
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
-from .heads.row_space import RowSpace
+from .heads.grid import is_grid
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import ece, score_predictions
 from .normalize import Normalization
-from .selection import Search, is_grid, make_splits, normalization_options
+from .selection import Search, make_splits, normalization_options
 from .store import OK, DamagedEntryError, FeatureStore
 from .trained import TrainedFolderError, load_bundle, save_bundle
-
-
-#: How many times an ``auto`` grid is extended when the chosen value lies at its edge (two values each time).
-MAX_EXTENSIONS = 2
 
 
 @dataclass
@@ -125,10 +121,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     start = time.perf_counter()
     search = Search(data, head_class, params, splits, normalization_options(head.normalize or train.normalize),
                     keep=method == "holdout" and train.refit, log=log)
-    search.run()
-    for _ in range(MAX_EXTENSIONS):
-        if not search.extend():
-            break
+    search.run_and_extend()
     best = search.best()
     search_seconds = time.perf_counter() - start
     model, normalization, train_score, fit_seconds, peak = _refit(search, best, train.refit)
@@ -183,7 +176,7 @@ def _refit(search: Search, best: dict, refit: bool):
         normalization = fit_normalization(data.store, segments, Normalization.from_spec(best["normalize"]))
         matrix = build_matrix(data.store, segments, normalization)
     if K is not None and model.solves_by_gram(*matrix.shape):
-        model, seconds, peak = _timed_fit(model, matrix, y, fit=lambda X, y: _fit_in_row_space(model, X, y, K))
+        model, seconds, peak = _timed_fit(model, matrix, y, fit=lambda X, y: model.fit_by_gram(X, y, K))
     else:
         model, seconds, peak = _timed_fit(model, matrix, y)
     originals = len(positions)
@@ -199,14 +192,6 @@ def _kernel_features(store, segments, grams, K):
     K = grams.kernel.kernel_matrix(rows) if K is None else K
     kernel = clone(grams.kernel).fit_kernel(rows, K)
     return Normalization((*before.steps, kernel)), (K @ kernel.coefficients_).astype(np.float32)
-
-
-def _fit_in_row_space(model, X, y, K):
-    """``model.fit(X, y)`` through the row space of ``X`` built from its Gram matrix ``K``, computed already
-    (by the search, on the same rows in the same order)."""
-    space = RowSpace(X, K)
-    preconditioner = model._build_preconditioner(X, len(np.unique(y)), space, model.alpha, model._weights(X, y))
-    return model._fit(X, y, preconditioner=preconditioner)
 
 
 def _timed_fit(model, X, y, fit=None):

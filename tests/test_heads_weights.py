@@ -235,11 +235,9 @@ def test_train_with_class_weights_searches_and_refits(weighted_config, tmp_path,
     """``class_weight`` in a config goes through every path of the search (k-fold here: the primal path with
     ``fit_path`` for the adam head, the Gram path for the L-BFGS one and its refit from the search's Gram
     matrix, successive halving for the MLP's grid) and the refits; the head folder keeps it."""
-    import featurepipe.fitting
-
-    real, row_space_refits = featurepipe.fitting._fit_in_row_space, []
-    monkeypatch.setattr(featurepipe.fitting, "_fit_in_row_space",
-                        lambda *args: row_space_refits.append(args[0].class_weight) or real(*args))
+    real, row_space_refits = LinearClassifier.fit_by_gram, []
+    monkeypatch.setattr(LinearClassifier, "fit_by_gram",
+                        lambda self, *args, **kw: row_space_refits.append(self.class_weight) or real(self, *args, **kw))
     assert main(["train", "--config", str(weighted_config)]) == EXIT_OK
     assert row_space_refits == [{"red": 2.0}]
     for name, solver, weight in (("adam", "primal", "balanced"), ("lbfgs", "gram", {"red": 2.0}),

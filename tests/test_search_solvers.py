@@ -71,9 +71,9 @@ def test_successive_halving_runs_the_best_third_in_full(wide, monkeypatch):
     fits = []
     real = MLPClassifier.fit
 
-    def recording(self, X, y):
+    def recording(self, X, y, sample_weight=None):
         fits.append((self.alpha, self.max_iter))
-        return real(self, X, y)
+        return real(self, X, y, sample_weight)
 
     monkeypatch.setattr(MLPClassifier, "fit", recording)
     head = HeadConfig(name="mlp", model="mlp", params={"hidden_layer_sizes": [8], "alpha": [1e-4, 1e-3, 1e-2, 1e-1],
@@ -95,10 +95,11 @@ def test_successive_halving_runs_the_best_third_in_full(wide, monkeypatch):
 
 def test_the_refit_reuses_the_searchs_gram_matrix_and_fits_the_same_model(wide, monkeypatch):
     import featurepipe.fitting as fitting
+    from featurepipe.heads import LinearClassifier
 
     calls = []
-    real = fitting._fit_in_row_space
-    monkeypatch.setattr(fitting, "_fit_in_row_space", lambda *a: calls.append(1) or real(*a))
+    real = LinearClassifier.fit_by_gram
+    monkeypatch.setattr(LinearClassifier, "fit_by_gram", lambda *a: calls.append(1) or real(*a))
     settings = KFOLD.model_copy(update={"normalize": "l2"})
     reused = fit_and_score(wide, SVM, settings).model
     assert calls == [1]

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from featurepipe.heads import LinearClassifier, MLPClassifier
-from featurepipe.selection import at_edge, choose, expand_grid, extend_grid, make_splits, normalization_options
+from featurepipe.heads.grid import at_edge, choose, expand_grid, extend_grid
+from featurepipe.selection import make_splits, normalization_options
 
 
 def test_holdout_and_kfold_splits_are_stratified_and_disjoint():

@@ -164,10 +164,11 @@ def test_a_nested_part_in_the_config_form_works_from_python(batch):
         featurepipe.create("extractor", "bovw", descriptor={"patches": {"size": 0}})
 
 
-@pytest.mark.parametrize("head, name", [(LinearClassifier, "linear"), (MLPClassifier, "mlp")])
-def test_alpha_auto_from_python_says_where_auto_works(head, name):
+@pytest.mark.parametrize("head, name, searcher", [(LinearClassifier, "linear", r"LinearClassifierCV\(.*alphas='auto'"),
+                                                  (MLPClassifier, "mlp", "GridSearchCV")])
+def test_alpha_auto_from_python_says_where_auto_works(head, name, searcher):
     X, y = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
-    message = "^alpha: 'auto' is a grid scaled to the training rows.*config's heads.*LinearClassifierCV"
+    message = f"^alpha: 'auto' is a grid scaled to the training rows.*config's heads.*{searcher}"
     with pytest.raises(ParamError, match=message):
         head(alpha="auto").fit(X, y)
     with pytest.raises(ParamError, match=message):

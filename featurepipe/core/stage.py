@@ -32,6 +32,8 @@ class Stage:
 
     kind = "stage"
     _constraints: dict = {}
+    #: Where a stage with an ``auto_grid`` searches it from Python (``_refuse_searched_auto``).
+    _auto_from_python = "scikit-learn's GridSearchCV over a list of values"
     _default_parts: dict = {}
     #: Fitted attributes that describe the fit but do not change its output (timings): kept out of the
     #: fingerprint, so that a refit with the same result keeps its cache keys.
@@ -123,7 +125,7 @@ class Stage:
     def _refuse_searched_auto(self) -> None:
         """``'auto'`` for a parameter this stage does not take it for, on a stage with an ``auto_grid`` (a
         head's ``alpha``): that grid is scaled to the training rows, so only a search over them can use it.
-        One line says where that search is."""
+        One line says where that search is (from Python: ``_auto_from_python``)."""
         if not hasattr(type(self), "auto_grid"):
             return
         for name, constraint in self._constraints.items():
@@ -131,7 +133,7 @@ class Stage:
             if isinstance(value, str) and value == "auto" and not constraint.holds(value):
                 raise ParamError(f"{name}: 'auto' is a grid scaled to the training rows, which only a search has "
                                  f"(`{name}: auto` in a config's heads, for featurepipe train and bench; from Python, "
-                                 f"a cross-validated LinearClassifierCV, not written yet); give a number, got 'auto'")
+                                 f"{self._auto_from_python}); give a number, got 'auto'")
 
     def _check_combination(self) -> None:
         """Rules that tie several parameters together (``require``); none by default."""

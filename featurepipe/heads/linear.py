@@ -154,6 +154,7 @@ class LinearClassifier(BaseHead):
         return DenseNetwork([n_features, n_classes])
 
     _constraints = {**BaseHead._constraints, "precondition": Boolean()}
+    _auto_from_python = "featurepipe.LinearClassifierCV(LinearClassifier(...), alphas='auto') cross-validates it"
 
     @staticmethod
     def auto_grid(stats):
@@ -226,6 +227,15 @@ class LinearClassifier(BaseHead):
         features, L2 only, L-BFGS with its preconditioner), so that a search can fit its folds on their Gram
         matrix (``fit_gram_path``) instead of their features."""
         return self.precondition and applies(n_samples, n_features, self.l1, self._part("optimizer").full_batch)
+
+    def fit_by_gram(self, X, y, K, sample_weight=None):
+        """``fit(X, y, sample_weight)`` through the row space of ``X`` built from its Gram matrix ``K = X X^T``,
+        computed already (by a search, on the same rows in the same order), so it is not computed again; when
+        ``solves_by_gram``."""
+        space = RowSpace(X, K)
+        weights = self._weights(X, y, sample_weight)
+        preconditioner = self._build_preconditioner(X, len(np.unique(y)), space, self.alpha, weights)
+        return self._fit(X, y, preconditioner=preconditioner, sample_weight=sample_weight)
 
     def fit_gram_path(self, space, y, alphas, start=None, sample_weight=None):
         """Fitted copies of this head, one per value of ``alpha`` (in the order given), on rows known by their
