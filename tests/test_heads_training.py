@@ -82,6 +82,22 @@ def test_training_stops_when_the_loss_plateaus(blobs):
     assert curve[-6] <= min(curve[:-6]) - 1e-3
 
 
+def test_a_loss_bouncing_above_its_best_cuts_the_learning_rate_instead_of_stopping():
+    """Adam's steps of about ``learning_rate`` per weight against a penalty whose optimum has weights of 1e-3:
+    the loss bounced far above its best, the plateau rule stopped it at an arbitrary point and the model
+    labelled 0% of its own training rows right. A bouncing plateau cuts the learning rate and goes on."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 16)
+    X = rng.normal(size=(48, 256)) + 0.3 * y[:, None] * rng.normal(size=256)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    optimum = LinearClassifier(alpha=213, optimizer="lbfgs", max_iter=500).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adam = LinearClassifier(alpha=213, random_state=0).fit(X, y)
+    assert adam.loss_curve_[-1] < 1.01 * optimum.loss_curve_[-1]  # it was 1.73 against 1.082
+    assert np.mean(adam.predict(X) == y) > 0.7 and np.mean(optimum.predict(X) == y) == 1.0
+
+
 def test_early_stopping_keeps_the_best_epoch():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 10)).astype(np.float32)

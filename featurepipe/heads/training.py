@@ -54,7 +54,10 @@ def train_minibatch(
 
     Training stops when the monitored quantity has not improved by ``tol`` for
     ``n_iter_no_change`` epochs in a row: the accuracy on ``validation = (X_val, y_val)`` when it
-    is given, and then the parameters of the best epoch are kept; the training loss otherwise.
+    is given, and then the parameters of the best epoch are kept; the training loss otherwise. A training
+    loss that stopped improving because it bounces well above its best (``_bouncing``: steps too long for
+    the curvature, as Adam's fixed-size steps against a strong L2 penalty) is not a converged fit: the
+    learning rate is cut tenfold (down to ``MIN_LR_FACTOR``) and training goes on.
     """
     order = np.arange(X.shape[0])
     state = optimizer.init_state(params)
@@ -62,9 +65,11 @@ def train_minibatch(
     history = result.history
     best, best_params, epochs_without_improvement = -np.inf, None, 0
     bar = _progress_bar(max_epochs, "epoch", verbose)
+    factor = 1.0  # the learning-rate cut after a bouncing plateau
 
     for epoch in range(max_epochs):
-        loss, accuracy = run_epoch(objective, params, X, y, optimizer=optimizer, state=state, schedule=schedule,
+        scaled = schedule if factor == 1.0 else (lambda t, f=factor: f * schedule(t))
+        loss, accuracy = run_epoch(objective, params, X, y, optimizer=optimizer, state=state, schedule=scaled,
                                    epoch=epoch, batch_size=batch_size, order=order, shuffle=shuffle, rng=rng,
                                    weights=weights)
         result.n_iter = epoch + 1
@@ -85,6 +90,9 @@ def train_minibatch(
             if validation is not None:
                 best_params = [param.copy() for param in params]
         if epochs_without_improvement >= n_iter_no_change:
+            if validation is None and factor > MIN_LR_FACTOR and _bouncing(history["loss"][-n_iter_no_change:], -best):
+                factor, epochs_without_improvement = factor / 10, 0
+                continue
             break
     bar.close()
 
@@ -95,6 +103,17 @@ def train_minibatch(
         for param, kept in zip(params, best_params):
             param[...] = kept
     return result
+
+
+#: The smallest fraction of the scheduled learning rate that a bouncing training loss cuts it to (three cuts).
+MIN_LR_FACTOR = 1e-3
+
+
+def _bouncing(window, best_loss) -> bool:
+    """Whether the training losses of a plateau's ``window`` of epochs lie well above the best loss so far (their
+    mean over it by more than 1%, a margin mini-batch noise near a minimum stays within): the steps overshoot,
+    the fit has not converged."""
+    return float(np.mean(window)) > best_loss + 0.01 * abs(best_loss)
 
 
 def run_epoch(objective, params, X, y, *, optimizer, state, schedule, epoch, batch_size, order, shuffle, rng,
