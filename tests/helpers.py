@@ -37,3 +37,20 @@ def run_cli(*argv) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
+
+
+def stored_colour_histograms(root):
+    """``fitting.TrainingData`` of 36 training images' (and 18 test images') colour histograms, 125 wide (fewer
+    rows than features), extracted into a store under ``root``."""
+    from featurepipe.datasets import open_dataset
+    from featurepipe.fitting import TrainingData
+    from featurepipe.pipeline import build_pipeline
+    from featurepipe.runner import extract
+    from featurepipe.store import FeatureStore
+
+    folder = make_image_folder(root / "images", np.random.default_rng(0), per_class=(12, 6), size=24,
+                               jpeg_every=10**6)
+    store = FeatureStore(root / "cache")
+    key = extract(open_dataset(folder), build_pipeline({"extractor": {"color_hist": {"bins": 5}}}), store,
+                  chunk_rows=8, progress=False).key
+    return TrainingData(store, key)

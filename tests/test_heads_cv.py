@@ -2,7 +2,7 @@
 ``featurepipe train``, scores a hand-written loop of fits reproduces, and a scikit-learn estimator."""
 import numpy as np
 import pytest
-from helpers import make_image_folder
+from helpers import stored_colour_histograms
 from sklearn.datasets import make_classification
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 from sklearn.utils.estimator_checks import estimator_checks_generator
@@ -54,21 +54,11 @@ def test_the_auto_grid_extends_beyond_its_edge_and_scores_as_a_hand_written_loop
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
     """36 training images' colour histograms (125 wide) in a store, and their l2-normalised matrix."""
-    from featurepipe.datasets import open_dataset
-    from featurepipe.fitting import TrainingData
     from featurepipe.matrix import build_matrix, fit_normalization
     from featurepipe.normalize import Normalization
-    from featurepipe.pipeline import build_pipeline
-    from featurepipe.runner import extract
-    from featurepipe.store import FeatureStore
 
-    root = tmp_path_factory.mktemp("stored")
-    folder = make_image_folder(root / "images", np.random.default_rng(0), per_class=(12, 6), size=24,
-                               jpeg_every=10**6)
-    store = FeatureStore(root / "cache")
-    key = extract(open_dataset(folder), build_pipeline({"extractor": {"color_hist": {"bins": 5}}}), store,
-                  chunk_rows=8, progress=False).key
-    data = TrainingData(store, key)
+    data = stored_colour_histograms(tmp_path_factory.mktemp("stored"))
+    store = data.store
     segments, y = data.segments(np.arange(len(data.train_rows)), augmented=False)
     X = build_matrix(store, segments, fit_normalization(store, segments, Normalization.from_spec("l2")))
     return data, np.asarray(X), y

@@ -3,16 +3,12 @@ from one Gram matrix, with the validation accuracies of the fits on features; he
 search a grid by successive halving."""
 import numpy as np
 import pytest
-from helpers import make_image_folder
+from helpers import stored_colour_histograms
 
 from featurepipe.config import HeadConfig, TrainConfig
-from featurepipe.datasets import open_dataset
-from featurepipe.fitting import TrainingData, fit_and_score
+from featurepipe.fitting import fit_and_score
 from featurepipe.heads import MLPClassifier
-from featurepipe.pipeline import build_pipeline
-from featurepipe.runner import extract
 from featurepipe.selection import GRAM, PRIMAL, Search, make_splits, normalization_options
-from featurepipe.store import FeatureStore
 
 KFOLD = TrainConfig(selection="kfold", folds=3, seed=0)
 SVM = HeadConfig(name="svm", model="linear", params={"loss": "squared_hinge", "optimizer": "lbfgs", "alpha": "auto",
@@ -22,13 +18,7 @@ SVM = HeadConfig(name="svm", model="linear", params={"loss": "squared_hinge", "o
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory):
     """36 training images' colour histograms, 125 wide: fewer rows than features."""
-    root = tmp_path_factory.mktemp("wide")
-    folder = make_image_folder(root / "images", np.random.default_rng(0), per_class=(12, 6), size=24,
-                               jpeg_every=10**6)
-    store = FeatureStore(root / "cache")
-    key = extract(open_dataset(folder), build_pipeline({"extractor": {"color_hist": {"bins": 5}}}), store,
-                  chunk_rows=8, progress=False).key
-    return TrainingData(store, key)
+    return stored_colour_histograms(tmp_path_factory.mktemp("wide"))
 
 
 def search(data, head, options, monkeypatch=None, force=None):
