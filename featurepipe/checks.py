@@ -25,11 +25,11 @@ def check_pipeline(pipeline, key: str, cfg: Config, dataset: Dataset) -> int | N
     returns the features' width (a lower bound for data-driven extractors), or None when no image of the
     data set could be read to measure it."""
     image = sample_image(dataset, cfg.run.max_pixels)
-    leaves = _leaves(pipeline.extractor, f"{key}.extractor")
-    widths = [_leaf_width(leaf, leaf_key, pipeline, image) for leaf, leaf_key in leaves]
+    leaves = list(_leaves(pipeline.extractor, f"{key}.extractor"))
+    widths = [_leaf_width(leaf, leaf_key, pipeline, image) for leaf, leaf_key, _ in leaves]
     if image is None or None in widths:
         return None
-    width = sum(widths)
+    width = sum(_through(chains, w) for (_, _, chains), w in zip(leaves, widths))
     rows = cfg.run.chunk_size
     refuse_oversize("run.chunk_size", f"{rows} rows of {width} float32 features", rows * width * 4)
     return width
@@ -81,15 +81,24 @@ def sample_image(dataset: Dataset, max_pixels: int):
     return None
 
 
-def _leaves(extractor, key: str):
-    """(extractor, config key) of each extractor whose features a pipeline concatenates."""
+def _leaves(extractor, key: str, chains: tuple = ()):
+    """(extractor, config key, the block normalisations its features go through, innermost first) of each
+    extractor whose features a pipeline concatenates."""
     from .extractors.concat import Concat
 
     if isinstance(extractor, Concat):
+        chains = (extractor.block_normalization(), *chains)
         for i, part in enumerate(extractor.members()):
-            yield from _leaves(part, f"{key}.concat.extractors[{i}]")
+            yield from _leaves(part, f"{key}.concat.extractors[{i}]", chains)
     else:
-        yield extractor, f"{key}.{extractor.name}"
+        yield extractor, f"{key}.{extractor.name}", chains
+
+
+def _through(chains, width: int) -> int:
+    """The width of a leaf's block after its concat block normalisations (a kernel map widens it)."""
+    for chain in chains:
+        width = chain.n_outputs(width)
+    return width
 
 
 def _leaf_width(extractor, key: str, pipeline, image) -> int | None:

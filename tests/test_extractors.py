@@ -9,6 +9,7 @@ from sklearn.pipeline import make_pipeline
 import featurepipe
 from featurepipe.core import ParamError
 from featurepipe.errors import MixedSizeError
+from featurepipe.normalize import Normalization
 
 # The library's extractors (tests register spies of their own, which are not held to this contract).
 EXTRACTORS = [n for n in featurepipe.list("extractor")
@@ -139,3 +140,41 @@ def test_works_inside_a_scikit_learn_pipeline(batch):
     assert model.fit(X, y).score(X, y) == 1.0
     assert clone(model).get_params()["hog__orientations"] == 9
     assert repr(featurepipe.create("extractor", "hog", orientations=12)) == "HOG(orientations=12)"
+
+
+def test_concat_normalises_each_block_on_its_own(batch):
+    """``normalize: [power, l2]`` on concat: each extractor's block has unit norm in the joined row, so the
+    wide HOG no longer drowns the narrow colour histogram; the result is the blocks normalised one by one."""
+    members = [{"hog": {"cells_per_block": [2, 2]}}, {"hsv_hist": {"bins": [4, 2, 2]}}]
+    joined = featurepipe.create("extractor", "concat", extractors=members, normalize=["power", "l2"])
+    X = joined.fit(batch).transform(batch)
+    hog = featurepipe.create("extractor", "hog", cells_per_block=[2, 2]).transform(batch)
+    hsv = featurepipe.create("extractor", "hsv_hist", bins=[4, 2, 2]).transform(batch)
+    chain = Normalization.from_spec(["power", "l2"])
+    np.testing.assert_allclose(X, np.hstack([chain.transform(hog), chain.transform(hsv)]), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(X[:, :hog.shape[1]], axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(X[:, hog.shape[1]:], axis=1), 1, rtol=1e-5)
+    plain = featurepipe.create("extractor", "concat", extractors=members)
+    assert plain.fingerprint() != joined.fingerprint()  # another setting, another cache entry
+
+
+def test_concat_block_kernel_map_widens_each_block_and_the_config_check_knows(batch, tmp_path):
+    from featurepipe.checks import check_pipeline
+    from featurepipe.config import Config
+    from featurepipe.datasets import open_dataset
+    from featurepipe.pipeline import build_pipeline
+    from helpers import make_image_folder
+
+    spec = {"extractor": {"concat": {"extractors": [{"hog": {"cells_per_block": [2, 2]}}, {"color_hist": {"bins": 4}}],
+                                     "normalize": ["l1", {"kernel_map": {"kernel": "chi2"}}]}}}
+    pipeline = build_pipeline(spec)
+    X = pipeline.fit(batch).transform(batch)
+    assert X.shape[1] == 3 * (324 + 64) == len(pipeline.get_feature_names_out())
+    folder = make_image_folder(tmp_path / "images", np.random.default_rng(0), per_class=(2, 1))
+    cfg = Config.model_validate({"dataset": {"path": str(folder)}, "pipeline": spec})
+    assert check_pipeline(pipeline, "pipeline", cfg, open_dataset(folder)) == X.shape[1]
+
+
+def test_concat_refuses_a_block_normalisation_that_learns():
+    with pytest.raises(ParamError, match=r"^normalize: must be null or a chain of normalisers that learn nothing"):
+        featurepipe.create("extractor", "concat", extractors=["hog"], normalize=["standardize"])
