@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from helpers import stored_colour_histograms
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 from sklearn.utils.estimator_checks import estimator_checks_generator
@@ -187,3 +188,13 @@ def _conformance_checks():
 @pytest.mark.parametrize("estimator, check", list(_conformance_checks()))
 def test_sklearn_conformance(estimator, check):
     check(estimator)
+
+
+def test_a_mini_batch_refit_is_the_fit_at_the_chosen_alpha(edge):
+    """Adam ends where its start and schedule take it: the CV's refit starts afresh, as ``fit`` does, so the
+    model it keeps is ``LinearClassifier(alpha=alpha_).fit(X, y)``, not a continuation of a fold's model."""
+    X, y = edge
+    template = LinearClassifier(max_iter=20, random_state=0)
+    model = LinearClassifierCV(template, alphas=[1e-3, 1e-2], cv=3, random_state=0).fit(X, y)
+    alone = clone(template).set_params(alpha=model.alpha_).fit(X, y)
+    np.testing.assert_array_equal(model.best_estimator_.coef_, alone.coef_)

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from sklearn.base import clone
 from sklearn.datasets import make_blobs, make_classification
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import recall_score
 from sklearn.utils import shuffle
 from sklearn.utils.class_weight import compute_sample_weight
@@ -147,6 +148,8 @@ def test_balanced_class_weight_raises_minority_recall_and_equals_balanced_sample
     (lambda X, y: LinearClassifier().fit(X, y, sample_weight=np.full(len(y), np.nan)), r"NaN"),
     (lambda X, y: LinearClassifier().fit(X, y, sample_weight=np.zeros(len(y))), r"weight.*zero|zero.*weight"),
     (lambda X, y: LinearClassifier().fit(X, y, sample_weight=(y == 0) * 1.0), r"at least 2 classes with a non-zero"),
+    (lambda X, y: LinearClassifier(class_weight={0: np.inf}).fit(X, y), r"a dict \{label: finite weight >= 0\}"),
+    (lambda X, y: LinearClassifier(class_weight={0: 0, 1: 0, 2: 0}).fit(X, y), r"^class_weight: the weights"),
 ])
 def test_bad_weights_are_one_clear_error(fit, message, blobs):
     with pytest.raises(ValueError, match=message):
@@ -253,3 +256,52 @@ def test_a_class_weight_label_that_is_not_a_class_is_refused_before_any_work(wei
         == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("featurepipe: config error: heads[1].params.class_weight: 'rd' is not "
                                                "a class of the data set (classes: 'blue', 'green', 'red')")
+
+
+def test_a_refused_fit_leaves_the_head_as_it_was(blobs):
+    """A fit refused by its checks sets nothing a prediction or a warm start would read: a new head stays
+    unfitted, a fitted one keeps its model."""
+    X, y = blobs
+    head = LinearClassifier(class_weight={5: 2.0})
+    with pytest.raises(ValueError, match="class_weight: 5 is not a class"):
+        head.fit(X, y)
+    with pytest.raises(NotFittedError):
+        head.predict(X)
+    fitted = LinearClassifier(optimizer="lbfgs").fit(X, y)
+    before = fitted.predict(X)
+    with pytest.raises(ValueError, match="class_weight"):
+        fitted.set_params(class_weight={5: 2.0}).fit(X, np.where(y == 2, 3, y))
+    np.testing.assert_array_equal(fitted.predict(X), before)
+
+
+def test_partial_fit_takes_a_class_weight_dict_on_batches_without_its_class(blobs):
+    X, y = blobs
+    head = LinearClassifier(class_weight={2: 5.0}, random_state=0)
+    head.partial_fit(X, y, classes=[0, 1, 2])
+    head.partial_fit(X[y < 2], y[y < 2])  # the rare class's weight is not needed here
+    assert head.n_iter_ == 2
+
+
+def test_a_refused_first_partial_fit_starts_nothing(blobs):
+    X, y = blobs
+    head = LinearClassifier()
+    with pytest.raises(ValueError, match="label 2 is not among the classes"):
+        head.partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(head, "classes_") and not hasattr(head, "_stream")
+    head.partial_fit(X, y, classes=[0, 1, 2])  # the corrected call starts the stream
+    assert head.n_iter_ == 1
+
+
+def test_a_partial_fit_stream_stays_at_the_end_of_its_schedule(blobs):
+    """A step schedule over ``max_iter`` calls: after them the learning rate stays where the schedule ends."""
+    from featurepipe.heads.base import _held_at_end
+
+    schedule = LinearClassifier(schedule="step", max_iter=3)._schedule()
+    held = _held_at_end(schedule, 3)
+    assert [held(t) for t in (3, 6, 9)] == [schedule(3)] * 3 and schedule(9) < schedule(3)
+    head = LinearClassifier(schedule="step", max_iter=3, learning_rate=0.05, random_state=0)
+    for _ in range(8):
+        head.partial_fit(*blobs, classes=[0, 1, 2])
+    before = head.coef_.copy()
+    head.partial_fit(*blobs)  # call 9: still at the end's rate (5e-5), not divided twice more (5e-11)
+    assert head.n_iter_ == 9 and np.abs(head.coef_ - before).max() > 1e-6

@@ -63,11 +63,12 @@ def test_successive_halving_runs_the_best_third_in_full(wide, monkeypatch):
 
     def recording(self, X, y, sample_weight=None):
         fits.append((self.alpha, self.max_iter))
+        assert self.class_weight == {"red": 2.0}  # the survivors of a round are the points as given, dict and all
         return real(self, X, y, sample_weight)
 
     monkeypatch.setattr(MLPClassifier, "fit", recording)
     head = HeadConfig(name="mlp", model="mlp", params={"hidden_layer_sizes": [8], "alpha": [1e-4, 1e-3, 1e-2, 1e-1],
-                                                      "max_iter": 30, "random_state": 0})
+                                                      "max_iter": 30, "random_state": 0, "class_weight": {"red": 2.0}})
     found = search(wide, head, normalization_options("standardize"))
     short = [f for f in fits if f[1] == 10]
     full = [f for f in fits if f[1] == 30]

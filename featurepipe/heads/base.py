@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
@@ -54,7 +54,7 @@ class Start:
     @classmethod
     def of(cls, head):
         """The start ``head`` offers, or None when it is not fitted."""
-        if not hasattr(head, "classes_"):
+        if not _trained(head):
             return None
         return cls([np.array(p, np.float32) for p in head._network_params()], head.classes_,
                    getattr(head, "_kept_preconditioner", None))
@@ -166,15 +166,15 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         warm = Start.of(self) if self.warm_start else None  # read before this fit replaces it
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
-        self.classes_, labels = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
+        classes, labels = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes, "
-                f"got 1 class: {self.classes_[0]!r}"
+                f"got 1 class: {classes[0]!r}"
             )
         self.validate_params()
         weights = self._weights(X, y, sample_weight)
-        y = labels
+        self.classes_, y = classes, labels  # after every check: a refused fit leaves the head as it was
         loss = self._part("loss")
         optimizer = self._part("optimizer")
         if preconditioner is None:
@@ -312,26 +312,29 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         stream = getattr(self, "_stream", None)
         X, y = validate_data(self, X, y, dtype=np.float32, reset=stream is None)
         check_classification_targets(y)
-        if stream is None:
-            stream = self._start_stream(X, classes)
-        else:
-            self._ensure_valid()
-            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(f"partial_fit: classes {np.unique(classes).tolist()} differ from the first call's "
-                                 f"{self.classes_.tolist()}")
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"partial_fit: label {unknown.tolist()[0]!r} is not among the classes of the first call "
-                             f"({', '.join(map(repr, self.classes_.tolist()))}); pass every label as classes= then")
         if isinstance(self.class_weight, str):
             raise ValueError("class_weight='balanced' needs every row's label, which partial_fit never sees at "
                              "once: pass a dict, e.g. from sklearn.utils.class_weight.compute_class_weight")
+        if stream is None:
+            known = self._stream_classes(classes)
+        else:
+            self._ensure_valid()
+            known = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), known):
+                raise ValueError(f"partial_fit: classes {np.unique(classes).tolist()} differ from the first call's "
+                                 f"{known.tolist()}")
+        unknown = np.setdiff1d(y, known)
+        if unknown.size:
+            raise ValueError(f"partial_fit: label {unknown.tolist()[0]!r} is not among the classes of the first call "
+                             f"({', '.join(map(repr, known.tolist()))}); pass every label as classes= then")
+        if stream is None:  # every check passed: nothing of the head changes before this
+            stream = self._start_stream(X, known)
         weights = row_weights(X, y, self.classes_, sample_weight, self.class_weight)
         network = self._build_network(X.shape[1], len(self.classes_))
         objective = Objective(network, self._part("loss"), Penalty(l2=self.alpha, l1=self.l1))
         loss, accuracy = run_epoch(
             objective, stream.params, X, np.searchsorted(self.classes_, y), optimizer=self._part("optimizer"),
-            state=stream.state, schedule=self._schedule(), epoch=stream.epochs,
+            state=stream.state, schedule=_held_at_end(self._schedule(), self.max_iter), epoch=stream.epochs,
             batch_size=min(self.batch_size, X.shape[0]), order=np.arange(X.shape[0]), shuffle=self.shuffle,
             rng=stream.rng, weights=weights)
         stream.epochs += 1
@@ -343,16 +346,21 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         self.validation_scores_ = None
         return self
 
-    def _start_stream(self, X, classes):
-        """The first ``partial_fit`` call's set-up: classes, initial parameters (``fit``'s when the head is
-        fitted on the same features and classes) and a fresh optimiser state."""
+    def _stream_classes(self, classes) -> np.ndarray:
+        """The classes of a first ``partial_fit`` call: ``classes``, or a fitted head's own."""
         if classes is None and not hasattr(self, "classes_"):
             raise ValueError("partial_fit: classes is required on the first call: every label the calls will see")
+        known = np.unique(self.classes_ if classes is None else classes)
+        if len(known) < 2:
+            raise ValueError(f"partial_fit: classes must hold at least 2 classes, got {known.tolist()}")
+        return known
+
+    def _start_stream(self, X, classes):
+        """The first ``partial_fit`` call's set-up: ``classes``, initial parameters (``fit``'s when the head is
+        fitted on the same features and classes) and a fresh optimiser state."""
         self.validate_params()
         start = Start.of(self)  # fit's parameters, read before the classes are set
-        self.classes_ = np.unique(self.classes_ if classes is None else classes)
-        if len(self.classes_) < 2:
-            raise ValueError(f"partial_fit: classes must hold at least 2 classes, got {self.classes_.tolist()}")
+        self.classes_ = classes
         network = self._build_network(X.shape[1], len(self.classes_))
         rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         params = self._initial_params(start, network)
@@ -395,6 +403,8 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self)
+        if not _trained(self):  # a fit that failed after its checks (a divergence) leaves no parameters
+            raise NotFittedError(f"This {type(self).__name__} has no trained parameters: its last fit failed")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         network = self._build_network(self.n_features_in_, len(self.classes_))
         scores, _ = network.forward(self._network_params(), X)
@@ -404,6 +414,21 @@ class BaseHead(ClassifierMixin, Stage, BaseEstimator):
         if self.early_stopping:
             require(Real(0, 1, low_open=True, high_open=True).holds(self.validation_fraction), "validation_fraction",
                     "must be in (0, 1) with early_stopping", self.validation_fraction)
+
+
+def _held_at_end(schedule, end):
+    """``schedule`` that stays at its value at ``end`` after it (a ``partial_fit`` stream outlasting ``max_iter``
+    calls: a step schedule would otherwise go on dividing the learning rate)."""
+    return lambda t: schedule(min(t, end))
+
+
+def _trained(head) -> bool:
+    """Whether ``head`` has classes and trained parameters for them: a fit that failed midway leaves its
+    classes beside no parameters, or beside an earlier fit's for other classes."""
+    try:
+        return hasattr(head, "classes_") and head._network_params()[-1].shape[-1] == len(head.classes_)
+    except AttributeError:
+        return False
 
 
 def _applies(preconditioner, X, classes) -> bool:

@@ -57,8 +57,8 @@ class LinearClassifierCV(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     alpha_ : float
-        The alpha with the best mean validation accuracy (the first of equals in ``alphas_``: the largest
-        of the grid, the stronger regularisation).
+        The alpha with the best mean validation accuracy (the first of equals in ``alphas_``: for ``'auto'``
+        the largest of the grid, the stronger regularisation; for a list, the first of equals as listed).
     alphas_ : ndarray of shape (n_alphas,)
         Every alpha searched, in the order searched (an extension's after the grid).
     cv_results_ : dict of ndarrays
@@ -197,12 +197,14 @@ class _ArraySearch(FoldSearch):
 
     def refit(self, alpha: float) -> LinearClassifier:
         """The head at ``alpha`` fitted on every row: from the search's Gram matrix through the row space when
-        the folds were searched by it, else starting from the last fold's solution at ``alpha``."""
+        the folds were searched by it, else (L-BFGS) starting from the last fold's solution at ``alpha``."""
         head = self._head({"alpha": alpha})
         X, y = self.X, self.labels
         if self.gram is not None and head.solves_by_gram(*X.shape):
             return head.fit_by_gram(X, y, self.gram.matrix, sample_weight=self.sample_weight)
         fold_model = self.models.get(point_key({"alpha": alpha}))
-        return head._fit(X, y, start=None if fold_model is None else Start.of(fold_model),
-                         sample_weight=self.sample_weight)
+        # L-BFGS converges to the same optimum from anywhere; a mini-batch fit starts afresh (fitting._refit's
+        # rule), else the refit would add its epochs to the fold's and train another model than alpha_'s fit.
+        warm = fold_model is not None and head._part("optimizer").full_batch
+        return head._fit(X, y, start=Start.of(fold_model) if warm else None, sample_weight=self.sample_weight)
 

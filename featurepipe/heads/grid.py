@@ -206,7 +206,8 @@ class FoldSearch:
             keep = -(-len(ranked) // HALVING_FACTOR)
             for key in ranked[keep:]:
                 self.scores[key], self.eliminated[key] = trial[key], epochs
-            points = [dict(point) for _, point in ranked[:keep]]
+            by_key = {point_key(point): point for point in points}  # the points as given (a dict stays a dict)
+            points = [by_key[point] for _, point in ranked[:keep]]
         self._primal_pass(n, points, self.scores)
 
     def _rungs(self, n: int, points) -> list[int]:

@@ -200,8 +200,10 @@ class LinearClassifier(BaseHead):
         With L-BFGS and its preconditioner (shared by the path; with its ``RowSpace`` when there are fewer rows
         than features) on a matrix of more than ``_SMALL`` values the fits run together (``fit_together``):
         one pass over ``X`` per round evaluates every alpha still running, so the grid costs a small multiple
-        of its slowest fit. Otherwise they are fitted from the largest alpha down, each starting from the
-        previous solution -- on one BLAS thread for a small matrix, whose products gain nothing from more.
+        of its slowest fit. Otherwise they are fitted from the largest alpha down -- on one BLAS thread for a
+        small matrix, whose products gain nothing from more -- with L-BFGS each starting from the previous
+        solution (the optimum does not depend on the start); a mini-batch fit starts afresh, as ``fit`` does,
+        since where it ends depends on where it starts and on its schedule.
         """
         alphas = [float(a) for a in alphas]
         self.validate_params()
@@ -214,9 +216,9 @@ class LinearClassifier(BaseHead):
             fit_together(models, X, y, preconditioners=exact, sample_weight=sample_weight)
         else:
             with threadpool_limits(1 if np.size(X) <= _SMALL else None, user_api="blas"):
-                previous = None
+                previous, warm = None, self._part("optimizer").full_batch
                 for model, preconditioner in zip(models, exact):
-                    start = Start.of(previous) if previous is not None else None
+                    start = Start.of(previous) if previous is not None and warm else None
                     previous = model._fit(X, y, start=start, preconditioner=preconditioner,
                                           sample_weight=sample_weight)
         fitted = dict(zip(distinct, models))

@@ -14,8 +14,8 @@ from ..core import Real, Satisfies
 #: dict ``{label: weight}``.
 CLASS_WEIGHT = Satisfies(
     lambda v: v is None or (isinstance(v, str) and v == "balanced")
-    or (isinstance(v, dict) and all(Real(0).holds(w) for w in v.values())),
-    "must be None, 'balanced' or a dict {label: weight >= 0}")
+    or (isinstance(v, dict) and all(Real(0).holds(w) and np.isfinite(w) for w in v.values())),
+    "must be None, 'balanced' or a dict {label: finite weight >= 0}")
 
 
 def row_weights(X, y, classes, sample_weight=None, class_weight=None):
@@ -28,8 +28,9 @@ def row_weights(X, y, classes, sample_weight=None, class_weight=None):
     if class_weight is not None:
         weights *= class_row_weights(y, classes, class_weight)
     if not weights.sum() > 0:
-        raise ValueError("sample_weight: the weights (times class_weight) are all zero; at least one row must "
-                         "weigh something")
+        given = "sample_weight times class_weight" if sample_weight is not None else "class_weight"
+        raise ValueError(f"{given.split()[0]}: the weights ({given}) are all zero; at least one row must weigh "
+                         "something")
     return weights
 
 
@@ -43,10 +44,15 @@ def mean_one(weights):
 
 def class_row_weights(y, classes, class_weight) -> np.ndarray:
     """Each row's weight under ``class_weight``: ``"balanced"`` from the counts of ``y``, or a dict's
-    value for its label (1 for labels the dict leaves out)."""
-    if isinstance(class_weight, dict):
-        unknown = [label for label in class_weight if not np.isin(label, classes)]
-        if unknown:
-            raise ValueError(f"class_weight: {unknown[0]!r} is not a class of y (classes: "
-                             f"{', '.join(map(repr, np.asarray(classes).tolist()))})")
-    return compute_sample_weight(class_weight, y)
+    value for its label (1 for labels the dict leaves out, and a dict's label may be missing from ``y``: a
+    ``partial_fit`` batch without the rare class)."""
+    if not isinstance(class_weight, dict):
+        return compute_sample_weight(class_weight, y)
+    unknown = [label for label in class_weight if not np.isin(label, classes)]
+    if unknown:
+        raise ValueError(f"class_weight: {unknown[0]!r} is not a class of y (classes: "
+                         f"{', '.join(map(repr, np.asarray(classes).tolist()))})")
+    y, weights = np.asarray(y), np.ones(len(y))
+    for label, weight in class_weight.items():
+        weights[y == label] = weight
+    return weights
