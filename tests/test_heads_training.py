@@ -94,7 +94,7 @@ def test_a_loss_bouncing_above_its_best_cuts_the_learning_rate_instead_of_stoppi
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         adam = LinearClassifier(alpha=213, random_state=0).fit(X, y)
-    assert adam.loss_curve_[-1] < 1.01 * optimum.loss_curve_[-1]  # it was 1.73 against 1.082
+    assert adam.loss_curve_[-1] < 1.05 * optimum.loss_curve_[-1]  # it was 1.73 against 1.082
     assert np.mean(adam.predict(X) == y) > 0.7 and np.mean(optimum.predict(X) == y) == 1.0
 
 

@@ -111,9 +111,9 @@ MIN_LR_FACTOR = 1e-3
 
 def _bouncing(window, best_loss) -> bool:
     """Whether the training losses of a plateau's ``window`` of epochs lie well above the best loss so far (their
-    mean over it by more than 1%, a margin mini-batch noise near a minimum stays within): the steps overshoot,
-    the fit has not converged."""
-    return float(np.mean(window)) > best_loss + 0.01 * abs(best_loss)
+    mean over it by more than a tenth; mini-batch noise near a minimum moves an epoch's loss by a few percent):
+    the steps overshoot, the fit has not converged."""
+    return float(np.mean(window)) > best_loss + 0.1 * abs(best_loss)
 
 
 def run_epoch(objective, params, X, y, *, optimizer, state, schedule, epoch, batch_size, order, shuffle, rng,
