@@ -82,6 +82,40 @@ def test_dense_sift_sampling_draws_grid_descriptors(images):
     assert all(np.abs(every - row).max(axis=1).min() < 1e-6 for row in drawn)
 
 
+@pytest.mark.parametrize("color", ["rgb", "hsv", "opponent"])
+def test_colour_sift_is_one_grey_sift_per_channel(images, color):
+    """Each 128-d part of a colour descriptor is the dense SIFT of that channel's image (as a grey image of its
+    own); sampling draws whole grid descriptors of that width."""
+    import cv2
+
+    sift = SIFT(step=8, sizes=(8,), root=True, color=color)
+    values = sift.compute(images[:3]).values
+    assert values.shape == (3 * 16, 384) and sift.n_features == 384
+    rgb = images[:3].astype(np.float32)
+    channels = {"rgb": [rgb[..., c] for c in range(3)],
+                "hsv": [np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2HSV_FULL) for im in images[:3]])[..., c]
+                        for c in range(3)],
+                "opponent": [(rgb[..., 0] - rgb[..., 1]) / np.sqrt(2), (rgb[..., 0] + rgb[..., 1] - 2 * rgb[..., 2])
+                             / np.sqrt(6), rgb.sum(axis=-1) / np.sqrt(3)]}[color]
+    for c, channel in enumerate(channels):
+        alone = SIFT(step=8, sizes=(8,), root=True).compute(channel[..., None].astype(np.float32)).values
+        np.testing.assert_allclose(values[:, 128 * c:128 * (c + 1)], alone, atol=1e-5)
+    drawn = sift.sample(images[:3], 20, np.random.default_rng(0))
+    assert drawn.shape == (20, 384) and all(np.abs(values - row).max(axis=1).min() < 1e-6 for row in drawn)
+
+
+def test_opponent_sift_of_a_grey_image_is_its_grey_sift_and_flat_colour(images):
+    grey = images[..., :1]
+    opponent = SIFT(step=8, sizes=(8,), color="opponent").compute(grey).values
+    assert not opponent[:, :256].any()  # no colour: zero descriptors, not NaN
+    np.testing.assert_allclose(opponent[:, 256:], SIFT(step=8, sizes=(8,)).compute(grey).values, atol=1e-5)
+
+
+def test_colour_sift_needs_the_dense_grid():
+    with pytest.raises(featurepipe.core.ParamError, match="^color: must be 'grey' with mode='detect'"):
+        SIFT(mode="detect", color="rgb").validate_params()
+
+
 def test_detected_sift_keypoints():
     image = np.zeros((1, 64, 64, 3), np.uint8)
     for r, c in [(16, 16), (16, 44), (44, 30)]:

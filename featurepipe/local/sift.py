@@ -5,18 +5,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..core import Boolean, Integer, Options, Real, Sequence, register
+from ..core import Boolean, Integer, Options, Real, Sequence, register, require
 from ..imageops import to_grey
 from .base import Descriptor, LocalFeatures
 from .dsift import BIN_WIDTH_PER_SIZE, dense_sift, grid_centres, grid_positions, iter_dense_sift
 
 MODES = ("dense", "dense_opencv", "detect")
+#: The images SIFT describes: the grey image, or three colour channels (VLFeat's PHOW ``Color`` options).
+COLOURS = ("grey", "rgb", "hsv", "opponent")
 _EPS = np.float32(1e-12)
 
 
 @register("descriptor", "sift")
 class SIFT(Descriptor):
-    """128-d SIFT descriptors of the grey image, L2-normalised (or RootSIFT with ``root``).
+    """128-d SIFT descriptors of the grey image, L2-normalised (or RootSIFT with ``root``); with ``color``
+    (dense mode), 3 x 128: one descriptor per channel of the RGB, HSV or opponent image, each normalised on its
+    own and joined at every keypoint (VLFeat's PHOW ``Color``). Opponent colour (van de Sande et al. 2010) is
+    ``(R - G) / sqrt 2``, ``(R + G - 2B) / sqrt 6`` and the intensity ``(R + G + B) / sqrt 3``; a grey image
+    has no colour, so its first two channels describe flat images (zero descriptors) and its third is the
+    grey image's SIFT: colour descriptors cost a grey data set nothing but width.
 
     ``mode='dense'``: upright keypoints every ``step`` pixels, once per keypoint diameter in ``sizes``
     (dense SIFT at several scales, as in VLFeat's PHOW), computed for the whole batch at once by
@@ -40,11 +47,13 @@ class SIFT(Descriptor):
         "max_keypoints": Integer(0),
         "contrast_threshold": Real(0, low_open=True, message="must be > 0"),
         "smoothing": Options("phow") | Real(0),
+        "color": Options(*COLOURS, message=f"must be one of {COLOURS}"),
     }
 
     def __init__(self, mode="dense", step=4, sizes=(8, 16), root=False, max_keypoints=0, contrast_threshold=0.04,
-                 smoothing="phow"):
+                 smoothing="phow", color="grey"):
         self.mode = mode
+        self.color = color
         self.step = step
         self.sizes = sizes
         self.root = root
@@ -54,7 +63,25 @@ class SIFT(Descriptor):
 
     @property
     def n_features(self):
-        return 128
+        return 128 if self.color == "grey" else 3 * 128
+
+    def _check_combination(self):
+        require(self.color == "grey" or self.mode == "dense", "color",
+                f"must be 'grey' with mode={self.mode!r}: colour descriptors are computed on the dense grid", self.color)
+
+    def _channels(self, batch) -> list[np.ndarray]:
+        """The ``(n, H, W)`` images described: the grey image, or the three channels of ``color`` (float32)."""
+        if self.color == "grey":
+            return [to_grey(batch)]
+        rgb = np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
+        if self.color == "rgb":
+            return [rgb[..., c] for c in range(3)]
+        if self.color == "hsv":
+            n, h, w, _ = rgb.shape
+            hsv = cv2.cvtColor(np.ascontiguousarray(rgb).reshape(n * h, w, 3), cv2.COLOR_RGB2HSV_FULL).reshape(n, h, w, 3)
+            return [hsv[..., c] for c in range(3)]
+        r, g, b = (rgb[..., c].astype(np.float32) for c in range(3))
+        return [(r - g) / np.sqrt(2), (r + g - 2 * b) / np.sqrt(6), (r + g + b) / np.sqrt(3)]
 
     def _normalised(self, values):
         if self.root:
@@ -82,24 +109,28 @@ class SIFT(Descriptor):
         """Dense mode: describe only ``count`` random (image, grid keypoint) pairs, not the whole grid."""
         if self.mode != "dense":
             return super()._sample_block(batch, count, rng)
-        grey = to_grey(batch)
-        _, h, w = grey.shape
-        image = rng.integers(len(grey), size=count)
+        channels = self._channels(batch)
+        _, h, w = channels[0].shape
+        image = rng.integers(len(batch), size=count)
         point = rng.integers(len(self.sizes) * (h // self.step) * (w // self.step), size=count)
         used, which = np.unique(image, return_inverse=True)
-        values = np.empty((count, 128), np.float32)
-        for start, block in iter_dense_sift(grey[used], self.step, self._bin_widths(), **self._dense_options()):
-            rows = np.flatnonzero((which >= start) & (which < start + len(block)))
-            values[rows] = block[which[rows] - start, point[rows]]
+        values = np.empty((count, self.n_features), np.float32)
+        for c, channel in enumerate(channels):
+            for start, block in iter_dense_sift(channel[used], self.step, self._bin_widths(), **self._dense_options()):
+                rows = np.flatnonzero((which >= start) & (which < start + len(block)))
+                values[rows, 128 * c:128 * (c + 1)] = block[which[rows] - start, point[rows]]
         return values
 
     def compute(self, batch):
+        if self.mode == "dense":  # normalised (and RootSIFT) by dense_sift, channel by channel
+            channels = self._channels(batch)
+            n, h, w = channels[0].shape
+            values = np.concatenate([dense_sift(channel, self.step, self._bin_widths(), **self._dense_options())
+                                     for channel in channels], axis=2)
+            positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
+            return LocalFeatures(values.reshape(-1, self.n_features), np.full(n, values.shape[1], np.int64), positions)
         grey = to_grey(batch)
         n, h, w = grey.shape
-        if self.mode == "dense":  # normalised (and RootSIFT) by dense_sift
-            values = dense_sift(grey, self.step, self._bin_widths(), **self._dense_options())
-            positions = np.tile(grid_positions(h, w, self.step, len(self.sizes)), (n, 1))
-            return LocalFeatures(values.reshape(-1, 128), np.full(n, values.shape[1], np.int64), positions)
         sift = self._sift()
         if self.mode == "dense_opencv":
             keypoints = self.opencv_keypoints(h, w)
