@@ -128,3 +128,17 @@ def test_pooling_does_not_depend_on_chunk_size(monkeypatch):
 def test_normalisation(norm, expected):
     np.testing.assert_allclose(normalise(np.array([[3.0, -1.0]], np.float32), norm)[0], expected, rtol=1e-6)
     assert np.isfinite(normalise(np.zeros((1, 2), np.float32), norm)).all()
+
+
+def test_a_gmm_fit_whose_component_collapses_in_float32_is_fitted_in_float64():
+    """Thousands of identical descriptors (flat image regions; a grey image's colour channels) far from the
+    origin: scikit-learn's float32 EM computes a negative variance and refuses; the fit goes on in float64."""
+    from featurepipe.local.gmm import fit_gmm
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([np.full((3000, 16), 0.3), rng.normal(size=(300, 16)) * 0.05 + 0.3]).astype(np.float32) + 1000
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(8, covariance_type="diag", reg_covar=1e-6, random_state=0).fit(X)
+    weights, means, variances = fit_gmm(X, 8, rng=np.random.default_rng(0))
+    assert weights.dtype == np.float32 and np.isclose(weights.sum(), 1) and (variances > 0).all()
+    assert weights.max() > 0.5  # the flat descriptors' own component

@@ -18,6 +18,9 @@ class _Silent:
     def set_postfix_str(self, text: str) -> None:
         pass
 
+    def reset(self) -> None:
+        pass
+
     def __enter__(self):
         return self
 
