@@ -157,7 +157,7 @@ def test_sampling_is_proportional_and_bounded():
 
 
 def test_descriptor_registry_and_nested_config():
-    assert featurepipe.list("descriptor") == ["patches", "sift"]
+    assert featurepipe.list("descriptor") == ["color_stats", "patches", "sift"]
     assert isinstance(featurepipe.create("descriptor", "sift", root=True), SIFT)
     with pytest.raises(ValueError, match="unknown descriptor 'hog'"):
         featurepipe.create("descriptor", "hog")
@@ -168,3 +168,41 @@ def test_descriptor_registry_and_nested_config():
         build_stage({"bovw": {"descriptor": {"patches": {"size": 0}}}}, "pipeline.extractor")
     with pytest.raises(SpecError, match=r"n_components: must be an integer in \[1, 128\]"):
         build_stage({"pca_sift": {"n_components": 200}}, "pipeline.extractor")
+
+
+def test_colour_statistics_by_hand(images):
+    """Each patch's sub-region means and standard deviations of R, G and B, against a plain loop."""
+    from featurepipe.local import ColourStatistics
+
+    stats = ColourStatistics(size=8, stride=4, grid=2)
+    found = stats.compute(images[:2])
+    assert found.values.shape == (2 * 7 * 7, 24) and stats.n_features == 24
+    expected = []
+    for image in images[:2].astype(np.float64) / 255:
+        for top in range(0, 25, 4):
+            for left in range(0, 25, 4):
+                cells = [image[top + 4 * i:top + 4 * i + 4, left + 4 * j:left + 4 * j + 4].reshape(-1, 3)
+                         for i in range(2) for j in range(2)]
+                expected.append(np.stack([[c.mean(axis=0), c.std(axis=0)] for c in cells]).transpose(0, 2, 1).ravel())
+    np.testing.assert_allclose(found.values, np.array(expected), atol=1e-5)
+    np.testing.assert_allclose(found.positions[:2], [[4 / 32, 4 / 32], [4 / 32, 8 / 32]])
+
+
+def test_colour_statistics_of_a_grey_image_fill_every_colour_slot(images):
+    from featurepipe.local import ColourStatistics
+
+    grey = images[:2, ..., :1]
+    one = ColourStatistics(size=8, stride=8, grid=2).compute(grey).values.reshape(-1, 4, 3, 2)
+    np.testing.assert_array_equal(one[:, :, 0], one[:, :, 1])
+    np.testing.assert_array_equal(one[:, :, 0], one[:, :, 2])
+    with pytest.raises(featurepipe.core.ParamError, match="^size: must be a multiple of grid"):
+        ColourStatistics(size=10, grid=4).validate_params()
+
+
+@pytest.mark.parametrize("extractor", ["bovw", "fisher"])
+def test_colour_statistics_under_bag_of_words_and_fisher_vectors(images, extractor):
+    vocabulary = {"n_words": 4} if extractor == "bovw" else {"n_gaussians": 2, "projection": "pca", "n_components": 8}
+    built = featurepipe.create("extractor", extractor, descriptor={"color_stats": {"size": 8, "stride": 4}},
+                               n_samples=500, random_state=0, **vocabulary)
+    X = built.fit(images).transform(images)
+    assert X.shape[0] == len(images) and np.isfinite(X).all() and X.shape[1] == len(built.get_feature_names_out())
