@@ -28,9 +28,9 @@ def row_weights(X, y, classes, sample_weight=None, class_weight=None):
     if class_weight is not None:
         weights *= class_row_weights(y, classes, class_weight)
     if not weights.sum() > 0:
-        given = "sample_weight times class_weight" if sample_weight is not None else "class_weight"
-        raise ValueError(f"{given.split()[0]}: the weights ({given}) are all zero; at least one row must weigh "
-                         "something")
+        name = "class_weight" if sample_weight is None else "sample_weight"  # the parameter the caller gave
+        raise ValueError(f"{name}: the weights (sample_weight times class_weight) are all zero; at least one row "
+                         "must weigh something")
     return weights
 
 

@@ -19,17 +19,17 @@ def fit_gmm(X: np.ndarray, n_components: int, *, max_iter: int = 100, rng: np.ra
             bar.update()
 
     seed = int(np.random.default_rng(rng).integers(2**31 - 1))
+    fit = lambda dtype: ReportingMixture(n_components, covariance_type="diag", max_iter=max_iter,  # noqa: E731
+                                         reg_covar=1e-6, random_state=seed).fit(np.asarray(X, dtype))
     with progress_bar(max_iter, "GMM (EM)", "iteration") as bar:
         try:
-            model = ReportingMixture(n_components, covariance_type="diag", max_iter=max_iter, reg_covar=1e-6,
-                                     random_state=seed).fit(np.asarray(X, np.float32))
+            model = fit(np.float32)
         except ValueError:
             # A component collapsed onto identical samples (flat image regions all give one descriptor, e.g. the
             # colour channels of a grey image) and float32 rounding took its variance below zero: scikit-learn's
             # advice, the same fit in float64, where the variance floor reg_covar holds.
             bar.reset()
-            model = ReportingMixture(n_components, covariance_type="diag", max_iter=max_iter, reg_covar=1e-6,
-                                     random_state=seed).fit(np.asarray(X, np.float64))
+            model = fit(np.float64)
         if model.converged_:
             bar.set_postfix_str("converged")
     return (model.weights_.astype(np.float32), model.means_.astype(np.float32),
