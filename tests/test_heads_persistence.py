@@ -123,3 +123,20 @@ def test_save_replaces_an_existing_file_whole(blobs, tmp_path):
     assert isinstance(load_model(path), LinearClassifier)
     assert [p.name for p in tmp_path.iterdir()] == ["head.npz"]
     assert zipfile.is_zipfile(path)
+
+
+@pytest.mark.parametrize("class_weight", [{"pairs": [[[1, 2], 3]]}, {"pairs": [[1, 2, 3]]}, {"pairs": [[0, "x"]]}])
+def test_an_edited_class_weight_is_refused_on_load(tmp_path, class_weight):
+    """A stranger's head file whose ``class_weight`` is not a dict of labels to finite weights: refused as a
+    ValueError or TypeError (which the head-folder loader reports as damaged), never a head that loads."""
+    from featurepipe.heads.persistence import model_from_arrays
+
+    X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    path = tmp_path / "head.npz"
+    save_model(LinearClassifier(class_weight={0: 2.0}, optimizer="lbfgs").fit(X, np.repeat([0, 1, 2], 10)), path)
+    data = dict(np.load(path))
+    metadata = json.loads(data["metadata"].item())
+    metadata["params"]["class_weight"] = class_weight
+    data["metadata"] = np.array(json.dumps(metadata))
+    with pytest.raises((ValueError, TypeError)):
+        model_from_arrays(data, "head.npz")

@@ -80,6 +80,7 @@ def model_from_arrays(data, path):
     model = _estimators()[metadata["estimator"]](
         **{key: _decode(value) for key, value in metadata["params"].items()}
     )
+    model.validate_params()  # a stranger's file: every parameter by the head's own constraints, as fit checks them
     model.classes_ = data["classes"]
     model.n_features_in_ = metadata["n_features_in"]
     if "feature_names_in" in data:
