@@ -24,8 +24,10 @@ both sides get the same folds as index arrays.
   squared_hinge`` (the primal solver: in the dual, liblinear with that intercept column stopped at max_iter 500
   with an objective 5 times ours, 2026-12-07), ``LogisticRegression(solver="lbfgs")`` (multinomial) for ``log_loss``; both at tol 1e-4, the
   head's ``max_iter``.
-- Both use the machine's 2 cores: ours through BLAS threads, theirs through 2 joblib workers.
-- The searches alternate (ours, theirs, ours, ...); each side's best round is kept. Printed: the times and
+- Both use the machine's 2 cores through 2 joblib (loky) workers: ours as the product runs it with ``run.jobs:
+  2`` (the folds' chains side by side; BLAS threads where it searches on features), theirs as ``n_jobs=2``.
+- The searches alternate (ours, theirs, ours, ...), each side's worker processes started before it is timed
+  (``warm_up``); each side's best round is kept. Printed: the times and
   their ratio, the setting each side chose and its mean validation accuracy, and the objective each side's
   fit at the chosen setting reached on the first fold, evaluated the same way in float64
   (``mean_i loss + 0.5 alpha ||W||^2``).
@@ -92,11 +94,27 @@ def regrouped(data, n_classes: int):
 
 
 def ours(data, head_class, params, splits, options):
+    from featurepipe.runner import map_in_processes
     from featurepipe.selection import Search
 
-    search = Search(data, head_class, params, splits, options, keep=False)
+    search = Search(data, head_class, params, splits, options, keep=False, map_tasks=map_in_processes(2))
     search.run()
     return search
+
+
+def warm_up(side: str) -> None:
+    """Start ``side``'s two worker processes before its search is timed: each side keeps a pool of loky
+    workers, and the two pools differ (featurepipe's workers run the extraction's initializer), so each round
+    would otherwise time the other side's pool being replaced. The product's searches run on the workers the
+    extraction started."""
+    from joblib import Parallel, delayed
+
+    if side == "featurepipe":
+        from featurepipe.runner import map_in_processes
+
+        map_in_processes(2)(abs, [(-1,), (-2,)])
+    else:
+        Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(2))
 
 
 def theirs_head(loss, max_iter):
@@ -154,12 +172,14 @@ def main():
     timings = {"featurepipe": [], "GridSearchCV": []}
     found = {}
     for _ in range(args.rounds):
+        warm_up("featurepipe")
         search, seconds = harness.timed(ours, data, head_class, params, splits, options)
         timings["featurepipe"].append(seconds)
         print(f"featurepipe's search: {seconds:.1f} s ({', '.join(search.solver(n) for n in range(len(options)))})",
               flush=True)
         found["featurepipe"] = search
         grids = [[p["alpha"] for p in search.grids[n][0]] for n in range(len(options))]
+        warm_up("GridSearchCV")
         grid_search, seconds = harness.timed(theirs, X, y, splits, normalizations, grids, loss, max_iter)
         timings["GridSearchCV"].append(seconds)
         print(f"GridSearchCV: {seconds:.1f} s", flush=True)

@@ -15,6 +15,7 @@ from .extract import config_dataset, training_data
 from .fitting import cached_head, fit_and_score, head_key, named_heads
 from .metrics import accuracy_interval
 from .report import write_report
+from .runner import map_in_processes
 from .summary import accuracy_text, chosen_text, seconds_text
 
 #: A cell whose McNemar p-value against the best cell is at least this is indistinguishable from it.
@@ -60,7 +61,7 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
             cached = cached_head(data.store, key) is not None
             if not cached:
                 print(f"{where}: fitting on {data.store.dimension(data.key)}-d features", flush=True)
-            result = fit_and_score(data, head, sub.train)
+            result = fit_and_score(data, head, sub.train, map_tasks=map_in_processes(sub.run.jobs))
             record = result.record
             answers.append(test_answers(data, result.model, result.normalization))
             print(f"{where}: {'cached (' if cached else '    '}test "

@@ -22,7 +22,7 @@ from .calibration import PlattScaling, fit_platt
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
-from .heads.grid import is_grid
+from .heads.grid import is_grid, map_in_order
 from .matrix import Segment, build_matrix, fit_normalization, iter_blocks
 from .metrics import ece, score_predictions
 from .normalize import Normalization
@@ -103,10 +103,11 @@ def head_code_version(model: str, params: dict, options: list) -> str:
 
 
 def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, verbose: bool = False,
-                  log=None) -> HeadResult:
+                  log=None, map_tasks=map_in_order) -> HeadResult:
     """Fit, select, refit and score ``head`` on ``data`` with the ``train`` settings (``head.normalize``, when
     set, instead of ``train.normalize``); reuse the stored result if any. ``log(split, n_splits, normalize,
-    params, validation_accuracy)`` is called after each grid point."""
+    params, validation_accuracy)`` is called after each grid point; the search's independent fits run through
+    ``map_tasks`` (``runner.map_in_processes(jobs)`` for several cores), which does not change the result."""
     key = head_key(data, head, train)
     stored = cached_head(data.store, key)
     if stored is not None:
@@ -120,7 +121,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
                                  train.folds, train.seed)
     start = time.perf_counter()
     search = Search(data, head_class, params, splits, normalization_options(head.normalize or train.normalize),
-                    keep=method == "holdout" and train.refit, log=log)
+                    keep=method == "holdout" and train.refit, log=log, map_tasks=map_tasks)
     search.run_and_extend()
     best = search.best()
     search_seconds = time.perf_counter() - start

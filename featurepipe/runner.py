@@ -189,6 +189,21 @@ def _parallel(jobs: int):
     return Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
 
 
+def map_in_processes(jobs: int):
+    """A ``map_tasks(function, tasks)`` that runs ``function(*task)`` for each task on ``jobs`` local loky
+    processes (the extraction's own, reused when they are up) and returns the results in order; in this
+    process when ``jobs`` is 1 or there is one task. ``function`` must be importable by the workers."""
+    def map_tasks(function, tasks: list[tuple]) -> list:
+        if jobs == 1 or len(tasks) < 2:
+            return [function(*task) for task in tasks]
+        from joblib import Parallel, delayed
+
+        with parallel_backend("loky", jobs, None):
+            return Parallel(n_jobs=jobs)(delayed(function)(*task) for task in tasks)
+
+    return map_tasks
+
+
 def warm_up_workers(jobs: int, backend: str) -> None:
     """Start the local worker processes and their imports in the background, so that they load while the
     main process builds the pipeline; the extraction's ``Parallel`` call then reuses them."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 
-from .heads.grid import GRAM, PRIMAL, FoldSearch, Split, expand_grid, point_key
+from .heads.grid import GRAM, PRIMAL, FoldSearch, Split, expand_grid, map_in_order, point_key
 from .heads.row_space import gram
 from .matrix import build_matrix, fit_normalization
 from .normalize import ExactKernel
@@ -117,8 +117,9 @@ class Search(FoldSearch):
     """
 
     def __init__(self, data, head_class, params: dict, splits: list[Split], options: list, *, keep: bool,
-                 log=None):
-        super().__init__(head_class, params, splits, options, data.labels[data.train_rows], keep=keep, log=log)
+                 log=None, map_tasks=map_in_order):
+        super().__init__(head_class, params, splits, options, data.labels[data.train_rows], keep=keep, log=log,
+                         map_tasks=map_tasks)
         self.data = data
         self.decisions: dict[tuple, list[np.ndarray]] = {}  # (option, frozen point) -> validation rows' per split
         self.kept: _Kept | None = None
@@ -149,9 +150,9 @@ class Search(FoldSearch):
     def _grams(self, n: int) -> Grams:
         return self.grams.setdefault(n, Grams(self.data, self.options[n]))
 
-    def _keep_decisions(self, n: int, point: dict, model, X_val) -> None:
-        """Keep ``model``'s decision values on a split's validation rows under ``(n, point)`` (``out_of_fold``)."""
-        self.decisions.setdefault((n, point_key(point)), []).append(model.decision_function(X_val))
+    def _keep_decisions(self, n: int, point: dict, decisions) -> None:
+        """Keep a model's ``decisions`` on a split's validation rows under ``(n, point)`` (``out_of_fold``)."""
+        self.decisions.setdefault((n, point_key(point)), []).append(decisions)
 
     def _rows(self, n: int, split: Split):
         """Option ``n``'s fit and validation rows of ``split`` (without the validation rows' copies): views of

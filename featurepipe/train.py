@@ -18,6 +18,7 @@ from .extract import config_dataset, fitted_pipeline, training_data
 from .fitting import TrainingData, fit_and_score, named_heads
 from .metrics import accuracy_interval
 from .plots import confusion_matrix, training_curves, validation_curve
+from .runner import map_in_processes
 from .summary import grid_text, head_line, heads_table, log_point
 from .head_folder import save_trained
 
@@ -70,7 +71,8 @@ def train_head(cfg: Config, data: TrainingData, pipeline, head: HeadConfig, fold
             bar.update()
 
     try:
-        result = fit_and_score(data, head, cfg.train, verbose=verbose and cfg.run.progress, log=scored)
+        result = fit_and_score(data, head, cfg.train, verbose=verbose and cfg.run.progress, log=scored,
+                               map_tasks=map_in_processes(cfg.run.jobs))
     finally:
         bar.close()
     record = result.record

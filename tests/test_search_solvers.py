@@ -50,6 +50,26 @@ def test_the_gram_search_scores_every_point_as_the_search_on_features(wide, opti
     assert np.mean([a["val_folds"] == b["val_folds"] for a, b in zip(gram_results, feature_results)]) >= 0.8
 
 
+@pytest.mark.parametrize("options", [[["l2"]], [["standardize"]]], ids=["shared", "per-split"])
+def test_the_gram_search_on_two_processes_finds_what_it_finds_in_one(wide, options):
+    """The splits' chains run side by side in worker processes: same scores and the same out-of-fold decision
+    values as in this process, in split order."""
+    from featurepipe.core import REGISTRY
+    from featurepipe.runner import map_in_processes
+
+    _, splits = make_splits(wide.labels[wide.train_rows], "kfold", 0.25, 3, 0)
+    found = {}
+    for jobs in (1, 2):
+        found[jobs] = Search(wide, REGISTRY.get("head", "linear"), dict(SVM.params), splits, options, keep=False,
+                             map_tasks=map_in_processes(jobs))
+        found[jobs].run()
+    assert found[1].results() == found[2].results()
+    assert found[1].decisions.keys() == found[2].decisions.keys()
+    for key, values in found[1].decisions.items():
+        for mine, theirs in zip(values, found[2].decisions[key], strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+
 def test_the_record_says_which_solver_each_option_used(wide):
     record = fit_and_score(wide, SVM, KFOLD.model_copy(update={"normalize": [["l2"], ["standardize"]]})).record
     assert record["solvers"] == [{"normalize": ["l2"], "solver": GRAM}, {"normalize": ["standardize"], "solver": GRAM}]

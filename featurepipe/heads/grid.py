@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .base import Start
 from .row_space import GramSpace, gram
@@ -27,6 +28,51 @@ MAX_EXTENSIONS = 2
 #: three alphas of an MLP too unlike the full training (15-Scene's bag of words chose another, 0.7 points
 #: lower on test).
 HALVING_FACTOR, HALVING_MIN_POINTS = 3, 4
+#: The splits of a search by Gram matrix are fitted in this many chains, which run side by side on as many
+#: processes as the search is given; a fixed number, so that the warm starts (within a chain), and hence the
+#: models, do not depend on how many processes there are.
+GRAM_CHAINS = 2
+
+
+@dataclass
+class GramFold:
+    """One split as a fit by Gram matrix sees it: ``K``, the Gram matrix of all the rows the splits index (or
+    of this split's own normalisation of them), and the split's fit and validation rows."""
+
+    K: np.ndarray
+    fit: np.ndarray
+    val: np.ndarray
+
+
+def fit_gram_chain(folds: list[GramFold], paths: list[tuple], labels, sample_weight, transfer: bool) -> list:
+    """Fit every regularisation path of ``paths`` (``(head, alphas)``) on each fold of ``folds`` in turn, in the
+    fold's ``GramSpace``; with ``transfer`` (the folds share one ``K``), a fold's path starts from the previous
+    fold's solution at its largest alpha. Returns, per fold and path, ``(predictions, decision values)`` on
+    the fold's validation rows for each alpha. A module-level function: a search sends it to worker processes."""
+    out, previous = [], {}
+    with threadpool_limits(1, user_api="blas"):  # n x n work runs as fast on one thread, leaving a core to the other chain
+        for fold in folds:
+            K = fold.K
+            space = GramSpace(K[np.ix_(fold.fit, fold.fit)])
+            X_val = space.project(K[np.ix_(fold.val, fold.fit)])
+            weights = None if sample_weight is None else sample_weight[fold.fit]
+            results = []
+            for p, (head, alphas) in enumerate(paths):
+                start = None
+                if transfer and p in previous:
+                    rows, old_space, old_model = previous[p]
+                    start = Start(space.transfer(old_space, K[np.ix_(fold.fit, rows)], old_model._network_params()),
+                                  old_model.classes_)
+                models = head.fit_gram_path(space, labels[fold.fit], alphas, start, sample_weight=weights)
+                results.append([(model.predict(X_val), model.decision_function(X_val)) for model in models])
+                previous[p] = (fold.fit, space, models[int(np.argmax(alphas))])
+            out.append(results)
+    return out
+
+
+def map_in_order(function, tasks: list[tuple]) -> list:
+    """``[function(*task) for task in tasks]``: a search's ``map_tasks`` without processes."""
+    return [function(*task) for task in tasks]
 
 
 @dataclass
@@ -144,13 +190,16 @@ class FoldSearch:
     point's head otherwise (``_head``). ``labels`` are the labels of all the rows the splits index;
     ``sample_weight``, when not None, one weight per such row, passed to the fits (sliced to their rows).
     With ``keep``, heads are fitted with ``warm_start`` and ``_rows`` may keep them for a refit.
-    ``log(split, n_splits, option, params, accuracy)`` is called after each grid point.
+    ``log(split, n_splits, option, params, accuracy)`` is called after each grid point. ``map_tasks(function,
+    tasks)`` runs independent fits (``fit_gram_chain``) and returns their results in order: ``map_in_order`` by
+    default, ``runner.map_in_processes`` to use several cores.
     """
 
     def __init__(self, head_class, params: dict, splits: list[Split], options: list, labels, *, keep: bool = False,
-                 log=None, sample_weight=None):
+                 log=None, sample_weight=None, map_tasks=map_in_order):
         self.head_class, self.params, self.splits, self.options = head_class, params, splits, options
         self.labels, self.keep, self.log, self.sample_weight = labels, keep, log, sample_weight
+        self.map_tasks = map_tasks
         self.grids: dict[int, tuple[list[dict], set]] = {}  # option -> (points, the auto parameters)
         self.scores: dict[tuple, list[float]] = {}          # (option, frozen point) -> accuracy per split
         self.eliminated: dict[tuple, int] = {}  # (option, frozen point) -> max_iter it was dropped at (halving)
@@ -173,8 +222,9 @@ class FoldSearch:
         """The unfitted head at grid point ``point``."""
         return self.head_class(**point)
 
-    def _keep_decisions(self, n: int, point: dict, model, X_val) -> None:
-        """Called with each model fitted in full and its split's validation rows; nothing by default."""
+    def _keep_decisions(self, n: int, point: dict, decisions) -> None:
+        """Called with the decision values on a split's validation rows of each model fitted in full; nothing
+        by default."""
 
     # -- the search ------------------------------------------------------------------------------------
     def run_and_extend(self) -> None:
@@ -240,7 +290,7 @@ class FoldSearch:
             for point, model in self._fit_grid(points, X_fit, y_fit, self._weights(split.fit), overrides):
                 self._score(scores, n, s, point, model.predict(X_val), y_val)
                 if scores is self.scores:  # a full pass, not a round of successive halving
-                    self._keep_decisions(n, point, model, X_val)
+                    self._keep_decisions(n, point, model.decision_function(X_val))
                 if models is not None and not overrides:
                     models[point_key(point)] = model
             del X_fit, X_val
@@ -262,34 +312,31 @@ class FoldSearch:
 
     def _run_gram(self, n: int, points) -> None:
         """Fit option ``n``'s ``points`` on each split from the Gram matrix of the rows (``_grams``): every
-        alpha and class of a split shares its ``GramSpace``, the alphas are a warm-started path, and a split's
-        path starts from the previous split's solution when the splits share one Gram matrix. The grid is
-        expanded on the first split's fit rows, their scale read from the Gram diagonal."""
+        alpha and class of a split shares its ``GramSpace``, the alphas are a warm-started path. The splits
+        are dealt into ``GRAM_CHAINS`` chains, fitted by ``map_tasks`` (side by side when it has processes);
+        within a chain, a split's path starts from the previous split's solution when the splits share one
+        Gram matrix. The grid is expanded on the first split's fit rows, their scale read from the Gram
+        diagonal."""
         grams = self._grams(n)
-        previous = {}  # group of points -> (split, space, model at the largest alpha) of the last split fitted
+        matrices = [grams.of(split) for split in self.splits]
+        if n not in self.grids:
+            fit = self.splits[0].fit
+            stats = {"n_samples": len(fit), "n_features": grams.width,
+                     "mean_square_norm": float(np.mean(np.diag(matrices[0])[fit]))}
+            self.grids[n] = expand_grid(self.head_class, self.params, stats)
+        todo = self.grids[n][0] if points is None else points
+        groups = list(_alpha_groups(todo).values())
+        paths = [(self._head(members[0]), [self._head(point).alpha for point in members]) for members in groups]
+        chains = [list(range(c, len(self.splits), GRAM_CHAINS)) for c in range(min(GRAM_CHAINS, len(self.splits)))]
+        tasks = [([GramFold(matrices[s], self.splits[s].fit, self.splits[s].val) for s in chain], paths, self.labels,
+                  self.sample_weight, grams.shared) for chain in chains]
+        fitted = {s: out for chain, outs in zip(chains, self.map_tasks(fit_gram_chain, tasks))
+                  for s, out in zip(chain, outs)}
         for s, split in enumerate(self.splits):
-            K = grams.of(split)
-            space = GramSpace(K[np.ix_(split.fit, split.fit)])
-            if n not in self.grids:
-                stats = {"n_samples": len(split.fit), "n_features": grams.width,
-                         "mean_square_norm": float(np.mean(np.diag(K)[split.fit]))}
-                self.grids[n] = expand_grid(self.head_class, self.params, stats)
-            todo = self.grids[n][0] if points is None else points
-            X_val = space.project(K[np.ix_(split.val, split.fit)])
-            for group, members in _alpha_groups(todo).items():
-                alphas = [self._head(point).alpha for point in members]
-                start = None
-                if grams.shared and group in previous:  # the last split's solution at the largest alpha
-                    before, old_space, old_model = previous[group]
-                    cross = K[np.ix_(split.fit, self.splits[before].fit)]
-                    start = Start(space.transfer(old_space, cross, old_model._network_params()), old_model.classes_)
-                head = self._head(members[0])
-                models = head.fit_gram_path(space, self.labels[split.fit], alphas, start,
-                                            sample_weight=self._weights(split.fit))
-                for point, model in zip(members, models):
-                    self._score(self.scores, n, s, point, model.predict(X_val), self.labels[split.val])
-                    self._keep_decisions(n, point, model, X_val)
-                previous[group] = (s, space, models[int(np.argmax(alphas))])
+            for members, outputs in zip(groups, fitted[s]):
+                for point, (predicted, decisions) in zip(members, outputs):
+                    self._score(self.scores, n, s, point, predicted, self.labels[split.val])
+                    self._keep_decisions(n, point, decisions)
 
     def _weights(self, rows):
         """The weights of ``rows``, or None without ``sample_weight``."""
