@@ -70,6 +70,28 @@ def test_the_gram_search_on_two_processes_finds_what_it_finds_in_one(wide, optio
             np.testing.assert_array_equal(mine, theirs)
 
 
+def test_the_search_on_features_fits_its_splits_on_two_processes_as_in_one(wide, monkeypatch):
+    """Splits fitted side by side in worker processes (on features: an MLP, and successive halving's rounds)
+    score as in this process, in split order."""
+    from featurepipe.runner import map_in_processes
+
+    _, splits = make_splits(wide.labels[wide.train_rows], "kfold", 0.25, 3, 0)
+    params = {"hidden_layer_sizes": [8], "alpha": [1e-4, 1e-3, 1e-2, 1e-1], "max_iter": 30, "random_state": 0}
+    found = {}
+    for jobs in (1, 2):
+        found[jobs] = Search(wide, MLPClassifier, params, splits, [["standardize"]], keep=False,
+                             map_tasks=map_in_processes(jobs))
+        found[jobs].run()
+    assert found[1].solver(0) == PRIMAL and found[1].eliminated  # halving dropped points, in both
+    mine, theirs = found[1].results(), found[2].results()
+    assert [r["params"] for r in mine] == [r["params"] for r in theirs]
+    assert np.allclose([r["val_folds"] for r in mine], [r["val_folds"] for r in theirs], atol=1 / 12 + 1e-9)
+    assert found[1].decisions.keys() == found[2].decisions.keys()
+    for key, values in found[1].decisions.items():
+        for a, b in zip(values, found[2].decisions[key], strict=True):
+            assert a.shape == b.shape and np.allclose(a, b, atol=1e-3)
+
+
 def test_the_record_says_which_solver_each_option_used(wide):
     record = fit_and_score(wide, SVM, KFOLD.model_copy(update={"normalize": [["l2"], ["standardize"]]})).record
     assert record["solvers"] == [{"normalize": ["l2"], "solver": GRAM}, {"normalize": ["standardize"], "solver": GRAM}]

@@ -32,6 +32,9 @@ HALVING_FACTOR, HALVING_MIN_POINTS = 3, 4
 #: processes as the search is given; a fixed number, so that the warm starts (within a chain), and hence the
 #: models, do not depend on how many processes there are.
 GRAM_CHAINS = 2
+#: A search on features fits its splits side by side when all their rows together take at most this many bytes
+#: (each worker holds its split's); larger, it reads and fits one split at a time.
+PARALLEL_BYTES = 1 << 30
 
 
 @dataclass
@@ -68,6 +71,22 @@ def fit_gram_chain(folds: list[GramFold], paths: list[tuple], labels, sample_wei
                 previous[p] = (fold.fit, space, models[int(np.argmax(alphas))])
             out.append(results)
     return out
+
+
+def fit_plan(plan: list[tuple], X, y, sample_weight):
+    """``(point, fitted model)`` for every point of a ``FoldSearch._plan``, fitted on ``X, y``."""
+    for points, head, alphas in plan:
+        if alphas is None:
+            yield points[0], head.fit(X, y, sample_weight=sample_weight)
+        else:
+            yield from zip(points, head.fit_path(X, y, alphas, sample_weight=sample_weight))
+
+
+def score_plan(plan: list[tuple], X, y, sample_weight, X_val, decisions: bool) -> list[tuple]:
+    """``(point, predictions, decision values or None)`` on ``X_val`` of every point of ``plan`` fitted on ``X,
+    y``: one split of a search on features, as a worker process runs it."""
+    return [(point, model.predict(X_val), model.decision_function(X_val) if decisions else None)
+            for point, model in fit_plan(plan, X, y, sample_weight)]
 
 
 def map_in_order(function, tasks: list[tuple]) -> list:
@@ -281,34 +300,47 @@ class FoldSearch:
     def _primal_pass(self, n: int, points, scores: dict, **overrides) -> list[dict]:
         """One pass over the splits fitting ``points`` (None: the option's grid) with ``overrides``, their
         validation accuracies appended to ``scores`` under ``(n, point)``; returns the points fitted. The grid
-        is expanded on the first split's fit rows."""
+        is expanded on the first split's fit rows. The splits are fitted side by side (``map_tasks``) when
+        there are several, no fitted model is kept and their rows together are small (``PARALLEL_BYTES``);
+        else one after another, a split's rows released before the next's are read."""
+        full = scores is self.scores  # a full pass, not a round of successive halving
+        tasks, side_by_side = [], None
         for s, split in enumerate(self.splits):
             X_fit, y_fit, X_val, y_val, models = self._rows(n, split)
             if n not in self.grids:
                 self.grids[n] = expand_grid(self.head_class, self.params, data_stats(X_fit))
             points = self.grids[n][0] if points is None else points
-            for point, model in self._fit_grid(points, X_fit, y_fit, self._weights(split.fit), overrides):
+            plan = self._plan(points, overrides)
+            if side_by_side is None:
+                side_by_side = (self.map_tasks is not map_in_order and len(self.splits) > 1 and models is None
+                                and (X_fit.nbytes + X_val.nbytes) * len(self.splits) <= PARALLEL_BYTES)
+            if side_by_side:
+                tasks.append((plan, X_fit, y_fit, self._weights(split.fit), X_val, full))
+                continue
+            for point, model in fit_plan(plan, X_fit, y_fit, self._weights(split.fit)):
                 self._score(scores, n, s, point, model.predict(X_val), y_val)
-                if scores is self.scores:  # a full pass, not a round of successive halving
+                if full:
                     self._keep_decisions(n, point, model.decision_function(X_val))
                 if models is not None and not overrides:
                     models[point_key(point)] = model
             del X_fit, X_val
+        for s, outputs in enumerate(self.map_tasks(score_plan, tasks) if tasks else []):
+            truth = self.labels[self.splits[s].val]
+            for point, predicted, decisions in outputs:
+                self._score(scores, n, s, point, predicted, truth)
+                if full:
+                    self._keep_decisions(n, point, decisions)
         return points
 
-    def _fit_grid(self, points: list[dict], X, y, sample_weight, overrides: dict):
-        """``(point, fitted model)`` for every grid point (its head with ``overrides``, and ``warm_start`` with
-        ``keep``): points that differ only in ``alpha`` go through the head's ``fit_path`` when it has one, the
-        others are fitted one by one."""
+    def _plan(self, points: list[dict], overrides: dict) -> list[tuple]:
+        """How to fit ``points`` (each head with ``overrides``, and ``warm_start`` with ``keep``), as ``(points,
+        head, alphas)``: points that differ only in ``alpha`` are one regularisation path through the head's
+        ``fit_path`` when it has one (``alphas``), the others are fitted one by one (``alphas`` None)."""
         warm = {"warm_start": True, **overrides} if self.keep else dict(overrides)
         if hasattr(self.head_class, "fit_path") and all("alpha" in p for p in points):
-            for group in _alpha_groups(points).values():
-                head = self._head({**group[0], **warm})
-                yield from zip(group, head.fit_path(X, y, [p["alpha"] for p in group], sample_weight=sample_weight))
-            return
-        for point in points:
-            head = self._head({**point, **warm})
-            yield point, head.fit(X, y, sample_weight=sample_weight)
+            return [(group, self._head({**group[0], **warm}), [p["alpha"] for p in group])
+                    for group in _alpha_groups(points).values()]
+        return [([point], self._head({**point, **warm}), None) for point in points]
 
     def _run_gram(self, n: int, points) -> None:
         """Fit option ``n``'s ``points`` on each split from the Gram matrix of the rows (``_grams``): every
