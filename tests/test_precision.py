@@ -106,7 +106,8 @@ def test_features_not_of_the_recorded_type_are_refused(tmp_path, data):
     with pytest.raises(DamagedEntryError, match="features stored as 'float32' where the entry records float16"):
         store.read(key)
     code, out, err = run_cli("cache", "export", key, "--to", tmp_path / "x.npz", "--cache-dir", tmp_path / "cache")
-    assert code == 1 and "where the entry records float16" in one_line(err) and not (tmp_path / "x.npz").exists()
+    assert code == 1 and "records float16 (edited or damaged); run `featurepipe extract`" in one_line(err)
+    assert "chunk" not in err and not (tmp_path / "x.npz").exists()
 
 
 def test_a_float16_extract_killed_mid_commit_resumes_to_the_same_entry(tmp_path, data):

@@ -377,10 +377,11 @@ class FeatureEntries:
         """The entry's (n, d) zarr array as stored (float32 or float16), every item in order whatever its status:
         read it a block of rows at a time with ``read_rows``, which gives float32. Refused
         (``DamagedEntryError``) when it is not of the type the entry records; reads fail on damaged chunks."""
-        self._check_storage(key)
+        self.check_storage(key)
         return self._group(key)["features"]
 
-    def _check_storage(self, key: str) -> None:
+    def check_storage(self, key: str) -> None:
+        """Refuse (``DamagedEntryError``, one line) an entry whose features are not of the type it records."""
         wrong_type = self.storage_problem(key)
         if wrong_type is not None:
             raise DamagedEntryError(f"feature entry {key}: {wrong_type}; run `featurepipe extract` again to "
@@ -452,7 +453,7 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key} is incomplete ({int((status == 0).sum())} items not computed); "
                                     f"run `featurepipe extract` to finish it")
         ok = status == OK
-        self._check_storage(key)
+        self.check_storage(key)
         missing = self.damaged_chunks(key, check_bytes=False)
         if missing:
             index, reason = next(iter(missing.items()))
