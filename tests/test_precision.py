@@ -133,6 +133,16 @@ def test_a_float16_extract_killed_mid_commit_resumes_to_the_same_entry(tmp_path,
     assert store.verify(key) == []
 
 
+def test_a_bench_pipeline_keys_its_features_at_its_own_precision(tmp_path, data):
+    """``bench.pipelines.NAME.storage`` reaches the config each cell extracts with (``BenchPipelineConfig.pipeline``)."""
+    from featurepipe.config import load_config
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump({"dataset": {"path": str(data)}, "bench": {"pipelines": {"hog": {"extractor": HOG}}}}))
+    cfg = load_config(path, ["bench.pipelines.hog.storage=float16"])
+    assert cfg.bench.pipelines["hog"].pipeline().storage == "float16"
+
+
 def predictions(path: Path) -> list[dict]:
     return list(csv.DictReader(open(path, newline="")))
 
