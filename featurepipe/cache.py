@@ -84,7 +84,7 @@ def _items(entry: dict) -> str:
     """Rows x width and the precision of a feature entry's features (``-`` for the other namespaces)."""
     if entry["namespace"] != "features" or "n" not in entry:
         return "-"
-    storage = entry["storage"] if entry.get("storage") in precision.STORAGES else "?"
+    storage = entry["storage"] if precision.known(entry.get("storage")) else "?"
     return f"{entry['n']} x {entry['d'] or '?'} {storage}"
 
 

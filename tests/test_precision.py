@@ -108,6 +108,10 @@ def test_features_not_of_the_recorded_type_are_refused(tmp_path, data):
     code, out, err = run_cli("cache", "export", key, "--to", tmp_path / "x.npz", "--cache-dir", tmp_path / "cache")
     assert code == 1 and "records float16 (edited or damaged); run `featurepipe extract`" in one_line(err)
     assert "chunk" not in err and not (tmp_path / "x.npz").exists()
+    store.set_attrs(key, storage=["float16"])  # a recorded precision that is no precision: data, listed as "?"
+    [problem] = store.verify(key)
+    assert problem.startswith("records the precision ['float16'], none of float32, float16 (edited or damaged)")
+    assert " x 324 ? " in run_cli("cache", "ls", "--cache-dir", tmp_path / "cache")[1]
 
 
 def test_a_float16_extract_killed_mid_commit_resumes_to_the_same_entry(tmp_path, data):

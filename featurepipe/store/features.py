@@ -172,14 +172,14 @@ class FeatureEntries:
         """The precision the entry's features are stored at (``precision.STORAGES``); float32 for entries that
         predate the choice. ``DamagedEntryError`` when the entry records none of them."""
         recorded = self.attrs(key).get("storage", precision.DEFAULT)
-        if recorded not in precision.STORAGES:
+        if not precision.known(recorded):
             raise DamagedEntryError(f"feature entry {key}: {_unknown_storage(recorded)}")
         return recorded
 
     def storage_problem(self, key: str) -> str | None:
         """Why the entry's features array is not of the type the entry records (edited or damaged), or None."""
         recorded = self.attrs(key).get("storage", precision.DEFAULT)
-        if recorded not in precision.STORAGES:
+        if not precision.known(recorded):
             return _unknown_storage(recorded)
         meta = self.path(key) / "features" / "zarr.json"
         stored = read_json(meta).get("data_type") if meta.exists() else recorded

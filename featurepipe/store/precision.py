@@ -17,6 +17,11 @@ class PrecisionError(ValueError):
     """Features that the entry's precision cannot hold; the message says which values and why."""
 
 
+def known(storage) -> bool:
+    """Whether ``storage`` (a value read from an entry: data) names a precision of ``STORAGES``."""
+    return isinstance(storage, str) and storage in STORAGES
+
+
 def dtype(storage: str) -> np.dtype:
     """The numpy type of ``storage`` (a name of ``STORAGES``)."""
     return STORAGES[storage]
