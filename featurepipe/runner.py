@@ -272,8 +272,8 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
     key = store.key("features", dataset=dataset.identity(), pipeline=pipeline.fingerprint(),
                     decoding={"max_pixels": max_pixels, **({"unchecked_formats": True} if unchecked else {})},
                     **precision.key_part(storage))
-    meta = {"storage": storage, "classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
-            "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
+    meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
+            "storage": storage, "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
             "parents": list(parents), "listing_problems": [list(p) for p in dataset.problems]}
     items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
              "splits": list(dataset.splits) if dataset.splits else None}

@@ -4,8 +4,9 @@ Layout of an entry ``<root>/features/<key>/``:
 
 - ``features`` (n, d) and ``status`` (n,) int8 arrays, chunked along samples with the same rows per chunk;
   the features float32, or float16 when the entry's ``storage`` attribute says so (``precision.py``: the
-  array's type is checked against it before every read, and rows are read back as float32); status 0 = not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with
-  its CRC-32C (zarr's ``crc32c`` codec), written with the chunk, so damage is found on every read.
+  array's type is checked against it before every read, and rows are read back as float32); status 0 =
+  not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with its CRC-32C (zarr's
+  ``crc32c`` codec), written with the chunk, so damage is found on every read.
 - ``items.json``: ids, labels and splits of every item, its SHA-256 in the group's attributes.
 - ``chunks/<index>.json``: the failed items of a committed chunk (``errors.csv`` gathers them) and, with
   ``--hash``, each row's content hash as decoded and as listed: a chunk where they differ is recomputed.
@@ -216,9 +217,9 @@ class FeatureEntries:
 
         ``features`` is None when every item of the chunk failed (its rows stay zero). Features the entry's
         precision cannot hold raise ``precision.PrecisionError`` before anything is written."""
-        group = self._group(key, "a")
+        group, storage = self._group(key, "a"), self.storage(key)
         if features is not None:
-            features = precision.narrow(features, self.storage(key))
+            features = precision.narrow(features, storage)
         rows = group.attrs["chunk_rows"]
         start = index * rows
         if features is None:
@@ -227,8 +228,8 @@ class FeatureEntries:
             from zarr.errors import ContainsArrayError
 
             try:
-                group.create_array("features", shape=(group.attrs["n"], features.shape[1]), chunks=(rows, features.shape[1]),
-                                   dtype=self.storage(key), fill_value=0.0, **_codecs())
+                group.create_array("features", shape=(group.attrs["n"], features.shape[1]),
+                                   chunks=(rows, features.shape[1]), dtype=storage, fill_value=0.0, **_codecs())
             except ContainsArrayError:  # created meanwhile by another writer of the same entry
                 pass
         if features.shape[1]:
