@@ -12,7 +12,7 @@ import time
 from . import catalog
 from .errors import UsageError
 from .limits import human_bytes, human_duration
-from .store import EntryInUseError, FeatureStore
+from .store import EntryInUseError, FeatureStore, precision
 
 _PARAMETERS_WIDTH = 120  # characters of an entry's parameters that the listing shows, at most
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
@@ -81,10 +81,11 @@ def _ago(now: float, then) -> str:
 
 
 def _items(entry: dict) -> str:
-    """Rows x width of a feature entry (``-`` for the other namespaces)."""
+    """Rows x width and the precision of a feature entry's features (``-`` for the other namespaces)."""
     if entry["namespace"] != "features" or "n" not in entry:
         return "-"
-    return f"{entry['n']} x {entry['d'] or '?'}"
+    storage = entry["storage"] if precision.known(entry.get("storage")) else "?"
+    return f"{entry['n']} x {entry['d'] or '?'} {storage}"
 
 
 def _state(entry: dict) -> str:

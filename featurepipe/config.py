@@ -37,6 +37,9 @@ class DatasetConfig(_Section):
 class PipelineConfig(_Section):
     preprocess: list[dict] = Field(default_factory=list)
     extractor: dict
+    # The precision the features are stored at: float16 halves the cache's disk and page cache (rows are read
+    # back as float32); part of the feature entry's key, not of the pipeline's (its fit is shared).
+    storage: Literal["float32", "float16"] = "float32"
 
 
 class RunConfig(_Section):
@@ -105,7 +108,7 @@ class BenchPipelineConfig(PipelineConfig):
 
     def pipeline(self) -> PipelineConfig:
         """The pipeline alone: what keys its features and fit."""
-        return PipelineConfig(preprocess=self.preprocess, extractor=self.extractor)
+        return PipelineConfig(preprocess=self.preprocess, extractor=self.extractor, storage=self.storage)
 
 
 class BenchConfig(_Section):

@@ -50,14 +50,16 @@ def export_features(store: FeatureStore, key: str, to) -> Exported:
 
 def feature_columns(store: FeatureStore, key: str) -> dict[str, np.ndarray]:
     """``features``, ``paths`` and (when known) ``labels`` and ``splits`` of the rows of entry ``key`` that
-    were extracted fine, each checked: the item list against its SHA-256 and the entry's size, every chunk
-    read against its CRC-32C, a missing one refused."""
+    were extracted fine, each checked: the item list against its SHA-256 and the entry's size, the features' type
+    against the one recorded, every chunk read against its CRC-32C, a missing one refused. The features are
+    float32 whatever precision the entry stores."""
     if not store.exists(key):
         raise KeyError(f"{key}: not a feature entry (only feature entries hold a matrix to export)")
     store.serve(key)  # held while it is read, and marked used
     status = store.status(key)
     items = store.items(key)
     rows = np.flatnonzero(status == OK)
+    store.check_storage(key)
     damaged = store.damaged_chunks(key, check_bytes=False)  # a missing chunk file (zarr would read zeros)
     if damaged:
         index, reason = next(iter(damaged.items()))

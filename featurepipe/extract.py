@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import Config, ConfigError
 from .datasets.sources import Dataset, open_dataset
 from .errors import ExtractError
-from .store import ExtractResult, FeatureStore
+from .store import ExtractResult, FeatureStore, precision
 
 
 def config_dataset(cfg: Config) -> Dataset:
@@ -52,10 +52,11 @@ def check_splits(dataset: Dataset) -> None:
 def recipe(cfg: Config, dataset: Dataset, augment=None) -> str:
     """The alias key of a run: everything that decides its feature entry without fitting the pipeline (the
     unfitted pipeline's identity -- its description and the code behind it --, the data set's identity, the
-    decoding limit, and the augmentation of the training images, if any)."""
+    decoding limit, the augmentation of the training images, if any, and the storage precision)."""
     parts = {"augment": augment} if augment is not None else {}
     return FeatureStore.key("aliases", pipeline=build_config_pipeline(cfg).fingerprint(), dataset=dataset.identity(),
-                            max_pixels=cfg.run.max_pixels, **parts, **_unchecked_formats(cfg))
+                            max_pixels=cfg.run.max_pixels, **parts, **_unchecked_formats(cfg),
+                            **precision.key_part(cfg.pipeline.storage))
 
 
 def _unchecked_formats(cfg: Config) -> dict:
@@ -159,7 +160,8 @@ def extract_features(cfg: Config, dataset: Dataset | None = None, augment=None) 
     result = extract(items, pipeline, store, chunk_rows=cfg.run.chunk_size, jobs=cfg.run.jobs,
                      backend=cfg.run.backend, scheduler=cfg.run.scheduler, on_error=cfg.run.on_error,
                      max_pixels=cfg.run.max_pixels, progress=cfg.run.progress,
-                     parents=[fit_key] if fit_key else [], fit=timings, unchecked=cfg.run.allow_unchecked_formats)
+                     parents=[fit_key] if fit_key else [], fit=timings, unchecked=cfg.run.allow_unchecked_formats,
+                     storage=cfg.pipeline.storage)
     store.alias(run_recipe, result.key)
     return _some_read(store, result)
 

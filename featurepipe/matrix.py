@@ -5,6 +5,10 @@ training split, its augmented copies), normalised as they are read: the stored f
 held whole, nor copied again for a normalised version or a subset. Rows are laid out so that every
 subset a fit uses (the fit rows of a holdout split, then all training rows for the refit) is a
 contiguous slice, a view. A matrix too large for the memory at hand is a memory-mapped file.
+
+Rows of an entry stored at float16 (``store/precision.py``) arrive widened to float32; the matrix stays
+float32, the type the heads compute in. Holding it at float16 as well would halve it again, but only
+with heads whose passes over it (``X @ W``, Gram tiles, preconditioners) widen a block at a time.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def predict(folder, images, out=None, run: RunConfig | None = None, top_k: int =
     read (``ledger_path``: path, reason), empty when there were none. Text cells a spreadsheet would take
     for a formula are neutralised (``files.formula_safe``). The features are computed as ``run`` says
     (cache folder, jobs, backend, progress bars: the caller's settings, never the folder's or its training
-    run's)."""
+    run's) and stored at the precision the head's training features were (``pipeline.storage``)."""
     if top_k < 1:
         raise ValueError(f"top_k: must be at least 1, got {top_k}")
     run = run or RunConfig()
@@ -62,7 +62,8 @@ def predict(folder, images, out=None, run: RunConfig | None = None, top_k: int =
     dataset = open_dataset(images, kind="unlabelled")
     applied = _with_training_size(trained.pipeline, trained.manifest.get("image_shape"))
     result = extract(dataset, applied, cache, chunk_rows=run.chunk_size, jobs=run.jobs, backend=run.backend,
-                     scheduler=run.scheduler, on_error="skip", max_pixels=run.max_pixels, progress=run.progress)
+                     scheduler=run.scheduler, on_error="skip", max_pixels=run.max_pixels, progress=run.progress,
+                     storage=trained.manifest["pipeline"]["spec"]["storage"])
     out.parent.mkdir(parents=True, exist_ok=True)
     ledger = write_csv_atomic(ledger_path(out), ["path", "reason"],
                               ([formula_safe(_relative(path, dataset.root)), reason]

@@ -17,7 +17,7 @@ from .datasets.decode import MAX_PIXELS
 from .datasets.sources import content_stamp
 from .errors import ExtractError
 from .fingerprint import to_json
-from .store import FAILED, OK, ExtractResult, FeatureStore
+from .store import FAILED, OK, ExtractResult, FeatureStore, precision
 
 if TYPE_CHECKING:  # the pipeline modules load scikit-learn; this module is imported before them on purpose
     from .pipeline import FeaturePipeline
@@ -269,13 +269,15 @@ def fit_pipeline(pipeline: FeaturePipeline, dataset: Dataset, *, jobs: int = 1, 
 def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *, chunk_rows: int = 1024,
             jobs: int = 1, backend: str = "loky", scheduler: str | None = None, on_error: str = "skip",
             max_pixels: int = MAX_PIXELS, progress: bool = True, parents=(), fit: dict | None = None,
-            unchecked: bool = False) -> ExtractResult:
+            unchecked: bool = False, storage: str = precision.DEFAULT) -> ExtractResult:
     """Compute (or resume, or reuse) the features of every item of ``dataset`` into ``store``.
 
     The pipeline must be fitted already when it is data-driven (see ``fit_pipeline``); ``parents`` are the
     store entries it was made from (its fit) and ``fit`` the fit's phase timings, both kept with the entry.
     Chunks of a finished entry that fail their checks are recomputed. ``unchecked`` also decodes formats whose
-    header gives no size (``run.allow_unchecked_formats``). The entry's lock is held shared throughout
+    header gives no size (``run.allow_unchecked_formats``). ``storage`` is the precision the features are
+    stored at (``pipeline.storage``; part of the key): features it cannot hold stop the run with an
+    ``ExtractError`` naming the extractor and the setting. The entry's lock is held shared throughout
     (``store.writing``), so ``cache rm`` and ``gc`` leave it alone meanwhile.
     """
     from joblib import delayed
@@ -283,9 +285,10 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
 
     start = time.perf_counter()
     key = store.key("features", dataset=dataset.identity(), pipeline=pipeline.fingerprint(),
-                    decoding={"max_pixels": max_pixels, **({"unchecked_formats": True} if unchecked else {})})
+                    decoding={"max_pixels": max_pixels, **({"unchecked_formats": True} if unchecked else {})},
+                    **precision.key_part(storage))
     meta = {"classes": dataset.classes, "root": str(dataset.root), "dataset_identity": dataset.identity(),
-            "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
+            "storage": storage, "pipeline_name": pipeline.extractor.name, "pipeline": to_json(pipeline.describe()),
             "parents": list(parents), "listing_problems": [list(p) for p in dataset.problems]}
     items = {"ids": list(dataset.ids), "labels": list(dataset.labels) if dataset.labels else None,
              "splits": list(dataset.splits) if dataset.splits else None}
@@ -306,7 +309,12 @@ def extract(dataset: Dataset, pipeline: FeaturePipeline, store: FeatureStore, *,
             with bar, parallel_backend(backend, jobs, scheduler):
                 for index, features, status, errors, shape, hashes in _parallel(jobs)(tasks):
                     _check_same_size(store, key, index, features, shape)
-                    store.write_chunk(key, index, features, status, errors, hashes)
+                    try:
+                        store.write_chunk(key, index, features, status, errors, hashes)
+                    except precision.PrecisionError as e:
+                        raise ExtractError(f"pipeline.storage: {storage} cannot hold the features of extractor "
+                                           f"{pipeline.extractor.name} (chunk {index}): {e}; use float32, the "
+                                           f"default") from None
                     bar.update(len(status))
         if pending or not store.is_complete(key):
             status = store.status(key)

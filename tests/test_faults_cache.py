@@ -117,6 +117,25 @@ def a_stub_left_by_a_removal_is_rebuilt(root, monkeypatch):
     verified(root)
 
 
+@case
+def edited_precision_of_a_feature_entry(root, monkeypatch):
+    """A float16 entry whose metadata is edited to record float32 (still valid JSON) is never read as either:
+    verify names it in one line, and the next run computes it anew saying so in one line."""
+    cfg, float16 = setup(root), ("--set", "pipeline.storage=float16")
+    assert run_cli("extract", "--config", cfg, *float16)[0] == 0
+    key = keys(root, "features")[0]
+    meta = root / "cache" / "features" / key / "zarr.json"
+    group = json.loads(meta.read_text())
+    group["attributes"]["storage"] = "float32"
+    meta.write_text(json.dumps(group))
+    code, out, _ = run_cli("cache", "verify", key, "--cache-dir", root / "cache")
+    assert code == 1 and "features stored as 'float16' where the entry records float32" in one_line(out)
+    code, out, err = run_cli("train", "--config", cfg, *float16)
+    assert code == 0 and f"entry {key}: features stored as" in one_line(err) and "computing it anew" in err
+    assert keys(root, "features") == [key] and FeatureStore(root / "cache").storage(key) == "float16"
+    verified(root)
+
+
 # -- files that change during a run ----------------------------------------------------------------------
 @case
 def hash_swap_and_restore_is_recomputed(root, monkeypatch):

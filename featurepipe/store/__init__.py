@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..files import host_name, read_json
 from ..fingerprint import digest
 from ..limits import human_bytes, human_duration
-from . import locks, usage
+from . import locks, precision, usage
 from .entries import DONE, ObjectEntries
 from .features import FAILED, OK, DamagedEntryError, FeatureEntries
 from .locks import EntryInUseError
@@ -64,7 +64,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
     def entries(self, namespaces=NAMESPACES, prefix: str = "") -> list[dict]:
         """One dict per entry whose key starts with ``prefix``: namespace, key, parents, complete, bytes, created
         and used (seconds since the epoch), a short description (``what``); feature entries also give what
-        they hold (``n``, ``d``, ``pipeline``, ``root``, and ``failed`` or ``chunks`` done and in all)."""
+        they hold (``n``, ``d``, ``storage``, ``pipeline``, ``root``, and ``failed`` or ``chunks`` done and in all)."""
         if prefix:
             self.check_key(prefix)
         out = []
@@ -121,6 +121,7 @@ class FeatureStore(FeatureEntries, ObjectEntries):
         n, rows, d = attrs.get("n"), attrs.get("chunk_rows"), self.dimension(key)
         facts = {"parents": attrs.get("parents", []), "complete": (path / "complete.json").exists(),
                  "n": n, "d": d, "pipeline": attrs.get("pipeline"), "root": attrs.get("root"),
+                 "storage": attrs.get("storage", precision.DEFAULT),
                  "dataset": attrs.get("dataset_identity"),
                  "what": f"{n} x {d or '?'} {attrs.get('pipeline_name')} {attrs.get('root')}"}
         if isinstance(attrs.get("created"), (int, float)):

@@ -2,9 +2,11 @@
 
 Layout of an entry ``<root>/features/<key>/``:
 
-- ``features`` (n, d) float32 and ``status`` (n,) int8 arrays, chunked along samples with the same rows
-  per chunk; status 0 = not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with
-  its CRC-32C (zarr's ``crc32c`` codec), written with the chunk, so damage is found on every read.
+- ``features`` (n, d) and ``status`` (n,) int8 arrays, chunked along samples with the same rows per chunk;
+  the features float32, or float16 when the entry's ``storage`` attribute says so (``precision.py``: the
+  array's type is checked against it before every read, and rows are read back as float32); status 0 =
+  not computed, 1 = ok, 2 = failed (see the ledger). Every stored chunk ends with its CRC-32C (zarr's
+  ``crc32c`` codec), written with the chunk, so damage is found on every read.
 - ``items.json``: ids, labels and splits of every item, its SHA-256 in the group's attributes.
 - ``chunks/<index>.json``: the failed items of a committed chunk (``errors.csv`` gathers them) and, with
   ``--hash``, each row's content hash as decoded and as listed: a chunk where they differ is recomputed.
@@ -31,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import read_json, temporary_sibling, write_csv_atomic, write_json_atomic
-from . import locks
+from ..limits import quote
+from . import locks, precision
 from .records import FeatureSet
 from .usage import mark_used
 
@@ -41,6 +44,10 @@ _ENTRY_ATTRIBUTES = ("n", "items_sha256", "created")  # written with the entry, 
 
 class DamagedEntryError(ValueError):
     """A stored entry failed its checks (checksum, missing chunk, edited items); the message names it."""
+
+
+def _unknown_storage(recorded) -> str:
+    return f"records the precision {quote(recorded)}, none of {', '.join(precision.STORAGES)} (edited or damaged)"
 
 
 def _codecs():
@@ -122,8 +129,9 @@ class FeatureEntries:
         whole (attributes, status array, item list) or not at all. ``items`` holds ids, labels, splits.
         """
         path = self.path(key)
-        if self.exists(key) and not self._chunks_fit_memory(key):
-            print(f"featurepipe: entry {key}: its chunks would not fit in memory; computing it anew", file=sys.stderr)
+        problem = self._unusable(key) if self.exists(key) else None
+        if problem is not None:
+            print(f"featurepipe: entry {key}: {problem}; computing it anew", file=sys.stderr)
             self._discard(key)
         if not self.exists(key):
             import zarr
@@ -149,14 +157,36 @@ class FeatureEntries:
         n_chunks = -(-n // chunk_rows)
         return chunk_rows, [c for c in range(n_chunks) if not status[c * chunk_rows:(c + 1) * chunk_rows].all()]
 
-    def _chunks_fit_memory(self, key: str) -> bool:
-        """Whether the entry's rows per chunk are a positive integer whose chunk of features (of the entry's
-        width, once known) fits in memory: a value written elsewhere is data, not an order to allocate."""
+    def _unusable(self, key: str) -> str | None:
+        """Why an existing entry cannot be filled further, or None: its rows per chunk are not a positive integer
+        whose chunk of features (of the entry's width, once known) fits in memory -- a value written elsewhere
+        is data, not an order to allocate --, or its features are not of the type it records."""
         from ..limits import physical_memory
 
         rows = self.attrs(key).get("chunk_rows")
-        return (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1
-                and rows * (self.dimension(key) or 1) * 4 <= physical_memory())
+        if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1
+                and rows * (self.dimension(key) or 1) * 4 <= physical_memory()):
+            return "its chunks would not fit in memory"
+        return self.storage_problem(key)
+
+    def storage(self, key: str) -> str:
+        """The precision the entry's features are stored at (``precision.STORAGES``); float32 for entries that
+        predate the choice. ``DamagedEntryError`` when the entry records none of them."""
+        recorded = self.attrs(key).get("storage", precision.DEFAULT)
+        if not precision.known(recorded):
+            raise DamagedEntryError(f"feature entry {key}: {_unknown_storage(recorded)}")
+        return recorded
+
+    def storage_problem(self, key: str) -> str | None:
+        """Why the entry's features array is not of the type the entry records (edited or damaged), or None."""
+        recorded = self.attrs(key).get("storage", precision.DEFAULT)
+        if not precision.known(recorded):
+            return _unknown_storage(recorded)
+        meta = self.path(key) / "features" / "zarr.json"
+        stored = read_json(meta).get("data_type") if meta.exists() else recorded
+        if stored != recorded:
+            return f"features stored as {quote(stored)} where the entry records {recorded} (edited or damaged)"
+        return None
 
     def _discard(self, key: str) -> None:
         """Move an entry out of its place (one rename), then delete it."""
@@ -185,8 +215,11 @@ class FeatureEntries:
         """Commit one chunk: features, then its json (failures; with ``hashes``, per row the content hash of the
         bytes decoded and the one listed), then its status rows.
 
-        ``features`` is None when every item of the chunk failed (its rows stay zero)."""
-        group = self._group(key, "a")
+        ``features`` is None when every item of the chunk failed (its rows stay zero). Features the entry's
+        precision cannot hold raise ``precision.PrecisionError`` before anything is written."""
+        group, storage = self._group(key, "a"), self.storage(key)
+        if features is not None:
+            features = precision.narrow(features, storage)
         rows = group.attrs["chunk_rows"]
         start = index * rows
         if features is None:
@@ -196,7 +229,7 @@ class FeatureEntries:
 
             try:
                 group.create_array("features", shape=(group.attrs["n"], features.shape[1]),
-                                   chunks=(rows, features.shape[1]), dtype="float32", fill_value=0.0, **_codecs())
+                                   chunks=(rows, features.shape[1]), dtype=storage, fill_value=0.0, **_codecs())
             except ContainsArrayError:  # created meanwhile by another writer of the same entry
                 pass
         if features.shape[1]:
@@ -241,6 +274,9 @@ class FeatureEntries:
         needs neither zarr nor the status array: a warm run stays fast."""
         attrs = self.attrs(key)
         rows, n = attrs["chunk_rows"], attrs["n"]
+        wrong_type = self.storage_problem(key)
+        if wrong_type is not None:  # every chunk's bytes are of a type the entry does not record
+            return dict.fromkeys(range(-(-n // rows)), wrong_type)
         if self.is_complete(key):
             status = None
         else:
@@ -303,6 +339,9 @@ class FeatureEntries:
         stub = self.stub_reason(key)
         if stub is not None:
             return [f"a stub ({stub}); `featurepipe extract` rebuilds it"]
+        wrong_type = self.storage_problem(key)
+        if wrong_type is not None:
+            return [f"{wrong_type}; `featurepipe extract` computes it anew"]
         group = self._group(key)
         rows, n = group.attrs["chunk_rows"], group.attrs["n"]
         try:
@@ -336,9 +375,18 @@ class FeatureEntries:
         return read_json(meta)["shape"][1] if meta.exists() else None
 
     def feature_array(self, key: str):
-        """The entry's (n, d) float32 zarr array, every item in order whatever its status: read it a block
-        of rows at a time when the whole would not fit in memory. Reads fail on damaged chunks."""
+        """The entry's (n, d) zarr array as stored (float32 or float16), every item in order whatever its status:
+        read it a block of rows at a time with ``read_rows``, which gives float32. Refused
+        (``DamagedEntryError``) when it is not of the type the entry records; reads fail on damaged chunks."""
+        self.check_storage(key)
         return self._group(key)["features"]
+
+    def check_storage(self, key: str) -> None:
+        """Refuse (``DamagedEntryError``, one line) an entry whose features are not of the type it records."""
+        wrong_type = self.storage_problem(key)
+        if wrong_type is not None:
+            raise DamagedEntryError(f"feature entry {key}: {wrong_type}; run `featurepipe extract` again to "
+                                    f"compute it anew")
 
     def status(self, key: str, repair: bool = False) -> np.ndarray:
         """Per item: 0 not computed, 1 ok, 2 failed. A damaged status chunk raises ``DamagedEntryError``,
@@ -366,11 +414,20 @@ class FeatureEntries:
         return read_json(self.path(key) / "complete.json")
 
     def read_rows(self, key: str, start: int, stop: int) -> np.ndarray:
-        """Features of rows ``start:stop`` (whatever their status), checked: a damaged chunk raises
-        ``DamagedEntryError`` naming the entry and the chunk."""
+        """Features of rows ``start:stop`` (whatever their status) as float32, checked: a damaged chunk raises
+        ``DamagedEntryError`` naming the entry and the chunk. Rows stored at a lower precision are widened a
+        chunk at a time, so the stored type is never held whole beside its float32 copy."""
         array = self.feature_array(key)
         try:
-            return array[start:stop]
+            if array.dtype == np.float32:
+                return array[start:stop]
+            stop = max(start, min(stop, array.shape[0]))
+            out = np.empty((stop - start, array.shape[1]), np.float32)
+            rows = array.chunks[0]
+            edges = [start, *range((start // rows + 1) * rows, stop, rows), stop]
+            for lo, hi in zip(edges, edges[1:]):
+                out[lo - start:hi - start] = array[lo:hi]
+            return out
         except ValueError:
             rows = array.chunks[0]
             for chunk in range(start // rows, (stop - 1) // rows + 1):
@@ -397,6 +454,7 @@ class FeatureEntries:
             raise DamagedEntryError(f"feature entry {key} is incomplete ({int((status == 0).sum())} items not computed); "
                                     f"run `featurepipe extract` to finish it")
         ok = status == OK
+        self.check_storage(key)
         missing = self.damaged_chunks(key, check_bytes=False)
         if missing:
             index, reason = next(iter(missing.items()))
