@@ -300,9 +300,10 @@ class FoldSearch:
     def _primal_pass(self, n: int, points, scores: dict, **overrides) -> list[dict]:
         """One pass over the splits fitting ``points`` (None: the option's grid) with ``overrides``, their
         validation accuracies appended to ``scores`` under ``(n, point)``; returns the points fitted. The grid
-        is expanded on the first split's fit rows. The splits are fitted side by side (``map_tasks``) when
-        there are several, no fitted model is kept and their rows together are small (``PARALLEL_BYTES``);
-        else one after another, a split's rows released before the next's are read."""
+        is expanded on the first split's fit rows. The splits' paths and points are fitted side by side
+        (``map_tasks``) when there are several splits, no fitted model is kept and their rows together are
+        small (``PARALLEL_BYTES``); else one split after another, its rows released before the next's are
+        read."""
         full = scores is self.scores  # a full pass, not a round of successive halving
         tasks, side_by_side = [], None
         for s, split in enumerate(self.splits):
@@ -314,8 +315,8 @@ class FoldSearch:
             if side_by_side is None:
                 side_by_side = (self.map_tasks is not map_in_order and len(self.splits) > 1 and models is None
                                 and (X_fit.nbytes + X_val.nbytes) * len(self.splits) <= PARALLEL_BYTES)
-            if side_by_side:
-                tasks.append((plan, X_fit, y_fit, self._weights(split.fit), X_val, full))
+            if side_by_side:  # one task per path or point: five folds of three points keep two workers busy
+                tasks += [(s, ([item], X_fit, y_fit, self._weights(split.fit), X_val, full)) for item in plan]
                 continue
             for point, model in fit_plan(plan, X_fit, y_fit, self._weights(split.fit)):
                 self._score(scores, n, s, point, model.predict(X_val), y_val)
@@ -324,9 +325,10 @@ class FoldSearch:
                 if models is not None and not overrides:
                     models[point_key(point)] = model
             del X_fit, X_val
-        for s, outputs in enumerate(self.map_tasks(score_plan, tasks) if tasks else []):
+        outputs = self.map_tasks(score_plan, [task for _, task in tasks]) if tasks else []
+        for (s, _), output in zip(tasks, outputs):
             truth = self.labels[self.splits[s].val]
-            for point, predicted, decisions in outputs:
+            for point, predicted, decisions in output:
                 self._score(scores, n, s, point, predicted, truth)
                 if full:
                     self._keep_decisions(n, point, decisions)
