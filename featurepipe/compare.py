@@ -67,27 +67,19 @@ def test_answers(data, model, normalization) -> dict[str, bool]:
 
 
 def fused_test_answers(folder, run=None) -> dict[str, bool]:
-    """``test_answers`` of the late fusion in ``folder`` (``fused_folder.py``): each member's log-probabilities
-    on its data set's test images (features computed as ``run`` says), weighted as chosen at training.
+    """``test_answers`` of the late fusion in ``folder`` (``fused_folder.py``): its members' log-probabilities
+    on their data set's test images (features computed as ``run`` says), weighted as chosen at training.
     ``ValueError`` when the members' test images differ."""
     from .evaluate import trained_with_its_data
     from .fused_folder import load_fused
-    from .fusion import fused_log_proba, member_log_proba
+    from .fusion import fused_test_answers as answers
 
     fused = load_fused(folder)
-    log_probas, ids = [], None
-    for member in fused.members:
-        trained, _, data = trained_with_its_data(member.folder, run)
-        rows = data.test_rows
-        every_id = data.store.items(data.key)["ids"]
-        member_ids = [every_id[r] for r in rows]
-        if ids is not None and member_ids != ids:
-            raise ValueError(f"{folder}: its members were not tested on the same images")
-        ids, labels = member_ids, data.labels[rows]
-        log_probas.append(member_log_proba(trained, data.store, data.key, rows))
-    classes = np.asarray(fused.members[0].model.classes_)
-    predicted = classes[fused_log_proba(np.stack(log_probas), fused.weights).argmax(axis=1)]
-    return dict(zip(ids, (predicted.astype(str) == labels.astype(str)).tolist()))
+    datas = [trained_with_its_data(member.folder, run)[2] for member in fused.members]
+    tested = [np.asarray(data.store.items(data.key)["ids"])[data.test_rows] for data in datas]
+    if any(not np.array_equal(ids, tested[0]) for ids in tested):
+        raise ValueError(f"{folder}: its members were not tested on the same images")
+    return answers(fused.members, datas, fused.weights)
 
 
 def mcnemar_p(answers_a: dict, answers_b: dict) -> float:

@@ -4,8 +4,8 @@ features.
 The members' scores are made comparable as log-probabilities -- a softmax head's own, a hinge-loss head's
 Platt-scaled ones (``calibration.probabilities``) -- and the fused head's are their weighted mean,
 renormalised (a weighted geometric mean of the members' probabilities). The weights, one per member,
-non-negative and summing to 1, are the point of a simplex grid (steps of ``WEIGHT_STEP``) with the lowest
-log loss on the members' out-of-fold rows: the validation rows of their searches, which each member scored
+non-negative and summing to 1, are the point of a simplex grid (steps of ``WEIGHT_STEP``) with the best
+accuracy (then the lowest log loss) on the members' out-of-fold rows: the validation rows of their searches, which each member scored
 without having been fitted on them (``calibration.OutOfFold``). So the weights are chosen by
 cross-validation on the training split; the test rows are scored once, for the chosen weights, by the
 members refit on every training row. The fusion is kept in the store's ``heads`` namespace, keyed by its
@@ -78,15 +78,17 @@ def log_probabilities(decision, calibration=None) -> np.ndarray:
 
 
 def choose_weights(log_probas: np.ndarray, truth: np.ndarray) -> tuple[int, list[dict]]:
-    """The index of the weighting of ``weight_grid`` whose fused log loss on rows of true class indices
-    ``truth`` is lowest (ties: the first), and every weighting tried with its log loss and accuracy."""
+    """The index of the weighting of ``weight_grid`` whose fused accuracy on rows of true class indices
+    ``truth`` is highest (ties, common on few rows: the lowest log loss, then the first), and every weighting
+    tried with its accuracy and log loss. Accuracy first, as the search chooses a head's setting, so that
+    the fusion scores those rows at least as well as each member alone (the grid's corners)."""
     rows = np.arange(len(truth))
     tried = []
     for weights in weight_grid(len(log_probas)):
         fused = fused_log_proba(log_probas, weights)
         tried.append({"weights": [round(float(w), 6) for w in weights], "log_loss": float(-fused[rows, truth].mean()),
                       "accuracy": float(np.mean(fused.argmax(axis=1) == truth))})
-    return min(range(len(tried)), key=lambda i: tried[i]["log_loss"]), tried
+    return min(range(len(tried)), key=lambda i: (-tried[i]["accuracy"], tried[i]["log_loss"])), tried
 
 
 def member_log_proba(head, store, key: str, rows) -> np.ndarray:
@@ -97,6 +99,24 @@ def member_log_proba(head, store, key: str, rows) -> np.ndarray:
         out[positions] = log_probabilities(head.model.decision_function(head.normalization.transform(block)),
                                            head.calibration)
     return out
+
+
+def fused_log_proba_of(heads, datas, rows, weights) -> np.ndarray:
+    """The fused log-probabilities (``fused_log_proba``) of fitted ``heads`` (see ``member_log_proba``) on rows
+    ``rows`` of their feature entries (``datas``: each head's ``fitting.TrainingData``)."""
+    return fused_log_proba(np.stack([member_log_proba(head, data.store, data.key, rows)
+                                     for head, data in zip(heads, datas)]), weights)
+
+
+def fused_test_answers(heads, datas, weights) -> dict[str, bool]:
+    """Whether the fusion of ``heads`` weighted by ``weights`` labels each test image of their data sets
+    (``datas``, whose test images are the same) correctly, by image id (``compare.test_answers``'s form)."""
+    data = datas[0]
+    rows = data.test_rows
+    classes = np.asarray(heads[0].model.classes_)
+    predicted = classes[fused_log_proba_of(heads, datas, rows, weights).argmax(axis=1)] if len(rows) else classes[:0]
+    ids = data.store.items(data.key)["ids"]
+    return dict(zip((ids[r] for r in rows), (predicted.astype(str) == data.labels[rows].astype(str)).tolist()))
 
 
 def class_index(classes, labels) -> np.ndarray:
@@ -143,8 +163,7 @@ def fit_fusion(name: str, members: list[Member]) -> FusedResult:
     seconds = time.perf_counter() - start
 
     def scored(rows):
-        fused = fused_log_proba(np.stack([member_log_proba(h, m.data.store, m.data.key, rows)
-                                          for h, m in zip(heads, members)]), weights)
+        fused = fused_log_proba_of(heads, [m.data for m in members], rows, weights)
         return fused_scores(fused, data.labels[rows], head_classes, data.classes)
 
     records = [h.record for h in heads]
@@ -157,7 +176,7 @@ def fit_fusion(name: str, members: list[Member]) -> FusedResult:
                   "val_log_loss": t["log_loss"]} for t in tried],
         "chosen": {"normalize": None, "params": {"weights": tried[best]["weights"]}}, "at_edge": [],
         "search_seconds": seconds, "solvers": [], "fit_seconds": 0.0, "peak_fit_mib": 0.0, "epochs": 0,
-        "history": [], "train": scored(data.train_rows),
+        "history": {}, "train": scored(data.train_rows),
         "val": {"accuracy": tried[best]["accuracy"], "log_loss": tried[best]["log_loss"], "n": len(oof.rows)},
         "test": scored(data.test_rows), "classes": data.classes, "image_shape": None,
     }
