@@ -4,8 +4,8 @@ features.
 The members' scores are made comparable as log-probabilities -- a softmax head's own, a hinge-loss head's
 Platt-scaled ones (``calibration.probabilities``) -- and the fused head's are their weighted mean,
 renormalised (a weighted geometric mean of the members' probabilities). The weights, one per member,
-non-negative and summing to 1, are the point of a simplex grid (steps of ``WEIGHT_STEP``) with the best
-accuracy (then the lowest log loss) on the members' out-of-fold rows: the validation rows of their searches, which each member scored
+non-negative and summing to 1, are the point of a simplex grid (steps of ``WEIGHT_STEP``) with the lowest
+log loss on the members' out-of-fold rows: the validation rows of their searches, which each member scored
 without having been fitted on them (``calibration.OutOfFold``). So the weights are chosen by
 cross-validation on the training split; the test rows are scored once, for the chosen weights, by the
 members refit on every training row. The fusion is kept in the store's ``heads`` namespace, keyed by its
@@ -78,17 +78,17 @@ def log_probabilities(decision, calibration=None) -> np.ndarray:
 
 
 def choose_weights(log_probas: np.ndarray, truth: np.ndarray) -> tuple[int, list[dict]]:
-    """The index of the weighting of ``weight_grid`` whose fused accuracy on rows of true class indices
-    ``truth`` is highest (ties, common on few rows: the lowest log loss, then the first), and every weighting
-    tried with its accuracy and log loss. Accuracy first, as the search chooses a head's setting, so that
-    the fusion scores those rows at least as well as each member alone (the grid's corners)."""
+    """The index of the weighting of ``weight_grid`` whose fused log loss on rows of true class indices
+    ``truth`` is lowest (ties: the first), and every weighting tried with its log loss and accuracy. Log loss,
+    not accuracy: accuracy moves by whole rows, and on a few hundred rows a weight on a member that is noise
+    can gain one by chance; the log loss of the probabilities only improves for a member that informs."""
     rows = np.arange(len(truth))
     tried = []
     for weights in weight_grid(len(log_probas)):
         fused = fused_log_proba(log_probas, weights)
         tried.append({"weights": [round(float(w), 6) for w in weights], "log_loss": float(-fused[rows, truth].mean()),
                       "accuracy": float(np.mean(fused.argmax(axis=1) == truth))})
-    return min(range(len(tried)), key=lambda i: (-tried[i]["accuracy"], tried[i]["log_loss"])), tried
+    return min(range(len(tried)), key=lambda i: tried[i]["log_loss"]), tried
 
 
 def member_log_proba(head, store, key: str, rows) -> np.ndarray:
