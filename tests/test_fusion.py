@@ -9,8 +9,9 @@ import pytest
 import yaml
 from helpers import run_cli, stored_colour_histograms
 
+from featurepipe.calibration import OutOfFold
 from featurepipe.cli import EXIT_OK, EXIT_USAGE
-from featurepipe.config import HeadConfig, TrainConfig
+from featurepipe.config import ConfigError, HeadConfig, TrainConfig
 from featurepipe.fitting import fit_and_score, head_key
 from featurepipe.fusion import Member, choose_weights, fit_fusion, fused_log_proba, log_probabilities, weight_grid
 
@@ -61,6 +62,32 @@ def test_a_stored_fusion_is_reused_and_follows_its_members(tmp_path):
     fit_and_score(data, other, train)
     changed = fit_fusion("fused", [Member("softmax", head_key(data, other, train), data), members[1]])
     assert not changed.cached  # a changed member is a new fusion, never the stored one
+
+
+def test_members_validated_on_other_rows_are_refused_in_one_line(tmp_path):
+    data = stored_colour_histograms(tmp_path)
+    head = HeadConfig(name="softmax", model="linear", params={"max_iter": 30, "random_state": 0})
+    members = []
+    for seed in (0, 1):  # other folds
+        train = TrainConfig(selection="kfold", folds=3, seed=seed)
+        fit_and_score(data, head, train)
+        members.append(Member(f"seed{seed}", head_key(data, head, train), data))
+    with pytest.raises(ConfigError, match=r"^late fusion fused: members 'seed0' and 'seed1' were not fitted and "
+                                          r"validated on the same images; fuse heads of one data set with the same "
+                                          r"train settings \(selection, folds, seed\)$"):
+        fit_fusion("fused", members)
+
+
+@pytest.mark.parametrize("arrays, expected", [
+    ({"decision": np.zeros((3, 2))}, "holds arrays ['decision'], not ['decision', 'rows']"),
+    ({"decision": np.zeros((3, 2)), "rows": np.arange(3)}, "decision is float64 [3, 2]; 3 rows of a head of 3 classes"),
+    ({"decision": np.full((3, 3), np.inf), "rows": np.arange(3)}, "decision holds non-finite numbers"),
+    ({"decision": np.zeros((3, 3)), "rows": np.array([0, 1, 1])}, "rows is int64 [3]; it must be distinct"),
+])
+def test_stored_out_of_fold_scores_are_read_by_their_schema(arrays, expected):
+    with pytest.raises(ValueError) as refused:
+        OutOfFold.from_arrays(arrays, n_classes=3)
+    assert str(refused.value).startswith(expected)
 
 
 def _noisy_log_probas(rng, truth, n_classes, strength):
