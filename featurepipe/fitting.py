@@ -113,7 +113,8 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     params, validation_accuracy)`` is called after each grid point."""
     key = head_key(data, head, train)
     stored = cached_head(data.store, key)
-    if stored is not None:
+    if stored is not None:  # stored under another name, perhaps (a name is no part of the key)
+        stored.record = {**stored.record, "head": head.name}
         return stored
     import featurepipe.heads  # noqa: F401  (registers the heads)
 

@@ -279,3 +279,12 @@ def test_a_damaged_fusion_folder_is_refused_in_one_line(damage, expected, fused_
     damage(run / "fused")
     code, _, err = run_cli("compare", run / "fused", run / "colour")
     assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1 and expected in err
+
+
+def test_a_stored_head_answers_to_the_name_it_is_asked_by(tmp_path):
+    """A bench cell and a `train` head of the same settings share a stored head: each sees its own name."""
+    data = stored_colour_histograms(tmp_path)
+    head = HeadConfig(name="softmax", model="linear", params={"max_iter": 30, "random_state": 0})
+    fit_and_score(data, head, TrainConfig())
+    again = fit_and_score(data, head.model_copy(update={"name": "colour"}), TrainConfig())
+    assert again.record["head"] == "colour"
