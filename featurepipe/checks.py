@@ -251,7 +251,7 @@ def check_late(members: list[str], key: str, fused: dict[str, bool], what: str) 
     from .fusion import MAX_MEMBERS
 
     if not 2 <= len(members) <= MAX_MEMBERS:
-        raise ConfigError(f"{key}: fuses {len(members)} {what}s; name 2 to {MAX_MEMBERS}")
+        raise ConfigError(f"{key}: a late fusion takes 2 to {MAX_MEMBERS} {what}s, not {len(members)}")
     for member in members:
         if member not in fused:
             raise ConfigError(f"{key}: no {what} named {quote(member)} (the {what}s: {', '.join(map(quote, fused))})")

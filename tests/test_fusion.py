@@ -156,7 +156,7 @@ HOG = {"name": "hog", "model": "linear", "params": {"max_iter": 60, "random_stat
 @pytest.mark.parametrize("late, expected", [
     (["colour", "nothing"], "heads[2].late: no head named 'nothing' (the heads: 'colour', 'hog', 'fused')"),
     (["colour", "fused"], "heads[2].late: 'fused' is a late fusion itself; fuse the heads it fuses instead"),
-    (["colour"], "heads[2].late: fuses 1 heads; name 2 to 5"),
+    (["colour"], "heads[2].late: a late fusion takes 2 to 5 heads, not 1"),
     (["colour", "colour"], "heads[2].late: names 'colour' twice"),
 ])
 def test_a_late_head_naming_what_it_cannot_fuse_is_refused_in_one_line(late, expected, tmp_path, image_folder):
