@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .files import read_regular, write_json_atomic, write_npz_atomic
 from .fusion import MAX_MEMBERS
@@ -33,8 +33,15 @@ SUM_TOLERANCE = 1e-6
 
 
 class MemberRecord(StrictRecord):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+    name: Annotated[str, Field(pattern=r"^[^/\x00]{1,255}$")]
     manifest_sha256: Digest
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name):
+        if name in (".", ".."):
+            raise ValueError("must name a folder of members/")
+        return name
 
 
 class FusedManifest(StrictRecord):
