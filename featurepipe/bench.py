@@ -1,8 +1,9 @@
 """The comparison matrix: every pipeline x every head on one data set, all through the feature store and
 the one fit-and-score path (``fitting.py``), so each cell is the best its head reaches on those features
 with settings chosen on the training split; a ``late`` pipeline's cell fuses its members' cells of the same
-head (``fusion.py``), with weights chosen on the training split too. Each entry's features and each cell's head are kept in the
-store, so a re-run only computes what changed. ``report.py`` writes the tables, figures and HTML page.
+head (``fusion.py``), with weights chosen on the training split too. Each entry's features and each cell's
+head are kept in the store, so a re-run only computes what changed. ``report.py`` writes the tables,
+figures and HTML page.
 """
 from __future__ import annotations
 

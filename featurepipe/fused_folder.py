@@ -122,7 +122,8 @@ def load_fused(folder) -> Fused:
             fail(folder, f"{MEMBERS}/{record.name} was changed after training (its manifest's SHA-256 differs)")
         trained = load_trained(member)
         if [str(c) for c in trained.manifest["classes"]] != [str(c) for c in manifest.classes]:
-            fail(folder, f"member {record.name} has classes {trained.manifest['classes']}, the fusion {manifest.classes}")
+            fail(folder, f"member {record.name} has classes {trained.manifest['classes']}, "
+                         f"the fusion {manifest.classes}")
         members.append(trained)
     return Fused(folder, members, weights)
 

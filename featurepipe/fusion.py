@@ -195,10 +195,11 @@ def _check_members(name: str, members: list[Member], heads: list[HeadResult | No
             raise ConfigError(f"late fusion {name}: member {member.name!r} has no stored head with out-of-fold "
                               f"scores (fit it with this featurepipe first)")
     first, head = members[0], heads[0]
+    ids = list(first.data.store.items(first.data.key)["ids"])
     for member, other in zip(members[1:], heads[1:]):
         same = (np.array_equal(other.out_of_fold.rows, head.out_of_fold.rows)
                 and np.array_equal(member.data.test_rows, first.data.test_rows)
-                and list(member.data.store.items(member.data.key)["ids"]) == list(first.data.store.items(first.data.key)["ids"])
+                and list(member.data.store.items(member.data.key)["ids"]) == ids
                 and list(map(str, other.model.classes_)) == list(map(str, head.model.classes_)))
         if not same:
             raise ConfigError(f"late fusion {name}: members {first.name!r} and {member.name!r} were not fitted and "

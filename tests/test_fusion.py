@@ -49,7 +49,8 @@ def test_test_labels_never_reach_the_choice_of_weights(tmp_path):
     assert poisoned.record["grid"] == clean.record["grid"] and list(poisoned.weights) == list(clean.weights)
     assert poisoned.record["val"] == clean.record["val"] and poisoned.record["train"] == clean.record["train"]
     # ... while the test score saw them: every test label is wrong now.
-    assert clean.record["test"]["accuracy"] > 0.5 and poisoned.record["test"]["accuracy"] < clean.record["test"]["accuracy"]
+    clean_test, poisoned_test = clean.record["test"]["accuracy"], poisoned.record["test"]["accuracy"]
+    assert clean_test > 0.5 and poisoned_test < clean_test
     assert len(clean.record["grid"]) == 11 and clean.record["val"]["n"] == 36  # k-fold: every training row once
 
 
@@ -201,7 +202,8 @@ def test_bench_with_a_late_pipeline_on_the_demo(tmp_path):
     assert code == EXIT_OK and "[3/3] fused x softmax:" in log
     rows = {r["pipeline"]: r for r in json.loads((out / "results.json").read_text())}
     fused = rows["fused"]
-    assert fused["kind"] == "late fusion" and fused["feature_dim"] == rows["colour"]["feature_dim"] + rows["hog"]["feature_dim"]
+    assert fused["kind"] == "late fusion"
+    assert fused["feature_dim"] == rows["colour"]["feature_dim"] + rows["hog"]["feature_dim"]
     weights = fused["chosen"]["params"]["weights"]
     assert len(weights) == 2 and sum(weights) == pytest.approx(1)
     grid = fused["grid"]
