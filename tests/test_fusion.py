@@ -14,6 +14,7 @@ from featurepipe.cli import EXIT_OK, EXIT_USAGE
 from featurepipe.config import ConfigError, HeadConfig, TrainConfig
 from featurepipe.fitting import fit_and_score, head_key
 from featurepipe.fusion import Member, choose_weights, fit_fusion, fused_log_proba, log_probabilities, weight_grid
+from featurepipe.summary import grid_text
 
 
 def test_the_weight_grid_covers_the_simplex():
@@ -235,6 +236,8 @@ def test_train_writes_the_fusion_and_compare_pairs_it_with_a_member(fused_run):
     assert [m["name"] for m in metrics["members"]] == ["colour", "hog"] and len(metrics["grid"]) == 11
     assert metrics["test"]["interval_95"][0] <= metrics["test"]["accuracy"]
     assert sorted(p.name for p in (run / "fused" / "members").iterdir()) == ["colour", "hog"]
+    chosen = next(line for line in grid_text(metrics).splitlines() if line.endswith("<- chosen"))  # train -v
+    assert f"log loss {min(g['val_log_loss'] for g in metrics['grid']):.4f} <- chosen" in chosen
     code, text, _ = run_cli("compare", run / "fused", run / "colour")
     assert code == EXIT_OK
     first = text.splitlines()[0]
