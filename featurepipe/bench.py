@@ -1,7 +1,9 @@
 """The comparison matrix: every pipeline x every head on one data set, all through the feature store and
 the one fit-and-score path (``fitting.py``), so each cell is the best its head reaches on those features
-with settings chosen on the training split. Each entry's features and each cell's head are kept in the
-store, so a re-run only computes what changed. ``report.py`` writes the tables, figures and HTML page.
+with settings chosen on the training split; a ``late`` pipeline's cell fuses its members' cells of the same
+head (``fusion.py``), with weights chosen on the training split too. Each entry's features and each cell's
+head are kept in the store, so a re-run only computes what changed. ``report.py`` writes the tables,
+figures and HTML page.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from .compare import mcnemar_p, test_answers
 from .config import Config, ConfigError
 from .extract import config_dataset, training_data
 from .fitting import cached_head, fit_and_score, head_key, named_heads
+from .fusion import Member, fit_fusion, fused_test_answers, fusion_key
 from .metrics import accuracy_interval
 from .report import write_report
 from .runner import map_in_processes
@@ -39,13 +42,16 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
     if quick:
         dataset = dataset.take(cfg.bench.quick)
     check_bench(cfg, dataset, heads)
-    cells = [(p, head) for p, entry in cfg.bench.pipelines.items() for head in heads
-             if entry.heads is None or head.name in entry.heads]
+    single = {p: entry for p, entry in cfg.bench.pipelines.items() if entry.late is None}
+    cells = [(p, head) for p, entry in single.items() for head in heads if _paired(entry, head)]
+    cells += [(p, head) for p, entry in cfg.bench.pipelines.items() if entry.late is not None for head in heads
+              if _paired(entry, head) and all(_paired(single[member], head) for member in entry.late)]
     unknown = sorted({h for entry in cfg.bench.pipelines.values() for h in entry.heads or []} - {h.name for h in heads})
     if unknown:
         raise ConfigError(f"bench.pipelines: no head named {unknown[0]!r} under heads")
     rows, answers, total, done, start = [], [], len(cells), 0, time.perf_counter()
-    for pipeline_name, entry in cfg.bench.pipelines.items():
+    members = {}  # (pipeline, head name) -> (fusion.Member, its row): what late fusions fuse
+    for pipeline_name, entry in single.items():
         sub = cfg.model_copy(update={"pipeline": entry.pipeline(), "train": entry.train(cfg.train)})
         print(f"[{done + 1}/{total}] {pipeline_name}: features for {len(dataset)} images", flush=True)
         data = training_data(sub, dataset)
@@ -64,25 +70,58 @@ def run_bench(cfg: Config, quick: bool = False, output=None, name: str | None = 
             result = fit_and_score(data, head, sub.train, map_tasks=map_in_processes(sub.run.jobs))
             record = result.record
             answers.append(test_answers(data, result.model, result.normalization))
-            print(f"{where}: {'cached (' if cached else '    '}test "
-                  f"{accuracy_text(record['test']['accuracy'], record['test']['n'])}{')' if cached else ''}, "
-                  f"chosen {chosen_text(record)}, fit {seconds_text(record['fit_seconds'])}; "
-                  f"{_time_left(done, total, time.perf_counter() - start)}", flush=True)
-            rows.append({"pipeline": pipeline_name, "head": spec.name, "head_key": key, "feature_key": data.key,
-                         "kind": _kind(pipeline_name in cfg.bench.learned, spec.model == "mlp"),
-                         "feature_dim": record["feature_dim"], "extract_images_per_s": rate,
-                         "extract_seconds": extract_seconds, "fit_seconds": record["fit_seconds"],
-                         "search_seconds": record["search_seconds"], "features_seconds": features_seconds,
-                         "cost_seconds": features_seconds + record["search_seconds"] + record["fit_seconds"],
-                         "peak_fit_mib": record["peak_fit_mib"],
-                         "train_accuracy": record["train"]["accuracy"], "val_accuracy": record["val"]["accuracy"],
-                         "test_accuracy": record["test"]["accuracy"], **intervals(record),
-                         "test_n": record["test"]["n"], "chosen": record["chosen"],
-                         "confusion_matrix": record["test"]["confusion_matrix"], "classes": record["classes"],
-                         "history": record["history"]})
+            print(f"{where}: {_result_text(record, cached)}; {_time_left(done, total, time.perf_counter() - start)}",
+                  flush=True)
+            rows.append(_row(pipeline_name, spec.name, key, data.key,
+                             _kind(pipeline_name in cfg.bench.learned, spec.model == "mlp"), record,
+                             extract_images_per_s=rate, extract_seconds=extract_seconds,
+                             features_seconds=features_seconds))
+            members[pipeline_name, spec.name] = Member(pipeline_name, key, data), rows[-1]
+    for pipeline_name, spec in cells[len(rows):]:
+        done += 1
+        fused_members, member_rows = zip(*(members[m, spec.name] for m in cfg.bench.pipelines[pipeline_name].late))
+        fused = fit_fusion(f"{pipeline_name} x {spec.name}", list(fused_members))
+        record = fused.record
+        answers.append(fused_test_answers(fused.members, [m.data for m in fused_members], fused.weights))
+        print(f"[{done}/{total}] {pipeline_name} x {spec.name}: {_result_text(record, fused.cached)}; "
+              f"{_time_left(done, total, time.perf_counter() - start)}", flush=True)
+        rows.append(_row(pipeline_name, spec.name, fusion_key(list(fused_members)), fused_members[0].data.key,
+                         "late fusion", record, extract_images_per_s=None,
+                         extract_seconds=sum(r["extract_seconds"] for r in member_rows),
+                         features_seconds=sum(r["cost_seconds"] for r in member_rows)))
     against_best(rows, answers)
     write_report(rows, cfg, dataset, output, quick, name)
     return rows
+
+
+def _paired(entry, head) -> bool:
+    """Whether the bench pairs pipeline ``entry`` with ``head``."""
+    return entry.heads is None or head.name in entry.heads
+
+
+def _result_text(record: dict, cached: bool) -> str:
+    """A cell's line after its fit: ``test 83.3% [78.1, 87.5], chosen alpha=0.01, fit 2.1 s`` (in brackets
+    with ``cached``)."""
+    test = accuracy_text(record["test"]["accuracy"], record["test"]["n"])
+    return (f"{'cached (' if cached else '    '}test {test}{')' if cached else ''}, chosen {chosen_text(record)}, "
+            f"fit {seconds_text(record['fit_seconds'])}")
+
+
+def _row(pipeline: str, head: str, key: str, feature_key: str, kind: str, record: dict, *, extract_images_per_s,
+         extract_seconds: float, features_seconds: float) -> dict:
+    """A cell's row of the report. ``features_seconds``: what its features cost (a late fusion's: all its
+    members cost)."""
+    return {"pipeline": pipeline, "head": head, "head_key": key, "feature_key": feature_key, "kind": kind,
+            "feature_dim": record["feature_dim"], "extract_images_per_s": extract_images_per_s,
+            "extract_seconds": extract_seconds, "fit_seconds": record["fit_seconds"],
+            "search_seconds": record["search_seconds"], "features_seconds": features_seconds,
+            "cost_seconds": features_seconds + record["search_seconds"] + record["fit_seconds"],
+            "peak_fit_mib": record["peak_fit_mib"],
+            "train_accuracy": record["train"]["accuracy"], "val_accuracy": record["val"]["accuracy"],
+            "test_accuracy": record["test"]["accuracy"], **intervals(record),
+            "test_n": record["test"]["n"], "chosen": record["chosen"], "grid": record["grid"],
+            "confusion_matrix": record["test"]["confusion_matrix"], "classes": record["classes"],
+            "history": record["history"]}
 
 
 def _features_seconds(data) -> float:

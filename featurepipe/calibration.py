@@ -51,6 +51,49 @@ class PlattScaling:
         return cls(arrays["slope"].astype(np.float64), arrays["intercept"].astype(np.float64))
 
 
+@dataclass(frozen=True)
+class OutOfFold:
+    """A head's decision values on rows it was not fitted on -- the validation rows of every split of its
+    search, at the chosen setting -- and those rows (of its feature entry): what Platt scaling and late
+    fusion (``fusion.py``) learn from."""
+
+    decision: np.ndarray
+    rows: np.ndarray
+
+    def arrays(self) -> dict:
+        return {"decision": self.decision, "rows": self.rows}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, n_classes: int) -> OutOfFold:
+        """The values stored as ``arrays``; ``ValueError`` naming what is wrong unless they are exactly
+        ``decision`` (finite floats, a column per decision value of a head of ``n_classes``) and ``rows``
+        (distinct non-negative integers, one per decision row)."""
+        if set(arrays) != {"decision", "rows"}:
+            raise ValueError(f"holds arrays {sorted(arrays)}, not ['decision', 'rows']")
+        decision, rows = arrays["decision"], arrays["rows"]
+        shape = (len(rows),) if n_classes == 2 else (len(rows), n_classes)
+        if decision.dtype.kind != "f" or decision.shape != shape:
+            raise ValueError(f"decision is {decision.dtype} {list(decision.shape)}; {len(rows)} rows of a head of "
+                             f"{n_classes} classes need float {list(shape)}")
+        if not np.isfinite(decision).all():
+            raise ValueError("decision holds non-finite numbers")
+        if rows.dtype.kind not in "iu" or rows.ndim != 1 or (rows < 0).any() or len(np.unique(rows)) != len(rows):
+            raise ValueError(f"rows is {rows.dtype} {list(rows.shape)}; it must be distinct non-negative integers")
+        return cls(decision.astype(np.float64), rows.astype(np.int64))
+
+
+def probabilities(decision, calibration: PlattScaling | None = None) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` from a head's decision values: its Platt ``calibration``'s, else
+    (a head with probabilities of its own) the softmax of its scores, as its ``predict_proba``."""
+    if calibration is not None:
+        return calibration.predict_proba(decision)
+    from scipy.special import softmax
+
+    decision = np.asarray(decision, np.float64)
+    scores = np.column_stack([np.zeros(len(decision)), decision]) if decision.ndim == 1 else decision
+    return softmax(scores, axis=1)
+
+
 def fit_platt(decision, labels, classes) -> PlattScaling:
     """Platt scaling of decision values ``decision`` (``(n, n_classes)``, or ``(n,)`` for two classes) of rows
     whose true labels are ``labels``, for a head whose classes are ``classes`` (in its column order)."""

@@ -136,7 +136,8 @@ def check_heads(heads: list[HeadConfig]) -> None:
     from .core import REGISTRY
 
     for i, head in enumerate(heads):
-        check_head(i, head, REGISTRY.get("head", head.model))
+        if head.late is None:
+            check_head(i, head, REGISTRY.get("head", head.model))
 
 
 def check_head(index: int, head: HeadConfig, head_class) -> None:
@@ -162,6 +163,8 @@ def check_class_weights(heads: list[HeadConfig], classes: list) -> None:
     from .core import REGISTRY
 
     for i, head in enumerate(heads):
+        if head.late is not None:
+            continue
         for name, value in _grid_values(REGISTRY.get("head", head.model), head.params):
             if name != "class_weight" or not isinstance(value, dict) or not classes:
                 continue
@@ -177,6 +180,8 @@ def check_networks(heads: list[HeadConfig], width: int, n_classes: int) -> None:
     from .core import REGISTRY
 
     for i, head in enumerate(heads):
+        if head.late is not None:
+            continue
         head_class = REGISTRY.get("head", head.model)
         for name, value in _grid_values(head_class, head.params) + [(None, None)]:
             layers = head_class(**({name: value} if name else {}))._build_network(width, n_classes).layer_sizes
@@ -223,19 +228,54 @@ def check_extract(cfg: Config, dataset: Dataset) -> int | None:
 
 
 def check_train(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
-    """``featurepipe train``: the pipeline, the ``train`` settings and the heads' networks, on ``dataset``."""
+    """``featurepipe train``: each pipeline (the config's, a head's own), the ``train`` settings and the heads'
+    networks, on ``dataset``; the members of late fusions."""
     check_heads(heads)
     check_class_weights(heads, dataset.classes)
-    width = check_extract(cfg, dataset)
-    _check_training(cfg.train, "train", dataset, heads, width)
+    fused = {head.name: head.late is not None for head in heads}
+    groups: dict[str, list[HeadConfig]] = {}
+    for i, head in enumerate(heads):
+        if head.late is not None:
+            check_late(head.late, f"heads[{i}].late", fused, "head")
+        else:
+            groups.setdefault("pipeline" if head.pipeline is None else f"heads[{i}].pipeline", []).append(head)
+    for key, group in groups.items():
+        sub = cfg.for_head(group[0])
+        width = check_pipeline(built_pipeline(required_pipeline(sub), key), key, sub, dataset)
+        _check_training(cfg.train, "train", dataset, group, width)
+
+
+def check_late(members: list[str], key: str, fused: dict[str, bool], what: str) -> None:
+    """The members of a late fusion at config key ``key``: two to ``fusion.MAX_MEMBERS`` distinct names of
+    ``fused`` (each ``what`` of the config: whether it is a late fusion itself), none a fusion itself."""
+    from .fusion import MAX_MEMBERS
+
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise ConfigError(f"{key}: a late fusion takes 2 to {MAX_MEMBERS} {what}s, not {len(members)}")
+    for member in members:
+        if member not in fused:
+            raise ConfigError(f"{key}: no {what} named {quote(member)} (the {what}s: {', '.join(map(quote, fused))})")
+        if fused[member]:
+            raise ConfigError(f"{key}: {quote(member)} is a late fusion itself; fuse the {what}s it fuses instead")
+        if members.count(member) > 1:
+            raise ConfigError(f"{key}: names {quote(member)} twice")
 
 
 def check_bench(cfg: Config, dataset: Dataset, heads: list[HeadConfig]) -> None:
-    """``featurepipe bench``: each pipeline of the matrix with its own settings and the heads paired with it."""
+    """``featurepipe bench``: each pipeline of the matrix with its own settings and the heads paired with it;
+    the members of late fusions."""
+    for i, head in enumerate(heads):
+        if head.late is not None or head.pipeline is not None:
+            raise ConfigError(f"heads[{i}]: a bench pairs its heads with bench.pipelines; fuse pipelines there "
+                              f"(bench.pipelines.NAME.late) rather than heads")
     check_heads(heads)
     check_class_weights(heads, dataset.classes)
+    fused = {name: entry.late is not None for name, entry in cfg.bench.pipelines.items()}
     for name, entry in cfg.bench.pipelines.items():
         key = f"bench.pipelines.{name}"
+        if entry.late is not None:
+            check_late(entry.late, f"{key}.late", fused, "pipeline")
+            continue
         width = check_pipeline(built_pipeline(entry.pipeline(), key), key, cfg, dataset)
         check_normalize(entry.normalize, f"{key}.normalize")
         paired = [h for h in heads if entry.heads is None or h.name in entry.heads]

@@ -75,7 +75,7 @@ def _after_extract(args, cfg, result) -> str:
     same = ["--config", args.config, *(["--data", args.data] if args.data else []),
             *[token for item in args.set or [] for token in ("--set", item)],
             *(["--cache-dir", args.cache_dir] if args.cache_dir else []), *(["--hash"] if args.hash else [])]
-    heads = ", ".join(head.name or head.model for head in cfg.heads)
+    heads = ", ".join(head.name or head.model or "late fusion" for head in cfg.heads)
     run = Path(cfg.output).expanduser().absolute()
     items = FeatureStore(cfg.run.cache_dir).items(result.key)
     splits = set(items["splits"] or ())

@@ -1,4 +1,5 @@
 """``featurepipe compare RUN/HEAD RUN/HEAD``: whether two trained heads differ on the same test images.
+Either may be a late fusion of heads (``fused_folder.py``).
 
 Each head labels its data set's test images again, from the cache (the features its folder's config
 names; extracted first if they are missing), and the two are compared image by image: the difference in
@@ -42,9 +43,13 @@ def correct_on_test(folder, run=None) -> tuple[list[str], np.ndarray, float | No
     its training recorded (``metrics.json``; None without one); features computed as ``run`` says."""
     from .evaluate import trained_with_its_data
     from .files import read_json
+    from .fused_folder import is_fused
 
-    trained, _, data = trained_with_its_data(folder, run)
-    answers = test_answers(data, trained.model, trained.normalization)
+    if is_fused(folder):
+        answers = fused_test_answers(folder, run)
+    else:
+        trained, _, data = trained_with_its_data(folder, run)
+        answers = test_answers(data, trained.model, trained.normalization)
     metrics = Path(folder) / "metrics.json"
     recorded = read_json(metrics)["test"]["accuracy"] if metrics.exists() else None
     return list(answers), np.fromiter(answers.values(), bool, len(answers)), recorded
@@ -59,6 +64,22 @@ def test_answers(data, model, normalization) -> dict[str, bool]:
     predicted = predict_rows(data.store, data.key, rows, model, normalization)
     ids = data.store.items(data.key)["ids"]
     return dict(zip((ids[r] for r in rows), (predicted.astype(str) == data.labels[rows].astype(str)).tolist()))
+
+
+def fused_test_answers(folder, run=None) -> dict[str, bool]:
+    """``test_answers`` of the late fusion in ``folder`` (``fused_folder.py``): its members' log-probabilities
+    on their data set's test images (features computed as ``run`` says), weighted as chosen at training.
+    ``ValueError`` when the members' test images differ."""
+    from .evaluate import trained_with_its_data
+    from .fused_folder import load_fused
+    from .fusion import fused_test_answers as answers
+
+    fused = load_fused(folder)
+    datas = [trained_with_its_data(member.folder, run)[2] for member in fused.members]
+    tested = [np.asarray(data.store.items(data.key)["ids"])[data.test_rows] for data in datas]
+    if any(not np.array_equal(ids, tested[0]) for ids in tested):
+        raise ValueError(f"{folder}: its members were not tested on the same images")
+    return answers(fused.members, datas, fused.weights)
 
 
 def mcnemar_p(answers_a: dict, answers_b: dict) -> float:

@@ -85,22 +85,46 @@ class TrainConfig(_Section):
 
 class HeadConfig(_Section):
     """One head: a registered model, its parameters (a list searches them) and, optionally, its own
-    normalisation (else ``train.normalize``)."""
+    normalisation (else ``train.normalize``) and, in ``train``, its own pipeline (else ``pipeline``); or the
+    late fusion of other heads of the config (``late``: their names; ``fusion.py``)."""
 
     name: str | None = None
-    model: str
+    model: str | None = None
     params: dict = Field(default_factory=dict)
     normalize: Any = None
+    pipeline: PipelineConfig | None = None
+    late: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _model_or_late(self):
+        if (self.model is None) == (self.late is None):
+            raise ValueError("give exactly one of model (a registered head) and late (the names of heads to fuse)")
+        if self.late is not None and (self.params or self.normalize is not None or self.pipeline is not None):
+            raise ValueError("a late fusion takes its members' features and settings: no params, normalize or pipeline")
+        return self
 
 
 class BenchPipelineConfig(PipelineConfig):
     """A pipeline of the bench matrix, with, optionally, the normalisation(s) its features call for (else
     ``train.normalize``; a head's own ``normalize`` comes first), the training-time augmentation it calls
-    for (else ``train.augment``) and the heads to pair it with (default all)."""
+    for (else ``train.augment``) and the heads to pair it with (default all). Or, instead of an extractor,
+    the late fusion of other pipelines of the matrix (``late``: their names): each head's cells on them
+    fused into one (``fusion.py``)."""
 
+    extractor: dict | None = None
     normalize: Any = None
     augment: list | None = None
     heads: list[str] | None = None
+    late: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _extractor_or_late(self):
+        if (self.extractor is None) == (self.late is None):
+            raise ValueError("give exactly one of extractor and late (the names of pipelines to fuse)")
+        if self.late is not None and (self.preprocess or self.normalize is not None or self.augment is not None):
+            raise ValueError("a late fusion takes its members' features and settings: no preprocess, normalize "
+                             "or augment")
+        return self
 
     def train(self, train: "TrainConfig") -> "TrainConfig":
         """The bench's ``train`` settings with this pipeline's augmentation, when it names one."""
@@ -125,6 +149,10 @@ class Config(_Section):
     heads: list[HeadConfig] = Field(default_factory=list)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str = "runs"
+
+    def for_head(self, head: HeadConfig) -> "Config":
+        """This config with the head's own pipeline, when it names one."""
+        return self if head.pipeline is None else self.model_copy(update={"pipeline": head.pipeline})
 
 
 def _set_dotted(tree: dict, dotted: str, value) -> None:

@@ -3,8 +3,9 @@
 A head is fitted on stored features: the training rows (with their augmented copies) are read from
 the store, normalised and searched over the head's grid on validation splits of the training split
 (``selection.py``); the chosen setting is refit on the whole training split and the test rows are
-scored once, for it. The result -- model, normalisation, a record of every score and, for a head that
-gives only scores, the Platt scaling fitted on its validation scores -- is kept in the store's ``heads``
+scored once, for it. The result -- model, normalisation, a record of every score, the chosen setting's
+decision values on the validation rows and, for a head that gives only scores, the Platt scaling fitted
+on them -- is kept in the store's ``heads``
 namespace, so a re-run fits nothing that did not change.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import clone
 
-from .calibration import PlattScaling, fit_platt
+from .calibration import OutOfFold, PlattScaling, fit_platt
 from .config import Config, ConfigError, HeadConfig, TrainConfig
 from .core import REGISTRY, iter_stages
 from .fingerprint import defining_modules, modules_code_version, to_json
@@ -70,13 +71,15 @@ class TrainingData:
 
 @dataclass
 class HeadResult:
-    """A fitted head, its normalisation, the record of its selection and scores, and for a head without
-    probabilities of its own the Platt scaling that gives them (``calibration.py``)."""
+    """A fitted head, its normalisation, the record of its selection and scores, for a head without
+    probabilities of its own the Platt scaling that gives them (``calibration.py``), and its search's
+    out-of-fold decision values (what late fusion, ``fusion.py``, learns from)."""
 
     model: object
     normalization: Normalization
     record: dict
     calibration: PlattScaling | None = None
+    out_of_fold: OutOfFold | None = None
 
 
 def head_key(data: TrainingData, head: HeadConfig, train: TrainConfig) -> str:
@@ -84,7 +87,8 @@ def head_key(data: TrainingData, head: HeadConfig, train: TrainConfig) -> str:
     params = {k: v for k, v in head.params.items() if k != "verbose"}
     code = head_code_version(head.model, params, normalization_options(head.normalize or train.normalize))
     return FeatureStore.key("heads", features=data.key, augment=list(data.augment),
-                            head={**head.model_dump(), "params": params, "name": None}, train=train.model_dump(),
+                            head={**head.model_dump(exclude={"pipeline", "late"}), "params": params, "name": None},
+                            train=train.model_dump(),
                             code=code)
 
 
@@ -110,7 +114,8 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     ``map_tasks`` (``runner.map_in_processes(jobs)`` for several cores), which does not change the result."""
     key = head_key(data, head, train)
     stored = cached_head(data.store, key)
-    if stored is not None:
+    if stored is not None:  # stored under another name, perhaps (a name is no part of the key)
+        stored.record = {**stored.record, "head": head.name}
         return stored
     import featurepipe.heads  # noqa: F401  (registers the heads)
 
@@ -126,8 +131,10 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     best = search.best()
     search_seconds = time.perf_counter() - start
     model, normalization, train_score, fit_seconds, peak = _refit(search, best, train.refit)
+    decision, labels = search.out_of_fold(best)
+    out_of_fold = OutOfFold(decision, np.concatenate([data.train_rows[split.val] for split in splits]))
     # Scores only (hinge losses): probabilities from sigmoids fitted on the chosen setting's validation scores.
-    calibration = None if hasattr(model, "predict_proba") else fit_platt(*search.out_of_fold(best), model.classes_)
+    calibration = None if hasattr(model, "predict_proba") else fit_platt(decision, labels, model.classes_)
     test_score = score_rows(data.store, data.key, data.test_rows, data.labels[data.test_rows], model, normalization,
                             data.classes, calibration)
     record = {
@@ -143,7 +150,7 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
         "val": {"accuracy": best["val_accuracy"], "n": int(sum(len(s.val) for s in splits))},
         "test": test_score, "classes": data.classes, "image_shape": data.store.attrs(data.key).get("image_shape"),
     }
-    return save_head(data.store, key, HeadResult(model, normalization, to_json(record), calibration))
+    return save_head(data.store, key, HeadResult(model, normalization, to_json(record), calibration, out_of_fold))
 
 
 def _refit(search: Search, best: dict, refit: bool):
@@ -262,7 +269,7 @@ def load_head(store: FeatureStore, key: str) -> HeadResult | None:
         return None
     entry, folder = found
     bundle = load_bundle(folder)
-    return HeadResult(bundle.model, bundle.normalization, entry["record"], bundle.calibration)
+    return HeadResult(bundle.model, bundle.normalization, entry["record"], bundle.calibration, bundle.out_of_fold)
 
 
 def cached_head(store: FeatureStore, key: str) -> HeadResult | None:
@@ -278,13 +285,15 @@ def cached_head(store: FeatureStore, key: str) -> HeadResult | None:
 
 # -- the heads a config names ----------------------------------------------------------------------------
 def named_heads(cfg: Config) -> list[HeadConfig]:
-    """The config's heads, each with its name (``<model><index>`` when it has none), refused before any
-    work when a model or a parameter is unknown (naming the config key)."""
+    """The config's heads, each with its name (``<model><index>``, ``late<index>`` for a late fusion, when it
+    has none), refused before any work when a model or a parameter is unknown (naming the config key)."""
     from . import catalog
 
     if not cfg.heads:
         raise ConfigError("heads: name at least one head to train")
     for i, head in enumerate(cfg.heads):
+        if head.late is not None:
+            continue
         try:
             cls = catalog.get("head", head.model)
         except ValueError as e:
@@ -292,4 +301,5 @@ def named_heads(cfg: Config) -> list[HeadConfig]:
         bad = sorted(set(head.params) - set(cls().get_params(deep=False)))
         if bad:
             raise ConfigError(f"heads[{i}].params.{bad[0]}: unknown parameter of {cls.__name__}")
-    return [head.model_copy(update={"name": head.name or f"{head.model}{i}"}) for i, head in enumerate(cfg.heads)]
+    return [head.model_copy(update={"name": head.name or f"{head.model or 'late'}{i}"})
+            for i, head in enumerate(cfg.heads)]

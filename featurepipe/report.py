@@ -48,7 +48,7 @@ def _feature_pictures(cfg: Config, dataset, store: FeatureStore, rows, folder: P
     ``show.py``), the visual words of patch codebooks, an MLP's first-layer templates."""
     figures, notes, drawn = {}, [], set()
     image = read_image(dataset.root / _first_decoded(store, rows[0]["feature_key"], "test" if dataset.splits else None))
-    for name, spec in cfg.bench.pipelines.items():
+    for name, spec in ((n, s) for n, s in cfg.bench.pipelines.items() if s.late is None):
         pipeline, _, _ = fitted_pipeline(cfg.model_copy(update={"pipeline": spec.pipeline()}), dataset, store)
         kinds = show.drawn_kinds(pipeline)
         if kinds - drawn:

@@ -48,7 +48,7 @@ def show_image(cfg: Config, image_path, pipeline_name: str | None = None, out=No
 
 def pipeline_spec(cfg: Config, name: str | None) -> tuple[str, PipelineConfig]:
     """The pipeline to show, and its name: bench pipeline ``name``, or the config's ``pipeline``."""
-    choices = dict(cfg.bench.pipelines) if cfg.bench else {}
+    choices = {n: spec for n, spec in cfg.bench.pipelines.items() if spec.late is None} if cfg.bench else {}
     if name is None:
         if cfg.pipeline is not None:
             return "pipeline", cfg.pipeline

@@ -81,7 +81,9 @@ def grid_text(record: dict) -> str:
     for row in grid:
         mark = " <- chosen" if row["params"] == chosen["params"] and row["normalize"] == chosen["normalize"] else ""
         values = params_text({k: row["params"][k] for k in searched})
-        lines.append(f"  {describe_normalize(row['normalize']):<30} {values:<30} {row['val_accuracy']:.2%}{mark}")
+        # a late fusion chooses by log loss (``fusion.choose_weights``): shown beside the accuracy
+        loss = f"  log loss {row['val_log_loss']:.4f}" if "val_log_loss" in row else ""
+        lines.append(f"  {describe_normalize(row['normalize']):<30} {values:<30} {row['val_accuracy']:.2%}{loss}{mark}")
     return "\n".join(lines)
 
 

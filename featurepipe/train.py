@@ -1,6 +1,7 @@
 """What ``featurepipe train`` does: fit every head a config names on its (cached) features (``fitting.py``)
-and write each one's trained-head folder (``trained.py``) with its metrics and figures; print a line per head
-and a table comparing them (``summary.py``).
+and write each one's trained-head folder (``trained.py``) with its metrics and figures, then fuse those a
+``late`` head names (``fusion.py``, ``fused_folder.py``); print a line per head and a table comparing them
+(``summary.py``).
 
 Each run has a folder of its own: one that already holds something is refused unless ``force`` says to
 replace the heads of the same names. A head's folder is written whole in a fresh temporary folder beside
@@ -8,6 +9,7 @@ it, then swapped in (``files.swap_in``): a killed run leaves the previous run's 
 a mix, and nothing is written through a link that was in the old folder."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from .checks import check_train
 from .config import Config, ConfigError, HeadConfig
 from .files import swap_in, temporary_sibling, write_json_atomic
 from .extract import config_dataset, fitted_pipeline, training_data
-from .fitting import TrainingData, fit_and_score, named_heads
+from .fitting import TrainingData, fit_and_score, head_key, named_heads
+from .fused_folder import save_fused
+from .fusion import Member, fit_fusion
 from .metrics import accuracy_interval
 from .plots import confusion_matrix, training_curves, validation_curve
 from .runner import map_in_processes
@@ -24,17 +28,27 @@ from .head_folder import save_trained
 
 
 def train_heads(cfg: Config, output=None, *, force: bool = False, verbose: bool = False) -> list[dict]:
-    """Train every head the config names on its (cached) features into the run folder ``output`` (default
-    the config's ``output``); returns their records. A run folder that is not empty is refused unless
-    ``force``. ``verbose``: also each grid point's validation accuracy per split, each head's grid and, with
-    ``run.progress``, the heads' epoch bars."""
+    """Train every head the config names on its (cached) features -- the config's pipeline's, or the head's
+    own -- into the run folder ``output`` (default the config's ``output``), then its late fusions of those
+    heads; returns their records. A run folder that is not empty is refused unless ``force``. ``verbose``:
+    also each grid point's validation accuracy per split, each head's grid and, with ``run.progress``, the
+    heads' epoch bars."""
     heads = named_heads(cfg)
     run = run_folder(Path(output or cfg.output).expanduser().absolute(), force)
     dataset = config_dataset(cfg)
     check_train(cfg, dataset, heads)
-    data = training_data(cfg, dataset)
-    pipeline, _, _ = fitted_pipeline(cfg, dataset, data.store)
-    records = [train_head(cfg, data, pipeline, head, run / head.name, verbose) for head in heads]
+    records, members, prepared = [], {}, {}
+    for head in (h for h in heads if h.late is None):
+        sub = cfg.for_head(head)
+        spec = json.dumps(sub.pipeline.model_dump(), sort_keys=True)
+        if spec not in prepared:
+            data = training_data(sub, dataset)
+            prepared[spec] = data, fitted_pipeline(sub, dataset, data.store)[0]
+        data, pipeline = prepared[spec]
+        records.append(train_head(sub, data, pipeline, head, run / head.name, verbose))
+        members[head.name] = Member(head.name, head_key(data, head, cfg.train), data)
+    for head in (h for h in heads if h.late is not None):
+        records.append(train_fusion(head.name, [members[name] for name in head.late], run, verbose))
     print(heads_table(records, run), flush=True)
     return records
 
@@ -87,6 +101,24 @@ def train_head(cfg: Config, data: TrainingData, pipeline, head: HeadConfig, fold
         print(grid_text(record), flush=True)
     print(head_line(record, folder, cached=not fits), flush=True)
     return record
+
+
+def train_fusion(name: str, members: list[Member], run: Path, verbose: bool = False) -> dict:
+    """Fuse the heads ``members`` (trained into ``run`` already) as head ``name`` (``fusion.py``), write its
+    folder (``fused_folder.py``, with ``metrics.json``) and print its line; returns its record."""
+    fused = fit_fusion(name, members)
+    folder = run / name
+    fresh = temporary_sibling(folder)
+    try:
+        save_fused(fresh, fused, [run / member.name for member in members])
+        write_json_atomic(fresh / "metrics.json", with_intervals(fused.record))
+        swap_in(fresh, folder)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    if verbose:
+        print(grid_text(fused.record), flush=True)
+    print(head_line(fused.record, folder, cached=fused.cached), flush=True)
+    return fused.record
 
 
 def write_run(folder: Path, result, cfg: Config, pipeline, name: str) -> None:

@@ -7,6 +7,8 @@ A head bundle is a folder of
 - ``normalization.npz``: the fitted normalisation's arrays;
 - ``calibration.npz``, for a head that gives scores but no probabilities (the hinge losses): the Platt
   scaling that turns its scores into probabilities (``calibration.py``);
+- ``out_of_fold.npz``, for a head fitted by this featurepipe: its decision values on the validation rows of
+  its search, at the chosen setting (``calibration.OutOfFold``: what late fusion learns its weights from);
 - ``manifest.json``: what the head expects -- the feature dimension, the classes, the normalisation (spec,
   values, shapes), the head's input width, the training images' size, whether it is calibrated -- and the
   SHA-256 and size of every array file.
@@ -27,20 +29,22 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from .calibration import PlattScaling
+from .calibration import OutOfFold, PlattScaling
 from .core import restore_state, stage_state
 from .errors import TrainedFolderError
 from .files import is_temporary, read_regular, write_json_atomic, write_npz_atomic
 from .normalize import Normalization
 
 FORMAT, VERSION = "featurepipe.trained", 2
+FUSED_FORMAT = "featurepipe.fused"  # a late fusion of trained heads (``fused_folder.py``)
 HEAD_FILES = ("head.npz", "normalization.npz")  # every bundle's
 CALIBRATION_FILE = "calibration.npz"  # a calibrated bundle's
+OUT_OF_FOLD_FILE = "out_of_fold.npz"  # a bundle with its search's out-of-fold decision values
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_ARRAY_FILE_BYTES = 64 << 30
 
@@ -69,6 +73,7 @@ class NormalizationRecord(StrictRecord):
 class BundleManifest(StrictRecord):
     """A head bundle's manifest: every field the loader reads, and nothing else."""
 
+    FORMAT: ClassVar[str] = FORMAT
     format: Literal["featurepipe.trained"]
     version: Literal[2]
     feature_dim: _Count
@@ -77,11 +82,13 @@ class BundleManifest(StrictRecord):
     normalization: NormalizationRecord
     image_shape: Annotated[list[_Side], Field(min_length=2, max_length=3)] | None
     calibration: Literal["platt"] | None = None  # absent from folders written before calibration existed
+    out_of_fold: Literal[True] | None = None  # absent from folders written before late fusion existed
     files: dict[str, FileRecord]
 
     def expected_files(self) -> set[str]:
         """The files a folder of this kind has, no more, no fewer."""
-        return set(HEAD_FILES) | ({CALIBRATION_FILE} if self.calibration else set())
+        return (set(HEAD_FILES) | ({CALIBRATION_FILE} if self.calibration else set())
+                | ({OUT_OF_FOLD_FILE} if self.out_of_fold else set()))
 
 
 @dataclass
@@ -95,6 +102,7 @@ class Trained:
     manifest: dict
     pipeline: object = None
     calibration: PlattScaling | None = None
+    out_of_fold: OutOfFold | None = None
 
     def predict_proba(self, features) -> np.ndarray:
         """Class probabilities of rows of features (columns in ``model.classes_`` order): the head's own
@@ -125,6 +133,8 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
     written = {"normalization.npz": normalization_arrays, **(arrays or {})}
     if result.calibration is not None:
         written[CALIBRATION_FILE] = result.calibration.arrays()
+    if result.out_of_fold is not None:
+        written[OUT_OF_FOLD_FILE] = result.out_of_fold.arrays()
     for name, content in written.items():
         write_npz_atomic(folder / name, content)
     record = result.record
@@ -135,6 +145,7 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
                           "shapes": {k: list(v.shape) for k, v in normalization_arrays.items()}},
         "image_shape": record.get("image_shape"),
         **({"calibration": "platt"} if result.calibration is not None else {}),
+        **({"out_of_fold": True} if result.out_of_fold is not None else {}),
         "files": {name: _file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
     })
     return folder
@@ -163,7 +174,7 @@ def load_bundle(folder) -> Trained:
     return assemble(folder, manifest, read_files(folder, manifest))
 
 
-def read_manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
+def read_manifest(folder: Path, schema: type[StrictRecord]) -> StrictRecord:
     """The manifest of ``folder``, every field checked against ``schema``."""
     if is_temporary(folder):
         fail(folder, "a temporary folder (a write in progress, or left by one that was killed), not a head")
@@ -179,6 +190,9 @@ def read_manifest(folder: Path, schema: type[BundleManifest]) -> BundleManifest:
         fail(folder, f"manifest.json is not JSON ({e})")
     if isinstance(tree, dict) and tree.get("format") == FORMAT and tree.get("version") == 1:
         fail(folder, "manifest.json is of version 1, which held run settings; retrain the head with this featurepipe")
+    if isinstance(tree, dict) and tree.get("format") == FUSED_FORMAT != schema.FORMAT:
+        fail(folder, f"a late fusion of several heads: `featurepipe compare` takes it whole; predict and evaluate take "
+                     f"one head, such as one of the folders in {folder / 'members'}")
     try:
         return schema.model_validate(tree)
     except ValidationError as e:
@@ -258,17 +272,19 @@ def assemble(folder: Path, manifest: BundleManifest, files: dict) -> Trained:
         fail(folder, "the head or its normalisation holds non-finite numbers")
     _trial(folder, model, normalization, manifest.feature_dim)
     return Trained(folder, model, normalization, manifest.model_dump(mode="json"),
-                   calibration=_calibration(folder, files, len(manifest.classes)))
+                   calibration=_checked(folder, files, CALIBRATION_FILE, PlattScaling, len(manifest.classes)),
+                   out_of_fold=_checked(folder, files, OUT_OF_FOLD_FILE, OutOfFold, len(manifest.classes)))
 
 
-def _calibration(folder, files: dict, n_classes: int):
-    """The Platt scaling in ``calibration.npz``, checked (names, shapes, finite values), or None without one."""
-    if CALIBRATION_FILE not in files:
+def _checked(folder, files: dict, name: str, kind, n_classes: int):
+    """The ``kind`` (``PlattScaling``, ``OutOfFold``) stored in file ``name``, checked by its ``from_arrays``
+    (names, shapes, finite values), or None without that file."""
+    if name not in files:
         return None
     try:
-        return PlattScaling.from_arrays(files[CALIBRATION_FILE], n_classes)
+        return kind.from_arrays(files[name], n_classes)
     except ValueError as e:
-        fail(folder, f"{CALIBRATION_FILE}: {e}")
+        fail(folder, f"{name}: {e}")
 
 
 def _trial(folder, model, normalization, width: int) -> None:

@@ -133,7 +133,7 @@ def test_a_damaged_cached_head_is_fitted_again_with_one_line(data, capsys):
     first = fit_and_score(training, HEAD, SETTINGS)
     folder = training.store.entry_path("heads", head_key(training, HEAD, SETTINGS))
     assert sorted(p.name for p in folder.iterdir()) == ["calibration.npz", "entry.json", "head.npz", "manifest.json",
-                                                        "normalization.npz"]  # an SVM: calibrated
+                                                        "normalization.npz", "out_of_fold.npz"]  # an SVM: calibrated
     damaged = bytearray((folder / "head.npz").read_bytes())
     damaged[-100] ^= 1
     (folder / "head.npz").write_bytes(bytes(damaged))
