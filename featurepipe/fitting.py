@@ -111,7 +111,8 @@ def fit_and_score(data: TrainingData, head: HeadConfig, train: TrainConfig, *, v
     """Fit, select, refit and score ``head`` on ``data`` with the ``train`` settings (``head.normalize``, when
     set, instead of ``train.normalize``); reuse the stored result if any. ``log(split, n_splits, normalize,
     params, validation_accuracy)`` is called after each grid point; the search's independent fits run through
-    ``map_tasks`` (``runner.map_in_processes(jobs)`` for several cores), which does not change the result."""
+    ``map_tasks`` (``runner.map_in_processes(jobs)`` for several cores): a search by Gram matrix finds the
+    same models either way; one on features, models up to the rounding of BLAS threads (a worker has one)."""
     key = head_key(data, head, train)
     stored = cached_head(data.store, key)
     if stored is not None:  # stored under another name, perhaps (a name is no part of the key)
