@@ -119,7 +119,7 @@ def _row(pipeline: str, head: str, key: str, feature_key: str, kind: str, record
             "peak_fit_mib": record["peak_fit_mib"],
             "train_accuracy": record["train"]["accuracy"], "val_accuracy": record["val"]["accuracy"],
             "test_accuracy": record["test"]["accuracy"], **intervals(record),
-            "test_n": record["test"]["n"], "chosen": record["chosen"], "grid": record["grid"],
+            "test_mean_per_class": record["test"]["mean_per_class_accuracy"], "test_n": record["test"]["n"], "chosen": record["chosen"], "grid": record["grid"],
             "confusion_matrix": record["test"]["confusion_matrix"], "classes": record["classes"],
             "history": record["history"]}
 
