@@ -134,7 +134,12 @@ def test_every_shipped_config_builds_its_pipeline(name):
     from featurepipe.fitting import named_heads
 
     cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
-    pipelines = [cfg.pipeline] if cfg.pipeline is not None else [p.pipeline() for p in cfg.bench.pipelines.values()]
+    if cfg.pipeline is not None:  # train: the config's pipeline and the heads' own
+        pipelines = [cfg.pipeline, *(h.pipeline for h in cfg.heads if h.pipeline is not None)]
+    else:  # bench: every pipeline's, a late fusion naming pipelines that are there
+        entries = cfg.bench.pipelines
+        pipelines = [p.pipeline() for p in entries.values() if p.late is None]
+        assert all(set(p.late) <= set(entries) for p in entries.values() if p.late is not None)
     for pipeline in pipelines:  # extract, and the features of every bench cell
         build_config_pipeline(cfg.model_copy(update={"pipeline": pipeline})).extractor.validate_params()
     named_heads(cfg)  # train (and bench): every config names heads, with known models and parameters
