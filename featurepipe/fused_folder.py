@@ -11,6 +11,7 @@ name (no path), sizes and hashes checked, weights finite, non-negative and summi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .files import read_regular, write_json_atomic, write_npz_atomic
 from .fusion import MAX_MEMBERS
 from .head_folder import load_trained
 from .trained import (FUSED_FORMAT, MAX_MANIFEST_BYTES, Digest, FileRecord, StrictRecord, Trained, fail,
-                      read_files, read_manifest)
+                      file_record, read_files, read_manifest)
 
 FUSION_FILE = "fusion.npz"
 MEMBERS = "members"
@@ -79,12 +80,12 @@ def save_fused(folder, fused, member_folders: list[Path]) -> Path:
         manifest = json.loads((source / "manifest.json").read_text())
         for name in ["manifest.json", *manifest["files"]]:
             shutil.copyfile(source / name, target / name)
-        records.append({"name": source.name, "manifest_sha256": _sha256(target / "manifest.json")})
+        records.append({"name": source.name,
+                        "manifest_sha256": file_record((target / "manifest.json").read_bytes())["sha256"]})
     write_npz_atomic(folder / FUSION_FILE, {"weights": np.asarray(fused.weights, np.float64)})
-    data = (folder / FUSION_FILE).read_bytes()
     write_json_atomic(folder / "manifest.json", {
         "format": FUSED_FORMAT, "version": 1, "members": records, "classes": fused.record["classes"],
-        "files": {FUSION_FILE: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}}})
+        "files": {FUSION_FILE: file_record((folder / FUSION_FILE).read_bytes())}})
     return folder
 
 
@@ -106,7 +107,9 @@ def load_fused(folder) -> Fused:
     names = [m.name for m in manifest.members]
     if len(set(names)) != len(names):
         fail(folder, "manifest.json names a member twice")
-    found = sorted(p.name for p in (folder / MEMBERS).iterdir()) if _real_folder(folder / MEMBERS) else None
+    # A stranger's members/ is read no further than one entry past what a fusion may hold.
+    found = (sorted(p.name for p in itertools.islice((folder / MEMBERS).iterdir(), MAX_MEMBERS + 1))
+             if _real_folder(folder / MEMBERS) else None)
     if found != sorted(names):
         fail(folder, f"{MEMBERS}/ holds {found}, the manifest lists {sorted(names)}")
     members = []
@@ -145,6 +148,3 @@ def _weights(folder, arrays: dict, n_members: int) -> np.ndarray:
 def _real_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -146,12 +146,13 @@ def save_bundle(folder, result, arrays: dict | None = None, **parts) -> Path:
         "image_shape": record.get("image_shape"),
         **({"calibration": "platt"} if result.calibration is not None else {}),
         **({"out_of_fold": True} if result.out_of_fold is not None else {}),
-        "files": {name: _file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
+        "files": {name: file_record((folder / name).read_bytes()) for name in ("head.npz", *written)},
     })
     return folder
 
 
-def _file_record(data: bytes) -> dict:
+def file_record(data: bytes) -> dict:
+    """A manifest's record of a file's bytes: their SHA-256 and size."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 

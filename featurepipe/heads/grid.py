@@ -210,8 +210,8 @@ class FoldSearch:
     ``sample_weight``, when not None, one weight per such row, passed to the fits (sliced to their rows).
     With ``keep``, heads are fitted with ``warm_start`` and ``_rows`` may keep them for a refit.
     ``log(split, n_splits, option, params, accuracy)`` is called after each grid point. ``map_tasks(function,
-    tasks)`` runs independent fits (``fit_gram_chain``) and returns their results in order: ``map_in_order`` by
-    default, ``runner.map_in_processes`` to use several cores.
+    tasks)`` runs independent fits (``fit_gram_chain``, ``score_plan``) and returns their results in order:
+    ``map_in_order`` by default, ``runner.map_in_processes`` to use several cores.
     """
 
     def __init__(self, head_class, params: dict, splits: list[Split], options: list, labels, *, keep: bool = False,
