@@ -53,7 +53,8 @@ def fit_gram_chain(folds: list[GramFold], paths: list[tuple], labels, sample_wei
     fold's solution at its largest alpha. Returns, per fold and path, ``(predictions, decision values)`` on
     the fold's validation rows for each alpha. A module-level function: a search sends it to worker processes."""
     out, previous = [], {}
-    with threadpool_limits(1, user_api="blas"):  # n x n work runs as fast on one thread, leaving a core to the other chain
+    # n x n work runs as fast on one BLAS thread, and leaves a core to the other chain.
+    with threadpool_limits(1, user_api="blas"):
         for fold in folds:
             K = fold.K
             space = GramSpace(K[np.ix_(fold.fit, fold.fit)])
