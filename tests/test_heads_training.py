@@ -74,7 +74,7 @@ def test_lbfgs_divergence_raises(blobs):
 
 
 def test_training_stops_when_the_loss_plateaus(blobs):
-    model = LinearClassifier(learning_rate=0.05, max_iter=500, tol=1e-3, n_iter_no_change=5).fit(*blobs)
+    model = LinearClassifier(learning_rate=0.05, max_iter=500, tol=1e-3, n_iter_no_change=5, random_state=0).fit(*blobs)
     assert model.n_iter_ < 500
     curve = model.loss_curve_
     # Each of the last 5 epochs failed to beat the best loss before it by tol; the epoch before did.
